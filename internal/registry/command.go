@@ -1,0 +1,87 @@
+package registry
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// commandVersion is the first byte of every encoded registry command.
+const commandVersion byte = 1
+
+// Op names a registry operation.
+type Op string
+
+// Registry operations. Each one reads the fields of Command named beside it.
+const (
+	OpInit          Op = "init"           // Shard (the prime shard record), Replicas (initial prime members), Hosts
+	OpHostPut       Op = "host_put"       // Host: insert, or update all fields but ID and Created
+	OpHostDelete    Op = "host_del"       // HostID: delete the host and its replicas
+	OpShardPut      Op = "shard_put"      // Shard: ID 0 inserts (returns the existing shard when Name exists); else updates
+	OpShardDelete   Op = "shard_del"      // ShardID: delete the shard and its replicas
+	OpReplicaPut    Op = "replica_put"    // Replica: ID 0 inserts with a new ID; else updates
+	OpReplicaDelete Op = "replica_del"    // ReplicaID
+	OpTagSet        Op = "tag_set"        // Kind, HostID|ShardID|ReplicaID, Key, Value
+	OpTagRemove     Op = "tag_remove"     // Kind, HostID|ShardID|ReplicaID, Key
+	OpStatusSet     Op = "status_set"     // Kind, HostID|ShardID|ReplicaID, Status
+	OpShardLeader   Op = "shard_leader"   // ShardID, Leader, Term: recorded only when Term >= the stored term
+	OpBatch         Op = "batch"          // Batch: applied in order as one entry, all or nothing
+)
+
+// Kind names the record a tag or status command addresses.
+type Kind string
+
+// Record kinds.
+const (
+	KindHost    Kind = "host"
+	KindShard   Kind = "shard"
+	KindReplica Kind = "replica"
+)
+
+// Command is one registry change, proposed to the prime shard.
+type Command struct {
+	Op        Op        `json:"op"`
+	Kind      Kind      `json:"kind,omitempty"`
+	Host      *Host     `json:"host,omitempty"`
+	Shard     *Shard    `json:"shard,omitempty"`
+	Replica   *Replica  `json:"replica,omitempty"`
+	Hosts     []Host    `json:"hosts,omitempty"`
+	Replicas  []Replica `json:"replicas,omitempty"`
+	HostID    string    `json:"hostID,omitempty"`
+	ShardID   uint64    `json:"shardID,omitempty"`
+	ReplicaID uint64    `json:"replicaID,omitempty"`
+	Key       string    `json:"key,omitempty"`
+	Value     string    `json:"value,omitempty"`
+	Status    string    `json:"status,omitempty"`
+	Leader    uint64    `json:"leader,omitempty"`
+	Term      uint64    `json:"term,omitempty"`
+	Batch     []Command `json:"batch,omitempty"`
+}
+
+// ErrBadCommand is returned when a command cannot be decoded or is invalid.
+var ErrBadCommand = errors.New("registry: bad command")
+
+// Encode returns the versioned wire form of c.
+func (c Command) Encode() []byte {
+	b, err := json.Marshal(c)
+	if err != nil {
+		// Command holds only strings, integers, maps and slices of them.
+		panic(fmt.Sprintf("registry: encode command: %v", err))
+	}
+	return append([]byte{commandVersion}, b...)
+}
+
+// DecodeCommand parses the wire form written by Encode.
+func DecodeCommand(b []byte) (Command, error) {
+	var c Command
+	if len(b) == 0 {
+		return c, fmt.Errorf("%w: empty", ErrBadCommand)
+	}
+	if b[0] != commandVersion {
+		return c, fmt.Errorf("%w: unknown version %d", ErrBadCommand, b[0])
+	}
+	if err := json.Unmarshal(b[1:], &c); err != nil {
+		return c, fmt.Errorf("%w: %v", ErrBadCommand, err)
+	}
+	return c, nil
+}
