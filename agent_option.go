@@ -1,0 +1,170 @@
+package zongzi
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/lni/dragonboat/v4/config"
+)
+
+// AgentOption configures an Agent. An option given a bad value makes
+// NewAgent return an error wrapping ErrInvalidConfig.
+type AgentOption func(*Agent) error
+
+// Default addresses and settings of an agent.
+const (
+	DefaultApiAddress    = "127.0.0.1:17003"
+	DefaultRaftAddress   = "127.0.0.1:17002"
+	DefaultGossipAddress = "127.0.0.1:17001"
+	// DefaultHostMemoryLimit bounds the memory of Dragonboat's log storage
+	// (write buffers); small enough for three hosts on a laptop.
+	DefaultHostMemoryLimit = 64 << 20
+)
+
+// checkAddrs validates an advertise address and an optional bind address.
+func checkAddrs(what string, addrs []string) (advertise, bind string, err error) {
+	if len(addrs) == 0 || len(addrs) > 2 {
+		return "", "", fmt.Errorf("%w: %s address: want advertise and optional bind address, got %d values", ErrInvalidConfig, what, len(addrs))
+	}
+	for _, a := range addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return "", "", fmt.Errorf("%w: %s address %q: %v", ErrInvalidConfig, what, a, err)
+		}
+	}
+	advertise, bind = addrs[0], addrs[0]
+	if len(addrs) == 2 {
+		bind = addrs[1]
+	}
+	return advertise, bind, nil
+}
+
+// WithAddrApi sets the address of the agent's message bus: advertise
+// address, then an optional bind address.
+func WithAddrApi(addrs ...string) AgentOption {
+	return func(a *Agent) (err error) {
+		a.apiAddr, a.apiBind, err = checkAddrs("api", addrs)
+		return err
+	}
+}
+
+// WithAddrRaft sets the Raft address: advertise address, then an optional
+// bind address. Hosts find each other's replicas by this address, so a host
+// keeps it across restarts.
+func WithAddrRaft(addrs ...string) AgentOption {
+	return func(a *Agent) (err error) {
+		a.raftAddr, a.raftBind, err = checkAddrs("raft", addrs)
+		return err
+	}
+}
+
+// WithAddrGossip sets the gossip address: advertise address, then an
+// optional bind address. Gossip is off unless this option is given; with it,
+// replicas are addressed by host ID and peers exchange gossip addresses
+// during bootstrap.
+func WithAddrGossip(addrs ...string) AgentOption {
+	return func(a *Agent) (err error) {
+		a.gossipAddr, a.gossipBind, err = checkAddrs("gossip", addrs)
+		return err
+	}
+}
+
+// WithDirRaft sets the directory of Dragonboat's host data.
+func WithDirRaft(dir string) AgentOption {
+	return func(a *Agent) error {
+		if dir == "" {
+			return fmt.Errorf("%w: empty raft dir", ErrInvalidConfig)
+		}
+		a.hostConfig.NodeHostDir = dir
+		return nil
+	}
+}
+
+// WithDirWAL sets the directory of the write-ahead log (defaults to the raft dir).
+func WithDirWAL(dir string) AgentOption {
+	return func(a *Agent) error {
+		if dir == "" {
+			return fmt.Errorf("%w: empty WAL dir", ErrInvalidConfig)
+		}
+		a.hostConfig.WALDir = dir
+		return nil
+	}
+}
+
+// WithHostTags sets this host's tags, each "key=value" or "key".
+func WithHostTags(tags ...string) AgentOption {
+	return func(a *Agent) error {
+		for _, t := range tags {
+			k, v, _ := strings.Cut(t, "=")
+			if k == "" {
+				return fmt.Errorf("%w: host tag %q has no key", ErrInvalidConfig, t)
+			}
+			a.hostTags[k] = v
+		}
+		return nil
+	}
+}
+
+// WithHostConfig replaces Dragonboat's host configuration. Addresses and
+// directories set by other options still apply.
+func WithHostConfig(cfg config.NodeHostConfig) AgentOption {
+	return func(a *Agent) error {
+		dir, wal := a.hostConfig.NodeHostDir, a.hostConfig.WALDir
+		a.hostConfig = cfg
+		if cfg.NodeHostDir == "" {
+			a.hostConfig.NodeHostDir = dir
+		}
+		if cfg.WALDir == "" {
+			a.hostConfig.WALDir = wal
+		}
+		return nil
+	}
+}
+
+// WithReplicaConfig sets the Dragonboat replica configuration used for guest
+// shards. ShardID, ReplicaID and IsNonVoting are filled in per replica.
+func WithReplicaConfig(cfg config.Config) AgentOption {
+	return func(a *Agent) error {
+		if cfg.ElectionRTT == 0 || cfg.HeartbeatRTT == 0 || cfg.ElectionRTT <= 2*cfg.HeartbeatRTT {
+			return fmt.Errorf("%w: replica config needs ElectionRTT > 2*HeartbeatRTT > 0", ErrInvalidConfig)
+		}
+		a.replicaConfig = cfg
+		return nil
+	}
+}
+
+// WithHostMemoryLimit bounds the memory of Dragonboat's log storage, in bytes.
+func WithHostMemoryLimit(bytes uint64) AgentOption {
+	return func(a *Agent) error {
+		if bytes < 4<<20 {
+			return fmt.Errorf("%w: host memory limit %d below 4 MiB", ErrInvalidConfig, bytes)
+		}
+		a.memoryLimit = bytes
+		return nil
+	}
+}
+
+// WithShardController replaces the placement controller that runs on the
+// prime shard's leader.
+func WithShardController(c ShardController) AgentOption {
+	return func(a *Agent) error {
+		if c == nil {
+			return fmt.Errorf("%w: nil shard controller", ErrInvalidConfig)
+		}
+		a.controller = c
+		return nil
+	}
+}
+
+// WithLogger sets the logger for the agent's own logs. Dragonboat's logs go
+// to the first logger given to any agent in the process, at warning level.
+func WithLogger(l *slog.Logger) AgentOption {
+	return func(a *Agent) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrInvalidConfig)
+		}
+		a.log = l
+		return nil
+	}
+}

@@ -1,0 +1,37 @@
+package bus
+
+import (
+	"context"
+
+	"github.com/zongzi-kv/zongzi/internal/bus/pb"
+)
+
+// Handler serves requests arriving over the bus. The agent implements it.
+// Shard calls are served from the local replica only; a handler never
+// forwards again, so a request makes at most one hop.
+type Handler interface {
+	// Info describes this host.
+	Info(ctx context.Context) (*pb.InfoResponse, error)
+	// Join adds a host to the prime shard and returns its replica ID.
+	Join(ctx context.Context, req *pb.JoinRequest) (uint64, error)
+	// Membership adds or removes a replica of a shard this host serves.
+	Membership(ctx context.Context, req *pb.MembershipRequest) error
+	// Apply proposes cmd to the shard and returns the result.
+	Apply(ctx context.Context, shardID uint64, cmd []byte) (uint64, []byte, error)
+	// Commit proposes cmd and returns once it is committed.
+	Commit(ctx context.Context, shardID uint64, cmd []byte) error
+	// Read queries the shard; leader asks for a read by the shard's leader.
+	Read(ctx context.Context, shardID uint64, query []byte, stale, leader bool) (uint64, []byte, error)
+	// Index returns the shard's applied index after a read barrier.
+	Index(ctx context.Context, shardID uint64) (uint64, error)
+	// Watch calls send for every result until ctx is done or send fails.
+	Watch(ctx context.Context, shardID uint64, query []byte, stale bool, send func(value uint64, data []byte) error) error
+}
+
+// Codes maps errors to gRPC codes on the server and back on the client.
+type Codes struct {
+	// ToCode picks the status code sent for a handler error.
+	ToCode func(error) uint32
+	// ToError rebuilds an error from a received code and message.
+	ToError func(code uint32, msg string) error
+}

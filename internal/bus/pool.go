@@ -1,0 +1,203 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/zongzi-kv/zongzi/internal/bus/pb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// Pool keeps one client connection per remote API address, and the round
+// trip last measured to each.
+type Pool struct {
+	codes Codes
+	mu    sync.Mutex
+	peers map[string]*peer
+}
+
+type peer struct {
+	conn   *grpc.ClientConn
+	client pb.BusClient
+	rtt    time.Duration // zero until measured
+}
+
+// NewPool returns an empty pool.
+func NewPool(c Codes) *Pool {
+	return &Pool{codes: c, peers: map[string]*peer{}}
+}
+
+func (p *Pool) get(addr string) (*peer, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pe, ok := p.peers[addr]; ok {
+		return pe, nil
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("bus: dial %s: %w", addr, err)
+	}
+	pe := &peer{conn: conn, client: pb.NewBusClient(conn)}
+	p.peers[addr] = pe
+	return pe, nil
+}
+
+// RTT returns the last round trip measured to addr by Info, and whether one was.
+func (p *Pool) RTT(addr string) (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pe, ok := p.peers[addr]
+	if !ok || pe.rtt == 0 {
+		return 0, false
+	}
+	return pe.rtt, true
+}
+
+// Close closes every connection.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, pe := range p.peers {
+		_ = pe.conn.Close()
+		delete(p.peers, addr)
+	}
+}
+
+func (p *Pool) err(addr string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return fmt.Errorf("bus %s: %w", addr, err)
+	}
+	return fmt.Errorf("bus %s: %w", addr, p.codes.ToError(uint32(st.Code()), st.Message()))
+}
+
+// Info asks the host at addr to describe itself and records the round trip.
+func (p *Pool) Info(ctx context.Context, addr string) (*pb.InfoResponse, error) {
+	pe, err := p.get(addr)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	res, err := pe.client.Info(ctx, &pb.InfoRequest{})
+	if err != nil {
+		return nil, p.err(addr, err)
+	}
+	rtt := time.Since(start)
+	p.mu.Lock()
+	if pe.rtt == 0 {
+		pe.rtt = rtt
+	} else {
+		pe.rtt = (pe.rtt*3 + rtt) / 4
+	}
+	p.mu.Unlock()
+	return res, nil
+}
+
+// Join asks the host at addr to add the caller to the prime shard.
+func (p *Pool) Join(ctx context.Context, addr string, req *pb.JoinRequest) (uint64, error) {
+	pe, err := p.get(addr)
+	if err != nil {
+		return 0, err
+	}
+	res, err := pe.client.Join(ctx, req)
+	if err != nil {
+		return 0, p.err(addr, err)
+	}
+	return res.ReplicaId, nil
+}
+
+// Membership asks the host at addr to change a shard's membership.
+func (p *Pool) Membership(ctx context.Context, addr string, req *pb.MembershipRequest) error {
+	pe, err := p.get(addr)
+	if err != nil {
+		return err
+	}
+	_, err = pe.client.Membership(ctx, req)
+	return p.err(addr, err)
+}
+
+// Apply forwards a proposal to the host at addr.
+func (p *Pool) Apply(ctx context.Context, addr string, shardID uint64, cmd []byte) (uint64, []byte, error) {
+	pe, err := p.get(addr)
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := pe.client.Apply(ctx, &pb.ApplyRequest{ShardId: shardID, Cmd: cmd})
+	if err != nil {
+		return 0, nil, p.err(addr, err)
+	}
+	return res.Value, res.Data, nil
+}
+
+// Commit forwards a proposal to the host at addr without awaiting its result.
+func (p *Pool) Commit(ctx context.Context, addr string, shardID uint64, cmd []byte) error {
+	pe, err := p.get(addr)
+	if err != nil {
+		return err
+	}
+	_, err = pe.client.Commit(ctx, &pb.ApplyRequest{ShardId: shardID, Cmd: cmd})
+	return p.err(addr, err)
+}
+
+// Read forwards a query to the host at addr.
+func (p *Pool) Read(ctx context.Context, addr string, shardID uint64, query []byte, stale, leader bool) (uint64, []byte, error) {
+	pe, err := p.get(addr)
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := pe.client.Read(ctx, &pb.ReadRequest{ShardId: shardID, Query: query, Stale: stale, Leader: leader})
+	if err != nil {
+		return 0, nil, p.err(addr, err)
+	}
+	return res.Value, res.Data, nil
+}
+
+// Index asks the host at addr for the shard's applied index.
+func (p *Pool) Index(ctx context.Context, addr string, shardID uint64) (uint64, error) {
+	pe, err := p.get(addr)
+	if err != nil {
+		return 0, err
+	}
+	res, err := pe.client.Index(ctx, &pb.IndexRequest{ShardId: shardID})
+	if err != nil {
+		return 0, p.err(addr, err)
+	}
+	return res.Index, nil
+}
+
+// Watch streams results of query from the host at addr to send until ctx
+// is done, the stream ends or send fails.
+func (p *Pool) Watch(ctx context.Context, addr string, shardID uint64, query []byte, stale bool, send func(uint64, []byte) error) error {
+	pe, err := p.get(addr)
+	if err != nil {
+		return err
+	}
+	stream, err := pe.client.Watch(ctx, &pb.ReadRequest{ShardId: shardID, Query: query, Stale: stale})
+	if err != nil {
+		return p.err(addr, err)
+	}
+	for {
+		res, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return p.err(addr, err)
+		}
+		if err := send(res.Value, res.Data); err != nil {
+			return err
+		}
+	}
+}
