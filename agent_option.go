@@ -158,7 +158,7 @@ func WithShardController(c ShardController) AgentOption {
 }
 
 // WithLogger sets the logger for the agent's own logs. Dragonboat's logs go
-// to the first logger given to any agent in the process, at warning level.
+// to the first logger given to any agent in the process, at error level.
 func WithLogger(l *slog.Logger) AgentOption {
 	return func(a *Agent) error {
 		if l == nil {

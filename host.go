@@ -1,6 +1,233 @@
 package zongzi
 
-import "github.com/zongzi-kv/zongzi/internal/registry"
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+	sm "github.com/lni/dragonboat/v4/statemachine"
+
+	"github.com/zongzi-kv/zongzi/internal/bus/pb"
+	"github.com/zongzi-kv/zongzi/internal/registry"
+)
 
 // Host is one process running one agent, as recorded in the registry.
 type Host = registry.Host
+
+// hostSweep is how often the host controller reconciles when nothing changes.
+const hostSweep = 3 * time.Second
+
+// runHostController makes this host's replicas match the registry whenever
+// the registry changes, and at every sweep as a safety net.
+func (a *Agent) runHostController(ctx context.Context) {
+	sweep := time.NewTicker(hostSweep)
+	defer sweep.Stop()
+	for {
+		changed := a.store.Changed()
+		a.reconcileHost(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-sweep.C:
+		}
+	}
+}
+
+// reconcileHost makes one pass: register this host, start the replicas the
+// registry assigns to it, stop those it removed, mark started ones active.
+func (a *Agent) reconcileHost(ctx context.Context) {
+	st := a.store.State()
+	a.registerSelf(ctx, st)
+	want := map[uint64]Replica{}
+	for _, r := range st.HostReplicas(a.hostID) {
+		if r.ShardID != 0 {
+			want[r.ShardID] = r
+		}
+	}
+	a.mu.RLock()
+	running := maps.Clone(a.local)
+	a.mu.RUnlock()
+	for shardID, lr := range running {
+		if r, ok := want[shardID]; !ok || r.ID != lr.replicaID {
+			a.logErr(a.stopReplica(ctx, st, shardID, lr), "stop replica", shardID)
+		}
+	}
+	for _, shardID := range slices.Sorted(maps.Keys(want)) {
+		r := want[shardID]
+		if lr, ok := running[shardID]; ok && lr.replicaID == r.ID {
+			a.logErr(a.markActive(ctx, r), "mark replica active", shardID)
+			continue
+		}
+		a.logErr(a.startReplica(ctx, st, r), "start replica", shardID)
+	}
+}
+
+func (a *Agent) logErr(err error, what string, shardID uint64) {
+	if err != nil && ctxAlive(err) {
+		a.log.Warn("zongzi: "+what, "shard", shardID, "err", err)
+	}
+}
+
+// registerSelf writes this host's record when the registry's differs.
+func (a *Agent) registerSelf(ctx context.Context, st *State) {
+	h, _ := st.Host(a.hostID)
+	want := Host{
+		ID: a.hostID, Created: h.Created, Updated: h.Updated, Status: registry.HostStatusActive,
+		Tags: a.hostTags, ApiAddress: a.apiAddr, RaftAddress: a.raftAddr, ShardTypes: a.shardTypes(),
+	}
+	if h.Status == want.Status && maps.Equal(h.Tags, want.Tags) && h.ApiAddress == want.ApiAddress &&
+		h.RaftAddress == want.RaftAddress && slices.Equal(h.ShardTypes, want.ShardTypes) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := a.proposeRegistry(ctx, registry.Command{Op: registry.OpHostPut, Host: &want})
+	a.logErr(err, "register host", 0)
+}
+
+// markActive records a running replica as active once its shard has a leader.
+func (a *Agent) markActive(ctx context.Context, r Replica) error {
+	if r.Status == registry.ReplicaStatusActive {
+		return nil
+	}
+	if _, _, ok, _ := a.NodeHost().GetLeaderID(r.ShardID); !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := a.proposeRegistry(ctx, registry.Command{
+		Op: registry.OpStatusSet, Kind: registry.KindReplica, ReplicaID: r.ID, Status: registry.ReplicaStatusActive,
+	})
+	return err
+}
+
+// startReplica starts a replica the registry assigned to this host: from its
+// data on disk, as an initial member of a new shard, or as a joiner added
+// through a host that already runs the shard.
+func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
+	shard, ok := st.Shard(r.ShardID)
+	if !ok {
+		return fmt.Errorf("%w: %d", ErrShardNotFound, r.ShardID)
+	}
+	a.mu.RLock()
+	t, ok := a.types[shard.Type]
+	a.mu.RUnlock()
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrShardTypeUnknown, shard.Type)
+	}
+	nh := a.NodeHost()
+	var members map[uint64]dragonboat.Target
+	join := false
+	if !nh.HasNodeInfo(r.ShardID, r.ID) {
+		members = a.initialMembers(st, r)
+		if members == nil {
+			if err := a.requestJoin(ctx, st, r); err != nil {
+				return err
+			}
+			join = true
+		}
+	}
+	cfg := a.replicaConfig
+	cfg.ShardID, cfg.ReplicaID, cfg.IsNonVoting = r.ShardID, r.ID, r.IsNonVoting
+	lr := &localReplica{replicaID: r.ID, nonVoting: r.IsNonVoting}
+	var err error
+	if t.disk != nil {
+		err = nh.StartOnDiskReplica(members, join, func(shardID, replicaID uint64) sm.IOnDiskStateMachine {
+			g := newDiskGuest(t.disk(shardID, replicaID))
+			lr.guest = &g.guest
+			return g
+		}, cfg)
+	} else {
+		err = nh.StartConcurrentReplica(members, join, func(shardID, replicaID uint64) sm.IConcurrentStateMachine {
+			g := newMemoryGuest(t.memory(shardID, replicaID))
+			lr.guest = &g.guest
+			return g
+		}, cfg)
+	}
+	if err != nil {
+		return fmt.Errorf("start replica %d: %w", r.ID, err)
+	}
+	a.mu.Lock()
+	a.local[r.ShardID] = lr
+	a.mu.Unlock()
+	a.log.Info("zongzi: replica started", "shard", r.ShardID, "replica", r.ID, "join", join, "nonVoting", r.IsNonVoting)
+	return nil
+}
+
+// initialMembers returns the shard's first members when r is one of them:
+// the voting replicas written in the same registry entry as the shard's
+// oldest replicas. It returns nil when r must join instead.
+func (a *Agent) initialMembers(st *State, r Replica) map[uint64]dragonboat.Target {
+	reps := st.ShardReplicas(r.ShardID)
+	first := r.Created
+	for _, o := range reps {
+		first = min(first, o.Created)
+	}
+	if r.IsNonVoting || r.Created != first {
+		return nil
+	}
+	members := map[uint64]dragonboat.Target{}
+	for _, o := range reps {
+		if o.Created != first || o.IsNonVoting {
+			continue
+		}
+		h, ok := st.Host(o.HostID)
+		if !ok {
+			return nil
+		}
+		members[o.ID] = a.target(h.ID, h.RaftAddress)
+	}
+	return members
+}
+
+// requestJoin asks a host running the shard to add r to its membership.
+func (a *Agent) requestJoin(ctx context.Context, st *State, r Replica) error {
+	req := &pb.MembershipRequest{ShardId: r.ShardID, ReplicaId: r.ID, HostId: r.HostID, NonVoting: r.IsNonVoting}
+	var last error = fmt.Errorf("%w: shard %d has no active replica to join through", ErrShardNotReady, r.ShardID)
+	for _, o := range st.ShardReplicas(r.ShardID) {
+		if o.HostID == a.hostID || o.Status != registry.ReplicaStatusActive {
+			continue
+		}
+		h, ok := st.Host(o.HostID)
+		if !ok {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		last = a.pool.Membership(rctx, h.ApiAddress, req)
+		cancel()
+		if last == nil {
+			return nil
+		}
+	}
+	return last
+}
+
+// stopReplica removes a replica the registry no longer assigns to this host:
+// out of the shard's membership, stopped, and its data deleted.
+// A deleted shard's replicas are stopped without membership changes.
+func (a *Agent) stopReplica(ctx context.Context, st *State, shardID uint64, lr *localReplica) error {
+	nh := a.NodeHost()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, ok := st.Shard(shardID); ok {
+		if err := a.changeMembership(ctx, &pb.MembershipRequest{ShardId: shardID, ReplicaId: lr.replicaID, Remove: true}); err != nil {
+			return err
+		}
+	}
+	if err := nh.StopReplica(shardID, lr.replicaID); err != nil {
+		return fmt.Errorf("stop replica %d: %w", lr.replicaID, err)
+	}
+	a.mu.Lock()
+	delete(a.local, shardID)
+	delete(a.leaders, shardID)
+	a.mu.Unlock()
+	if err := nh.SyncRemoveData(ctx, shardID, lr.replicaID); err != nil {
+		return fmt.Errorf("remove data of replica %d: %w", lr.replicaID, err)
+	}
+	a.log.Info("zongzi: replica removed", "shard", shardID, "replica", lr.replicaID)
+	return nil
+}

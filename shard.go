@@ -1,6 +1,202 @@
 package zongzi
 
-import "github.com/zongzi-kv/zongzi/internal/registry"
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/zongzi-kv/zongzi/internal/registry"
+)
 
 // Shard is one Raft group, as recorded in the registry.
 type Shard = registry.Shard
+
+// ShardClient proposes commands to and reads from one shard. It uses this
+// host's replica when there is one and otherwise forwards the request over
+// the message bus to the nearest host that has one. It is safe for
+// concurrent use and cheap to keep.
+type ShardClient struct {
+	a       *Agent
+	shardID uint64
+}
+
+// ShardID returns the ID of the client's shard.
+func (c *ShardClient) ShardID() uint64 { return c.shardID }
+
+// Apply proposes cmd, waits until it is applied and returns the state
+// machine's result. On ErrTimeout the command may or may not have applied.
+func (c *ShardClient) Apply(ctx context.Context, cmd []byte) (value uint64, data []byte, err error) {
+	err = c.do(ctx, false, func() (err error) {
+		value, data, err = c.a.localApply(ctx, c.shardID, cmd)
+		return err
+	}, func(addr string) (err error) {
+		value, data, err = c.a.pool.Apply(ctx, addr, c.shardID, cmd)
+		return err
+	})
+	return value, data, err
+}
+
+// Commit proposes cmd and returns once it is committed, without waiting for
+// the state machine's result.
+func (c *ShardClient) Commit(ctx context.Context, cmd []byte) error {
+	return c.do(ctx, false, func() error {
+		return c.a.localCommit(ctx, c.shardID, cmd)
+	}, func(addr string) error {
+		return c.a.pool.Commit(ctx, addr, c.shardID, cmd)
+	})
+}
+
+// Read queries the shard. It is linearizable (a ReadIndex barrier) unless
+// stale, in which case any replica, voting or not, answers from its state.
+func (c *ShardClient) Read(ctx context.Context, query []byte, stale bool) (value uint64, data []byte, err error) {
+	err = c.do(ctx, false, func() (err error) {
+		value, data, err = c.a.localRead(ctx, c.shardID, query, stale)
+		return err
+	}, func(addr string) (err error) {
+		value, data, err = c.a.pool.Read(ctx, addr, c.shardID, query, stale, false)
+		return err
+	})
+	return value, data, err
+}
+
+// LeaderRead queries the shard on its current leader: a linearizable read
+// served by the replica that needs no round trip to confirm it.
+func (c *ShardClient) LeaderRead(ctx context.Context, query []byte) (value uint64, data []byte, err error) {
+	err = c.do(ctx, true, func() (err error) {
+		value, data, err = c.a.localRead(ctx, c.shardID, query, false)
+		return err
+	}, func(addr string) (err error) {
+		value, data, err = c.a.pool.Read(ctx, addr, c.shardID, query, false, true)
+		return err
+	})
+	return value, data, err
+}
+
+// Index returns the shard's applied index after a read barrier.
+func (c *ShardClient) Index(ctx context.Context) (index uint64, err error) {
+	err = c.do(ctx, false, func() (err error) {
+		index, err = c.a.localIndex(ctx, c.shardID)
+		return err
+	}, func(addr string) (err error) {
+		index, err = c.a.pool.Index(ctx, addr, c.shardID)
+		return err
+	})
+	return index, err
+}
+
+// Leader returns the shard's leader replica ID and term: as seen by this
+// host's replica when it has one, else as recorded in the registry. Zero
+// means unknown.
+func (c *ShardClient) Leader() (replicaID, term uint64) {
+	if li, ok := c.a.localLeader(c.shardID); ok {
+		return li.leader, li.term
+	}
+	s, _ := c.a.store.State().Shard(c.shardID)
+	return s.Leader, s.Term
+}
+
+// Watch sends the results of query to results until ctx is done. Unless
+// stale, it starts after a read barrier.
+func (c *ShardClient) Watch(ctx context.Context, query []byte, results chan<- *Result, stale bool) error {
+	send := func(v uint64, d []byte) error {
+		select {
+		case results <- &Result{Value: v, Data: d}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return c.do(ctx, false, func() error {
+		return c.a.localWatch(ctx, c.shardID, query, stale, send)
+	}, func(addr string) error {
+		return c.a.pool.Watch(ctx, addr, c.shardID, query, stale, send)
+	})
+}
+
+// do runs a request on the local replica when this host has one (for a
+// leader request: when it is the leader), else on the other hosts with an
+// active replica, nearest first, until one serves it. It moves on only when
+// a host says it cannot serve the shard, which means nothing was proposed.
+func (c *ShardClient) do(ctx context.Context, leader bool, local func() error, remote func(addr string) error) error {
+	if c.a.Status() != AgentStatusReady {
+		return ErrAgentNotReady
+	}
+	if c.servesLocally(leader) {
+		err := local()
+		if !errors.Is(err, ErrShardNotReady) {
+			return err
+		}
+	}
+	addrs, err := c.a.route(c.shardID, leader)
+	if err != nil {
+		return err
+	}
+	err = fmt.Errorf("%w: shard %d has no active replica on another host", ErrShardNotReady, c.shardID)
+	for _, addr := range addrs {
+		if err = remote(addr); !errors.Is(err, ErrShardNotReady) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// servesLocally says whether this host serves the request itself.
+func (c *ShardClient) servesLocally(leader bool) bool {
+	_, lr, ok := c.a.localReplicaOf(c.shardID)
+	if c.shardID == 0 {
+		ok, lr = true, &localReplica{replicaID: c.a.primeID}
+	}
+	if !ok || !leader {
+		return ok
+	}
+	li, known := c.a.localLeader(c.shardID)
+	return !known || li.leader == lr.replicaID
+}
+
+// route lists the API addresses of other hosts with an active replica of
+// the shard, the leader's first for a leader request, then by measured
+// round trip.
+func (a *Agent) route(shardID uint64, leader bool) ([]string, error) {
+	st := a.store.State()
+	shard, ok := st.Shard(shardID)
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrShardNotFound, shardID)
+	}
+	type cand struct {
+		addr   string
+		leader bool
+		rtt    time.Duration
+	}
+	var cands []cand
+	for _, r := range st.ShardReplicas(shardID) {
+		if r.HostID == a.hostID || r.Status != registry.ReplicaStatusActive {
+			continue
+		}
+		h, ok := st.Host(r.HostID)
+		if !ok {
+			continue
+		}
+		rtt, measured := a.pool.RTT(h.ApiAddress)
+		if !measured {
+			rtt = time.Hour
+		}
+		cands = append(cands, cand{addr: h.ApiAddress, leader: leader && r.ID == shard.Leader, rtt: rtt})
+	}
+	slices.SortFunc(cands, func(x, y cand) int {
+		if x.leader != y.leader {
+			if x.leader {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(x.rtt, y.rtt), cmp.Compare(x.addr, y.addr))
+	})
+	addrs := make([]string, len(cands))
+	for i, c := range cands {
+		addrs[i] = c.addr
+	}
+	return addrs, nil
+}

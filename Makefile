@@ -1,0 +1,33 @@
+# Zongzi: the library and its kv1 example.
+#   make test    every test, with the race detector (what CI runs)
+#   make run     a local 3-node kv1 cluster in the background; make stop ends it
+#   make bench   kv1 under load, next to a trivial net/http server
+#   make gen     regenerate the message bus's gRPC code
+
+GO       ?= go
+TESTTIME ?= 15m
+RUN_DIR  ?= $(or $(TMPDIR),/tmp)/zongzi-run
+
+.PHONY: test test-short vet lint gen run stop bench chaos kv1
+
+test: vet
+	$(GO) test -race -count=1 -timeout $(TESTTIME) ./...
+
+test-short: vet
+	$(GO) test -race -short -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+lint: vet
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+gen:
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+	cd internal/bus/pb && PATH="$$PATH:$$($(GO) env GOPATH)/bin" protoc \
+		--go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative bus.proto
+
+kv1:
+	$(GO) build -o bin/kv1 ./_examples/kv1

@@ -1,0 +1,229 @@
+package zongzi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/config"
+
+	"github.com/zongzi-kv/zongzi/internal/bus"
+	"github.com/zongzi-kv/zongzi/internal/registry"
+)
+
+// Agent runs one Dragonboat host as a member of a Zongzi cluster: it forms
+// or joins the prime shard, keeps its local replicas matching the registry
+// and routes shard requests. Create it with NewAgent, then Start it.
+type Agent struct {
+	clusterName string
+	peers       []string
+
+	apiAddr, apiBind       string
+	raftAddr, raftBind     string
+	gossipAddr, gossipBind string
+	hostTags               map[string]string
+	hostConfig             config.NodeHostConfig
+	replicaConfig          config.Config
+	memoryLimit            uint64
+	controller             ShardController
+	log                    *slog.Logger
+
+	status atomic.Int32
+	store  *registry.Store
+
+	mu         sync.RWMutex // guards the fields below
+	nh         *dragonboat.NodeHost
+	hostID     string
+	primeID    uint64 // this host's prime replica ID
+	primeReady bool
+	types      map[string]stateMachineType
+	local      map[uint64]*localReplica // running replicas by shard ID
+	leaders    map[uint64]leaderInfo    // leaders seen by the local raft event listener
+
+	server *bus.Server
+	pool   *bus.Pool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	events chan leaderInfo
+}
+
+// stateMachineType is a registered guest shard type.
+type stateMachineType struct {
+	memory StateMachineFactory
+	disk   StateMachinePersistentFactory
+}
+
+// localReplica is a replica running on this host.
+type localReplica struct {
+	replicaID uint64
+	nonVoting bool
+	guest     *guest
+}
+
+// leaderInfo is a shard's leader as reported by a raft event.
+type leaderInfo struct {
+	shardID, replicaID, leader, term uint64
+}
+
+var clusterNamePattern = regexp.MustCompile(`^[0-9a-z]{1,12}$`)
+
+// NewAgent returns an agent of the cluster clusterName (base36, at most 12
+// characters) whose voting peers have the given API addresses.
+func NewAgent(clusterName string, peers []string, opts ...AgentOption) (*Agent, error) {
+	if !clusterNamePattern.MatchString(clusterName) {
+		return nil, fmt.Errorf("%w: cluster name %q must be 1 to 12 base36 characters [0-9a-z]", ErrInvalidConfig, clusterName)
+	}
+	if len(peers) == 0 {
+		return nil, fmt.Errorf("%w: no peers", ErrInvalidConfig)
+	}
+	sorted := slices.Clone(peers)
+	slices.Sort(sorted)
+	for i, p := range sorted {
+		if _, _, err := checkAddrs("peer", []string{p}); err != nil {
+			return nil, err
+		}
+		if i > 0 && sorted[i-1] == p {
+			return nil, fmt.Errorf("%w: peer %s listed twice", ErrInvalidConfig, p)
+		}
+	}
+	a := &Agent{
+		clusterName: clusterName,
+		peers:       sorted,
+		apiAddr:     DefaultApiAddress, apiBind: DefaultApiAddress,
+		raftAddr: DefaultRaftAddress, raftBind: DefaultRaftAddress,
+		hostTags:      map[string]string{},
+		hostConfig:    config.NodeHostConfig{RTTMillisecond: 10},
+		replicaConfig: defaultReplicaConfig(),
+		memoryLimit:   DefaultHostMemoryLimit,
+		controller:    defaultShardController{},
+		log:           slog.Default(),
+		store:         registry.New(),
+		types:         map[string]stateMachineType{},
+		local:         map[uint64]*localReplica{},
+		leaders:       map[uint64]leaderInfo{},
+		events:        make(chan leaderInfo, 1024),
+	}
+	for _, opt := range opts {
+		if err := opt(a); err != nil {
+			return nil, err
+		}
+	}
+	if a.hostConfig.NodeHostDir == "" {
+		return nil, fmt.Errorf("%w: no raft dir (WithDirRaft)", ErrInvalidConfig)
+	}
+	if len(a.hostTags) == 0 {
+		a.hostTags = nil
+	}
+	return a, nil
+}
+
+// defaultReplicaConfig is the Dragonboat replica configuration of guest shards.
+func defaultReplicaConfig() config.Config {
+	return config.Config{
+		ElectionRTT:        20,
+		HeartbeatRTT:       2,
+		CheckQuorum:        true,
+		PreVote:            true,
+		SnapshotEntries:    10000,
+		CompactionOverhead: 5000,
+		WaitReady:          false,
+	}
+}
+
+// StateMachineRegister registers the in-memory state machine of a guest
+// shard type (a URI). Call it before Start.
+func (a *Agent) StateMachineRegister(uri string, f StateMachineFactory) error {
+	return a.register(uri, stateMachineType{memory: f}, f == nil)
+}
+
+// StateMachineRegisterPersistent registers the on-disk state machine of a
+// guest shard type (a URI). Call it before Start.
+func (a *Agent) StateMachineRegisterPersistent(uri string, f StateMachinePersistentFactory) error {
+	return a.register(uri, stateMachineType{disk: f}, f == nil)
+}
+
+func (a *Agent) register(uri string, t stateMachineType, isNil bool) error {
+	if uri == "" || isNil {
+		return fmt.Errorf("%w: state machine type needs a URI and a factory", ErrInvalidConfig)
+	}
+	if a.Status() != AgentStatusPending {
+		return fmt.Errorf("%w: register state machine %s before Start", ErrInvalidConfig, uri)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.types[uri] = t
+	return nil
+}
+
+// Status reports where the agent is in its life.
+func (a *Agent) Status() AgentStatus { return AgentStatus(a.status.Load()) }
+
+func (a *Agent) setStatus(s AgentStatus) {
+	a.status.Store(int32(s))
+	a.log.Info("zongzi: agent status", "status", s.String())
+}
+
+// HostID returns this host's ID (Dragonboat's NodeHost ID), empty before Start.
+func (a *Agent) HostID() string {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.hostID
+}
+
+// NodeHost returns the underlying Dragonboat host, nil before Start.
+func (a *Agent) NodeHost() *dragonboat.NodeHost {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.nh
+}
+
+// State returns a snapshot of this host's copy of the registry, which may
+// lag the prime shard's leader. It never blocks.
+func (a *Agent) State() *State { return a.store.State() }
+
+// StateLinearizable returns a snapshot of the registry read through the
+// prime shard with a read barrier.
+func (a *Agent) StateLinearizable(ctx context.Context) (*State, error) {
+	nh := a.NodeHost()
+	if nh == nil || a.Status() != AgentStatusReady {
+		return nil, ErrAgentNotReady
+	}
+	v, err := nh.SyncRead(ctx, 0, nil)
+	if err != nil {
+		return nil, fmt.Errorf("zongzi: read registry: %w", mapError(err))
+	}
+	return v.(*State), nil
+}
+
+// Stop stops the agent's controllers, message bus and host. It is prompt and
+// leaves no goroutine behind.
+func (a *Agent) Stop() {
+	if a.Status() == AgentStatusStopped {
+		return
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	if a.server != nil {
+		a.server.Stop()
+	}
+	a.wg.Wait()
+	a.mu.Lock()
+	nh := a.nh
+	a.nh = nil
+	a.local = map[uint64]*localReplica{}
+	a.mu.Unlock()
+	if nh != nil {
+		nh.Close()
+	}
+	if a.pool != nil {
+		a.pool.Close()
+	}
+	a.setStatus(AgentStatusStopped)
+}

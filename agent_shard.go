@@ -1,0 +1,154 @@
+package zongzi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/zongzi-kv/zongzi/internal/registry"
+)
+
+// ShardCreate creates a guest shard of the given type, or returns the
+// existing shard of the same name: created is true only for the call whose
+// proposal made it. Placement options decide where its replicas go.
+func (a *Agent) ShardCreate(ctx context.Context, shardType string, opts ...ShardOption) (shard Shard, created bool, err error) {
+	if shardType == "" {
+		return shard, false, fmt.Errorf("%w: empty shard type", ErrInvalidConfig)
+	}
+	s := Shard{Type: shardType, Status: registry.ShardStatusNew}
+	for _, opt := range opts {
+		if err := opt(&s); err != nil {
+			return shard, false, err
+		}
+	}
+	if s.Name == "" {
+		s.Name = uuid.NewString()
+	}
+	cmd := registry.Command{Op: registry.OpShardPut, Shard: &s}
+	// A shard is found by name, so a proposal whose outcome is unknown is
+	// safely proposed again.
+	for {
+		id, data, err := a.proposeRegistryResult(ctx, cmd)
+		if err == nil {
+			shard, _ = a.store.State().Shard(id)
+			return shard, len(data) == 1 && data[0] == 1, nil
+		}
+		if !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrShardNotReady) || ctx.Err() != nil {
+			return shard, false, fmt.Errorf("create shard %q: %w", s.Name, err)
+		}
+	}
+}
+
+// ShardUpdate changes a shard's name or tags with the given options.
+func (a *Agent) ShardUpdate(ctx context.Context, shardID uint64, opts ...ShardOption) (Shard, error) {
+	s, ok := a.store.State().Shard(shardID)
+	if !ok || shardID == 0 {
+		return s, fmt.Errorf("%w: %d", ErrShardNotFound, shardID)
+	}
+	tags := make(map[string]string, len(s.Tags))
+	for k, v := range s.Tags {
+		tags[k] = v
+	}
+	s.Tags = tags
+	for _, opt := range opts {
+		if err := opt(&s); err != nil {
+			return s, err
+		}
+	}
+	if _, err := a.proposeRegistry(ctx, registry.Command{Op: registry.OpShardPut, Shard: &s}); err != nil {
+		return s, fmt.Errorf("update shard %d: %w", shardID, err)
+	}
+	s, _ = a.store.State().Shard(shardID)
+	return s, nil
+}
+
+// ShardDelete deletes a guest shard; hosts stop its replicas and delete their data.
+func (a *Agent) ShardDelete(ctx context.Context, shardID uint64) error {
+	if shardID == 0 {
+		return fmt.Errorf("%w: the prime shard cannot be deleted", ErrInvalidConfig)
+	}
+	if _, err := a.proposeRegistry(ctx, registry.Command{Op: registry.OpShardDelete, ShardID: shardID}); err != nil {
+		return fmt.Errorf("delete shard %d: %w", shardID, err)
+	}
+	return nil
+}
+
+// ShardFind returns the shard with the given name from the local registry.
+func (a *Agent) ShardFind(name string) (Shard, bool) {
+	return a.store.State().ShardByName(name)
+}
+
+// Client returns a client of the shard with the given ID.
+func (a *Agent) Client(shardID uint64) *ShardClient {
+	return &ShardClient{a: a, shardID: shardID}
+}
+
+// ClientByName returns a client of the shard with the given name.
+func (a *Agent) ClientByName(name string) (*ShardClient, error) {
+	s, ok := a.ShardFind(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrShardNotFound, name)
+	}
+	return a.Client(s.ID), nil
+}
+
+// proposeRegistry proposes a registry command through this host's prime
+// replica and returns the ID it affected; a rejected command is an error
+// wrapping ErrRejected.
+func (a *Agent) proposeRegistry(ctx context.Context, cmd registry.Command) (uint64, error) {
+	v, _, err := a.proposeRegistryResult(ctx, cmd)
+	return v, err
+}
+
+func (a *Agent) proposeRegistryResult(ctx context.Context, cmd registry.Command) (uint64, []byte, error) {
+	v, data, err := a.localApply(ctx, 0, cmd.Encode())
+	if err != nil {
+		return 0, nil, err
+	}
+	if v == 0 {
+		return 0, nil, fmt.Errorf("%w: registry %s: %s", ErrRejected, cmd.Op, data)
+	}
+	return v, data, nil
+}
+
+// startControllers starts the agent's background work, all ending with ctx.
+func (a *Agent) startControllers(ctx context.Context) {
+	for _, run := range []func(context.Context){
+		a.runHostController, a.runShardController, a.runLeaderWorker, a.runProber,
+	} {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			run(ctx)
+		}()
+	}
+}
+
+// runProber measures the round trip to every other host, for routing.
+func (a *Agent) runProber(ctx context.Context) {
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		for _, h := range a.store.State().Hosts() {
+			if h.ID == a.hostID || h.ApiAddress == "" {
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			_, _ = a.pool.Info(pctx, h.ApiAddress)
+			cancel()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// ctxAlive reports whether err is something other than a cancellation.
+func ctxAlive(err error) bool {
+	return !errors.Is(err, context.Canceled)
+}

@@ -1,0 +1,349 @@
+package zongzi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/config"
+	sm "github.com/lni/dragonboat/v4/statemachine"
+
+	"github.com/zongzi-kv/zongzi/internal/bus"
+	"github.com/zongzi-kv/zongzi/internal/bus/pb"
+	"github.com/zongzi-kv/zongzi/internal/registry"
+)
+
+// primeFile records this host's prime replica, so a restart finds it.
+const primeFile = "zongzi-prime.json"
+
+type primeRecord struct {
+	ReplicaID uint64 `json:"replicaID"`
+	NonVoting bool   `json:"nonVoting"`
+}
+
+// retryInterval is the pause between bootstrap attempts.
+const retryInterval = 200 * time.Millisecond
+
+// Start starts the host and brings it into the cluster: it forms the prime
+// shard with its peers when none is initialised, joins an existing cluster
+// (as non-voting when it is not a peer), or rejoins from its data on disk.
+// It returns once the agent is ready or ctx is done; on error the agent is
+// stopped.
+func (a *Agent) Start(ctx context.Context) (err error) {
+	if !a.status.CompareAndSwap(int32(AgentStatusPending), int32(AgentStatusInitializing)) {
+		return fmt.Errorf("%w: agent already started", ErrInvalidConfig)
+	}
+	routeDragonboatLogs(a.log)
+	bg, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	defer func() {
+		if err != nil {
+			a.Stop()
+		}
+	}()
+	a.pool = bus.NewPool(busCodes)
+	a.server = bus.NewServer(busHandler{a}, busCodes)
+	if _, err := a.server.Listen(a.apiBind); err != nil {
+		return fmt.Errorf("%w: %w", ErrBootstrap, err)
+	}
+	nhc, err := a.nodeHostConfig(ctx)
+	if err != nil {
+		return err
+	}
+	nh, err := dragonboat.NewNodeHost(nhc)
+	if err != nil {
+		return fmt.Errorf("%w: start host: %w", ErrBootstrap, err)
+	}
+	a.mu.Lock()
+	a.nh, a.hostID = nh, nh.ID()
+	a.mu.Unlock()
+	a.log = a.log.With("host", nh.ID())
+
+	rec, found, err := a.readPrimeRecord()
+	switch {
+	case err != nil:
+		return err
+	case found && nh.HasNodeInfo(0, rec.ReplicaID):
+		a.setStatus(AgentStatusRejoining)
+		err = a.startPrime(nil, false, rec)
+	case slices.Contains(a.peers, a.apiAddr):
+		a.setStatus(AgentStatusInitializing)
+		err = a.formOrJoin(ctx)
+	default:
+		a.setStatus(AgentStatusJoining)
+		err = a.join(ctx, true)
+	}
+	if err != nil {
+		return err
+	}
+	if err := a.awaitPrime(ctx); err != nil {
+		return err
+	}
+	a.startControllers(bg)
+	a.setStatus(AgentStatusReady)
+	return nil
+}
+
+// nodeHostConfig builds Dragonboat's host configuration from the options.
+func (a *Agent) nodeHostConfig(ctx context.Context) (config.NodeHostConfig, error) {
+	nhc := a.hostConfig
+	nhc.RaftAddress = a.raftAddr
+	if a.raftBind != a.raftAddr {
+		nhc.ListenAddress = a.raftBind
+	}
+	nhc.RaftEventListener = raftEvents{a}
+	nhc.NotifyCommit = true
+	if nhc.RTTMillisecond == 0 {
+		nhc.RTTMillisecond = 10
+	}
+	if nhc.Expert.LogDB.IsEmpty() {
+		nhc.Expert.LogDB = logDBConfig(a.memoryLimit)
+	}
+	if a.gossipAddr != "" {
+		seeds, err := a.gossipSeeds(ctx)
+		if err != nil {
+			return nhc, err
+		}
+		nhc.DefaultNodeRegistryEnabled = true
+		nhc.Gossip = config.GossipConfig{BindAddress: a.gossipBind, AdvertiseAddress: a.gossipAddr, Seed: seeds}
+	}
+	return nhc, nil
+}
+
+// logDBConfig sizes Dragonboat's log storage to stay within limit bytes.
+func logDBConfig(limit uint64) config.LogDBConfig {
+	cfg := config.GetTinyMemLogDBConfig()
+	cfg.Shards = 1
+	cfg.KVMaxWriteBufferNumber = 4
+	cfg.KVWriteBufferSize = max(limit/cfg.KVMaxWriteBufferNumber, 1<<20)
+	cfg.KVKeepLogFileNum = 4
+	return cfg
+}
+
+// gossipSeeds asks the peers for their gossip addresses until at least one
+// other peer answers.
+func (a *Agent) gossipSeeds(ctx context.Context) ([]string, error) {
+	for {
+		var seeds []string
+		for _, p := range a.peers {
+			if p == a.apiAddr {
+				continue
+			}
+			if info, err := a.info(ctx, p); err == nil && info.GossipAddress != "" {
+				seeds = append(seeds, info.GossipAddress)
+			}
+		}
+		if len(seeds) > 0 {
+			return seeds, nil
+		}
+		if len(a.peers) == 1 && a.peers[0] == a.apiAddr {
+			return nil, fmt.Errorf("%w: gossip needs another peer to seed it", ErrInvalidConfig)
+		}
+		if err := sleep(ctx, retryInterval); err != nil {
+			return nil, fmt.Errorf("%w: waiting for a peer's gossip address: %w", ErrBootstrap, err)
+		}
+	}
+}
+
+// info asks the host at addr to describe itself, answering locally for self.
+func (a *Agent) info(ctx context.Context, addr string) (*pb.InfoResponse, error) {
+	if addr == a.apiAddr {
+		return busHandler{a}.Info(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return a.pool.Info(ctx, addr)
+}
+
+// formOrJoin forms the prime shard with the peers when every peer answers
+// and none is ready; it joins when one already is.
+func (a *Agent) formOrJoin(ctx context.Context) error {
+	for {
+		infos := make([]*pb.InfoResponse, len(a.peers))
+		all := true
+		for i, p := range a.peers {
+			info, err := a.info(ctx, p)
+			if err != nil || info.RaftAddress == "" || (a.gossipAddr != "" && info.HostId == "") {
+				all = false
+				continue
+			}
+			if info.Ready {
+				return a.join(ctx, false)
+			}
+			infos[i] = info
+		}
+		if all {
+			return a.form(ctx, infos)
+		}
+		if err := sleep(ctx, retryInterval); err != nil {
+			return fmt.Errorf("%w: waiting for peers %v: %w", ErrBootstrap, a.peers, err)
+		}
+	}
+}
+
+// form starts this host's replica of a new prime shard whose members are the
+// peers, replica IDs 1..N in sorted peer order, and proposes the registry's
+// first entry.
+func (a *Agent) form(ctx context.Context, infos []*pb.InfoResponse) error {
+	members := map[uint64]dragonboat.Target{}
+	init := registry.Command{Op: registry.OpInit}
+	var self uint64
+	for i, info := range infos {
+		id := uint64(i + 1)
+		members[id] = a.target(info.HostId, info.RaftAddress)
+		if a.peers[i] == a.apiAddr {
+			self = id
+		}
+		init.Hosts = append(init.Hosts, Host{ID: info.HostId, Status: registry.HostStatusNew, ApiAddress: a.peers[i], RaftAddress: info.RaftAddress})
+		init.Replicas = append(init.Replicas, Replica{ID: id, HostID: info.HostId, ShardID: 0, Status: registry.ReplicaStatusActive})
+	}
+	if err := a.startPrime(members, false, primeRecord{ReplicaID: self}); err != nil {
+		return err
+	}
+	// Every peer proposes the same first entry; the registry accepts only
+	// the first and rejects the rest.
+	for {
+		if a.store.State().Index() > 0 {
+			return nil
+		}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := a.proposeRegistry(pctx, init)
+		cancel()
+		if err == nil || errors.Is(err, ErrRejected) {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: initialise registry: %w", ErrBootstrap, ctx.Err())
+		}
+		a.log.Debug("zongzi: registry init", "err", err)
+	}
+}
+
+// join asks the peers, one after the other, to add this host to the prime
+// shard, then starts its replica as a joiner.
+func (a *Agent) join(ctx context.Context, nonVoting bool) error {
+	req := &pb.JoinRequest{
+		HostId: a.hostID, RaftAddress: a.raftAddr, ApiAddress: a.apiAddr,
+		Tags: a.hostTags, ShardTypes: a.shardTypes(), NonVoting: nonVoting,
+	}
+	for {
+		for _, p := range a.peers {
+			if p == a.apiAddr {
+				continue
+			}
+			jctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			id, err := a.pool.Join(jctx, p, req)
+			cancel()
+			if err == nil {
+				return a.startPrime(nil, true, primeRecord{ReplicaID: id, NonVoting: nonVoting})
+			}
+			a.log.Debug("zongzi: join", "peer", p, "err", err)
+		}
+		if err := sleep(ctx, retryInterval); err != nil {
+			return fmt.Errorf("%w: joining through peers %v: %w", ErrBootstrap, a.peers, err)
+		}
+	}
+}
+
+// startPrime starts this host's replica of the prime shard and records it on disk.
+func (a *Agent) startPrime(members map[uint64]dragonboat.Target, join bool, rec primeRecord) error {
+	cfg := config.Config{
+		ShardID: 0, ReplicaID: rec.ReplicaID, IsNonVoting: rec.NonVoting,
+		ElectionRTT: 20, HeartbeatRTT: 2, CheckQuorum: true, PreVote: true,
+		SnapshotEntries: 1000, CompactionOverhead: 500,
+	}
+	nh := a.NodeHost()
+	err := nh.StartReplica(members, join, func(uint64, uint64) sm.IStateMachine {
+		return &primeFSM{store: a.store}
+	}, cfg)
+	if err != nil {
+		return fmt.Errorf("%w: start prime replica %d: %w", ErrBootstrap, rec.ReplicaID, err)
+	}
+	a.mu.Lock()
+	a.primeID = rec.ReplicaID
+	a.mu.Unlock()
+	return a.writePrimeRecord(rec)
+}
+
+// awaitPrime waits until the prime shard has a leader and the local registry
+// lists this host.
+func (a *Agent) awaitPrime(ctx context.Context) error {
+	for {
+		_, _, ok, _ := a.NodeHost().GetLeaderID(0)
+		if ok {
+			if _, found := a.store.State().Host(a.hostID); found {
+				a.mu.Lock()
+				a.primeReady = true
+				a.mu.Unlock()
+				return nil
+			}
+		}
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return fmt.Errorf("%w: waiting for the prime shard: %w", ErrBootstrap, err)
+		}
+	}
+}
+
+// target is how Dragonboat addresses a host: by ID under gossip, else by raft address.
+func (a *Agent) target(hostID, raftAddr string) dragonboat.Target {
+	if a.gossipAddr != "" {
+		return hostID
+	}
+	return raftAddr
+}
+
+func (a *Agent) shardTypes() []string {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	types := make([]string, 0, len(a.types))
+	for uri := range a.types {
+		types = append(types, uri)
+	}
+	slices.Sort(types)
+	return types
+}
+
+func (a *Agent) readPrimeRecord() (primeRecord, bool, error) {
+	var rec primeRecord
+	b, err := os.ReadFile(filepath.Join(a.hostConfig.NodeHostDir, primeFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return rec, false, nil
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &rec)
+	}
+	if err != nil {
+		return rec, false, fmt.Errorf("%w: read %s: %w", ErrBootstrap, primeFile, err)
+	}
+	return rec, true, nil
+}
+
+func (a *Agent) writePrimeRecord(rec primeRecord) error {
+	b, _ := json.Marshal(rec)
+	path := filepath.Join(a.hostConfig.NodeHostDir, primeFile)
+	if err := os.WriteFile(path+".tmp", b, 0o644); err != nil {
+		return fmt.Errorf("%w: write %s: %w", ErrBootstrap, primeFile, err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return fmt.Errorf("%w: write %s: %w", ErrBootstrap, primeFile, err)
+	}
+	return nil
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

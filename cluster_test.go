@@ -1,0 +1,262 @@
+package zongzi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zongzi-kv/zongzi"
+	"go.uber.org/goleak"
+)
+
+// settle is how long a test waits for the cluster to converge.
+const settle = 30 * time.Second
+
+// guestShards returns the replicas of the shard in the given state, with
+// the zone of each replica's host.
+func zonesOf(st *zongzi.State, shardID uint64) (voting, nonVoting []string) {
+	for _, r := range st.ShardReplicas(shardID) {
+		h, _ := st.Host(r.HostID)
+		if r.IsNonVoting {
+			nonVoting = append(nonVoting, h.Tags["geo:zone"])
+		} else {
+			voting = append(voting, h.Tags["geo:zone"])
+		}
+	}
+	return voting, nonVoting
+}
+
+// allActive reports whether the shard has n replicas, all active.
+func allActive(st *zongzi.State, shardID uint64, n int) bool {
+	reps := st.ShardReplicas(shardID)
+	for _, r := range reps {
+		if r.Status != "active" {
+			return false
+		}
+	}
+	return len(reps) == n
+}
+
+func TestClusterPlacementJoinAndSnapshot(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	defer c.stop()
+	c.startAll(ctx, c.nodes...)
+
+	var shards []zongzi.Shard
+	for i := range 2 {
+		s, created, err := c.nodes[i].agent.ShardCreate(ctx, testType, zongzi.WithName(fmt.Sprintf("g%d", i)),
+			zongzi.WithPlacementMembers(3, "geo:region=r1"), zongzi.WithPlacementVary("geo:zone"))
+		if err != nil || !created || s.ID == 0 {
+			t.Fatalf("create shard: %+v created=%v err=%v", s, created, err)
+		}
+		shards = append(shards, s)
+	}
+	a1 := c.nodes[0].agent
+	for _, s := range shards {
+		waitFor(t, settle, fmt.Sprintf("shard %d active on 3 hosts", s.ID), func() bool { return allActive(a1.State(), s.ID, 3) })
+		voting, nonVoting := zonesOf(a1.State(), s.ID)
+		if strings.Join(sorted(voting), ",") != "a,b,c" || len(nonVoting) != 0 {
+			t.Fatalf("shard %d: voting zones %v, non-voting %v; want one member in each of a,b,c", s.ID, voting, nonVoting)
+		}
+	}
+
+	// A fourth host in zone a is not a peer: it joins the prime shard as
+	// non-voting and gets no member of the guest shards.
+	n4 := c.addNode("a")
+	c.startAll(ctx, n4)
+	a4 := n4.agent
+	waitFor(t, settle, "host 4 active in the registry", func() bool {
+		h, ok := a1.State().Host(a4.HostID())
+		return ok && h.Status == "active"
+	})
+	var primeReps int
+	for _, r := range a1.State().HostReplicas(a4.HostID()) {
+		if r.ShardID != 0 {
+			t.Fatalf("host 4 got a replica of guest shard %d", r.ShardID)
+		}
+		if !r.IsNonVoting {
+			t.Fatalf("host 4's prime replica %d is voting", r.ID)
+		}
+		primeReps++
+	}
+	if primeReps != 1 {
+		t.Fatalf("host 4 has %d prime replicas, want 1", primeReps)
+	}
+
+	// Host 4 serves the guest shards by forwarding.
+	for _, s := range shards {
+		cl := a4.Client(s.ID)
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		idx, _, err := cl.Apply(cctx, []byte("from-4"))
+		if err != nil || idx == 0 {
+			t.Fatalf("apply through host 4: index %d, %v", idx, err)
+		}
+		for _, stale := range []bool{false, true} {
+			n, last, err := cl.Read(cctx, nil, stale)
+			if err != nil || (!stale && (n == 0 || string(last) != "from-4")) {
+				t.Fatalf("read (stale=%v) through host 4: %d %q %v", stale, n, last, err)
+			}
+		}
+		if _, last, err := cl.LeaderRead(cctx, nil); err != nil || string(last) != "from-4" {
+			t.Fatalf("leader read through host 4: %q %v", last, err)
+		}
+		ccancel()
+	}
+
+	// The registry snapshot: header, 4 hosts, prime + guest shards, replicas.
+	waitFor(t, settle, "host 4's registry to catch up", func() bool {
+		return a4.State().Index() >= a1.State().Index()
+	})
+	st := a1.State()
+	var buf bytes.Buffer
+	if err := st.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	var header struct {
+		Index, Hosts, Shards, Replicas uint64
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &header); err != nil {
+		t.Fatalf("header %q: %v", lines[0], err)
+	}
+	wantReplicas := 4 + 3*len(shards)
+	if header.Hosts != 4 || header.Shards != uint64(1+len(shards)) || header.Replicas != uint64(wantReplicas) {
+		t.Fatalf("header %s: want 4 hosts, %d shards, %d replicas", lines[0], 1+len(shards), wantReplicas)
+	}
+	if len(lines) != 1+4+1+len(shards)+wantReplicas {
+		t.Fatalf("snapshot has %d lines:\n%s", len(lines), buf.String())
+	}
+	if !strings.Contains(lines[5], `"id":0,`) || !strings.Contains(lines[5], `"name":"zongzi"`) {
+		t.Fatalf("first shard line is not the prime shard: %s", lines[5])
+	}
+	loaded, err := zongzi.LoadState(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again bytes.Buffer
+	if err := loaded.Save(&again); err != nil {
+		t.Fatal(err)
+	}
+	if again.String() != buf.String() {
+		t.Fatalf("loaded state saves differently:\n%s\nvs\n%s", again.String(), buf.String())
+	}
+}
+
+func TestShardCreateRace(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	defer c.stop()
+	c.startAll(ctx, c.nodes...)
+	rounds := 20
+	if testing.Short() {
+		rounds = 5
+	}
+	for i := range rounds {
+		name := fmt.Sprintf("race-%d", i)
+		type res struct {
+			s       zongzi.Shard
+			created bool
+			err     error
+		}
+		out := make([]res, len(c.nodes))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for j, n := range c.nodes {
+			wg.Go(func() {
+				<-start
+				s, created, err := n.agent.ShardCreate(ctx, testType, zongzi.WithName(name))
+				out[j] = res{s, created, err}
+			})
+		}
+		close(start)
+		wg.Wait()
+		creators := 0
+		for j, r := range out {
+			if r.err != nil || r.s.ID == 0 || r.s.ID != out[0].s.ID || r.s.Name != name {
+				t.Fatalf("round %d host %d: shard %+v, err %v; first host got %d", i, j, r.s, r.err, out[0].s.ID)
+			}
+			if r.created {
+				creators++
+			}
+		}
+		if creators != 1 {
+			t.Fatalf("round %d: %d callers created the shard, want 1", i, creators)
+		}
+	}
+}
+
+func TestRestartRejoins(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	defer c.stop()
+	c.startAll(ctx, c.nodes...)
+	a1 := c.nodes[0].agent
+	s, _, err := a1.ShardCreate(ctx, testType, zongzi.WithName("r"),
+		zongzi.WithPlacementMembers(3), zongzi.WithPlacementVary("geo:zone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "shard active", func() bool { return allActive(a1.State(), s.ID, 3) })
+
+	n3 := c.nodes[2]
+	hostID := n3.agent.HostID()
+	before := replicaIDs(a1.State(), hostID)
+	n3.agent.Stop()
+	if got := n3.agent.Status(); got != zongzi.AgentStatusStopped {
+		t.Fatalf("status after Stop: %v", got)
+	}
+	// Writes continue on the two others.
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	if _, _, err := a1.Client(s.ID).Apply(wctx, []byte("while-down")); err != nil {
+		t.Fatalf("apply with one host down: %v", err)
+	}
+	wcancel()
+
+	c.startAll(ctx, n3)
+	if n3.agent.HostID() != hostID {
+		t.Fatalf("restarted host has ID %s, want %s", n3.agent.HostID(), hostID)
+	}
+	if after := replicaIDs(n3.agent.State(), hostID); after != before {
+		t.Fatalf("replicas after restart %s, before %s", after, before)
+	}
+	// The restarted host catches up with the write made while it was down.
+	waitFor(t, settle, "restarted replica to catch up", func() bool {
+		rctx, rcancel := context.WithTimeout(ctx, time.Second)
+		defer rcancel()
+		_, last, err := n3.agent.Client(s.ID).Read(rctx, nil, true)
+		return err == nil && string(last) == "while-down"
+	})
+	waitFor(t, settle, "registries to converge", func() bool {
+		return saved(t, a1.State()) == saved(t, n3.agent.State())
+	})
+}
+
+func replicaIDs(st *zongzi.State, hostID string) string {
+	var ids []string
+	for _, r := range st.HostReplicas(hostID) {
+		ids = append(ids, fmt.Sprintf("%d:%d", r.ShardID, r.ID))
+	}
+	return strings.Join(ids, ",")
+}
+
+func saved(t *testing.T, st *zongzi.State) string {
+	var b bytes.Buffer
+	if err := st.Save(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }

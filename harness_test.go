@@ -1,0 +1,200 @@
+package zongzi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zongzi-kv/zongzi"
+)
+
+// testType is the shard type of the test state machine.
+const testType = "zongzi://github.com/zongzi-kv/zongzi/test/log"
+
+// logSM is a test state machine: it counts the commands applied and keeps
+// the last one. Update returns the entry's index; Query returns the count
+// and the last command.
+type logSM struct {
+	mu    sync.RWMutex
+	count uint64
+	last  []byte
+}
+
+func newLogSM(uint64, uint64) zongzi.StateMachine { return &logSM{} }
+
+func (s *logSM) Update(entries []zongzi.Entry) []zongzi.Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range entries {
+		s.count++
+		s.last = bytes.Clone(entries[i].Cmd)
+		entries[i].Result = zongzi.Result{Value: entries[i].Index}
+	}
+	return entries
+}
+
+func (s *logSM) Query(_ context.Context, _ []byte) *zongzi.Result {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return &zongzi.Result{Value: s.count, Data: bytes.Clone(s.last)}
+}
+
+func (s *logSM) Watch(ctx context.Context, _ []byte, _ chan<- *zongzi.Result) { <-ctx.Done() }
+
+func (s *logSM) PrepareSnapshot() (any, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return [2]any{s.count, bytes.Clone(s.last)}, nil
+}
+
+func (s *logSM) SaveSnapshot(c any, w io.Writer, _ <-chan struct{}) error {
+	v := c.([2]any)
+	b := binary.AppendUvarint(nil, v[0].(uint64))
+	_, err := w.Write(append(b, v[1].([]byte)...))
+	return err
+}
+
+func (s *logSM) RecoverFromSnapshot(r io.Reader, _ <-chan struct{}) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	n, k := binary.Uvarint(b)
+	if k <= 0 {
+		return fmt.Errorf("bad snapshot")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.count, s.last = n, b[k:]
+	return nil
+}
+
+func (s *logSM) Close() error { return nil }
+
+// node is one agent of a test cluster with the settings to restart it.
+type node struct {
+	zone  string
+	api   string
+	raft  string
+	dir   string
+	agent *zongzi.Agent
+}
+
+// cluster is a set of agents on loopback in one process.
+type cluster struct {
+	t     *testing.T
+	peers []string
+	nodes []*node
+}
+
+// freeAddrs returns n loopback addresses with free ports.
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return addrs
+}
+
+// newCluster prepares (without starting) peers in the given zones.
+func newCluster(t *testing.T, zones ...string) *cluster {
+	c := &cluster{t: t}
+	for _, z := range zones {
+		c.addNode(z)
+	}
+	for _, n := range c.nodes {
+		c.peers = append(c.peers, n.api)
+	}
+	return c
+}
+
+func (c *cluster) addNode(zone string) *node {
+	addrs := freeAddrs(c.t, 2)
+	n := &node{zone: zone, api: addrs[0], raft: addrs[1], dir: filepath.Join(c.t.TempDir(), "raft")}
+	c.nodes = append(c.nodes, n)
+	return n
+}
+
+// newAgent creates the agent of n with the test state machine registered.
+func (c *cluster) newAgent(n *node) (*zongzi.Agent, error) {
+	log := slog.New(slog.NewTextHandler(testWriter{c.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := zongzi.NewAgent("test", c.peers,
+		zongzi.WithAddrApi(n.api), zongzi.WithAddrRaft(n.raft), zongzi.WithDirRaft(n.dir),
+		zongzi.WithHostTags("geo:region=r1", "geo:zone="+n.zone), zongzi.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	return a, a.StateMachineRegister(testType, newLogSM)
+}
+
+// startAll starts the given nodes concurrently.
+func (c *cluster) startAll(ctx context.Context, nodes ...*node) {
+	c.t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(nodes))
+	for _, n := range nodes {
+		wg.Go(func() {
+			a, err := c.newAgent(n)
+			if err != nil {
+				errs <- err
+				return
+			}
+			n.agent = a
+			if err := a.Start(ctx); err != nil {
+				errs <- fmt.Errorf("start %s: %w", n.api, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		c.t.Fatal(err)
+	}
+}
+
+// stop stops every running agent.
+func (c *cluster) stop() {
+	for _, n := range c.nodes {
+		if n.agent != nil {
+			n.agent.Stop()
+		}
+	}
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// testWriter sends logs to t.Log, so only failing tests are noisy.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}

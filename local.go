@@ -1,0 +1,189 @@
+package zongzi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+	sm "github.com/lni/dragonboat/v4/statemachine"
+)
+
+// This file holds the operations on replicas running on this host. The
+// shard client calls them for local replicas, and the bus handler for
+// requests forwarded from other hosts.
+
+// localReplicaOf returns this host's running replica of a shard, if any.
+func (a *Agent) localReplicaOf(shardID uint64) (*dragonboat.NodeHost, *localReplica, bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	r, ok := a.local[shardID]
+	return a.nh, r, ok && a.nh != nil
+}
+
+// localHost returns the Dragonboat host when this host runs the shard.
+func (a *Agent) localHost(shardID uint64) (*dragonboat.NodeHost, error) {
+	if shardID == 0 {
+		if nh := a.NodeHost(); nh != nil {
+			return nh, nil
+		}
+		return nil, ErrAgentNotReady
+	}
+	nh, _, ok := a.localReplicaOf(shardID)
+	if !ok {
+		return nil, fmt.Errorf("%w: shard %d has no replica on this host", ErrShardNotReady, shardID)
+	}
+	return nh, nil
+}
+
+func (a *Agent) localApply(ctx context.Context, shardID uint64, cmd []byte) (uint64, []byte, error) {
+	nh, err := a.localHost(shardID)
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := nh.SyncPropose(ctx, nh.GetNoOPSession(shardID), cmd)
+	if err != nil {
+		return 0, nil, fmt.Errorf("shard %d: apply: %w", shardID, mapError(err))
+	}
+	return res.Value, res.Data, nil
+}
+
+func (a *Agent) localCommit(ctx context.Context, shardID uint64, cmd []byte) error {
+	nh, err := a.localHost(shardID)
+	if err != nil {
+		return err
+	}
+	timeout, err := timeoutOf(ctx)
+	if err != nil {
+		return err
+	}
+	rs, err := nh.Propose(nh.GetNoOPSession(shardID), cmd, timeout)
+	if err != nil {
+		return fmt.Errorf("shard %d: commit: %w", shardID, mapError(err))
+	}
+	select {
+	case r := <-rs.ResultC():
+		if r.Committed() {
+			return nil
+		}
+		return fmt.Errorf("shard %d: commit: %w", shardID, resultError(r))
+	case <-ctx.Done():
+		return fmt.Errorf("shard %d: commit: %w", shardID, mapError(ctx.Err()))
+	}
+}
+
+func (a *Agent) localRead(ctx context.Context, shardID uint64, query []byte, stale bool) (uint64, []byte, error) {
+	nh, err := a.localHost(shardID)
+	if err != nil {
+		return 0, nil, err
+	}
+	var v any
+	if stale {
+		v, err = nh.StaleRead(shardID, query)
+	} else {
+		v, err = nh.SyncRead(ctx, shardID, query)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("shard %d: read: %w", shardID, mapError(err))
+	}
+	r, ok := v.(*Result)
+	if !ok || r == nil {
+		return 0, nil, nil
+	}
+	return r.Value, r.Data, nil
+}
+
+func (a *Agent) localIndex(ctx context.Context, shardID uint64) (uint64, error) {
+	nh, err := a.localHost(shardID)
+	if err != nil {
+		return 0, err
+	}
+	if shardID == 0 {
+		if _, err := nh.SyncRead(ctx, 0, nil); err != nil {
+			return 0, fmt.Errorf("shard 0: index: %w", mapError(err))
+		}
+		return a.store.State().Index(), nil
+	}
+	v, err := nh.SyncRead(ctx, shardID, indexQuery{})
+	if err != nil {
+		return 0, fmt.Errorf("shard %d: index: %w", shardID, mapError(err))
+	}
+	return v.(uint64), nil
+}
+
+func (a *Agent) localWatch(ctx context.Context, shardID uint64, query []byte, stale bool, send func(uint64, []byte) error) error {
+	_, r, ok := a.localReplicaOf(shardID)
+	if !ok || r.guest == nil {
+		return fmt.Errorf("%w: shard %d has no replica on this host", ErrShardNotReady, shardID)
+	}
+	if !stale {
+		if _, err := a.localIndex(ctx, shardID); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan *Result, 16)
+	go func() {
+		defer close(results)
+		r.guest.watch(ctx, query, results)
+	}()
+	for res := range results {
+		if err := send(res.Value, res.Data); err != nil {
+			cancel()
+			for range results { // drain so the watcher can exit
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// timeoutOf returns the time left before ctx's deadline.
+func timeoutOf(ctx context.Context) (time.Duration, error) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return 0, fmt.Errorf("%w: context needs a deadline", ErrInvalidConfig)
+	}
+	left := time.Until(d)
+	if left <= 0 {
+		return 0, ErrTimeout
+	}
+	return left, nil
+}
+
+// resultError maps a Dragonboat request result that is not a success.
+func resultError(r dragonboat.RequestResult) error {
+	switch {
+	case r.Timeout():
+		return ErrTimeout
+	case r.Rejected():
+		return ErrRejected
+	default:
+		return ErrShardNotReady
+	}
+}
+
+// mapError wraps Dragonboat and context errors in this package's sentinels.
+func mapError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, dragonboat.ErrTimeout):
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, dragonboat.ErrCanceled):
+		return fmt.Errorf("%w: %w", context.Canceled, err)
+	case errors.Is(err, dragonboat.ErrRejected):
+		return fmt.Errorf("%w: %w", ErrRejected, err)
+	case errors.Is(err, dragonboat.ErrClosed):
+		return fmt.Errorf("%w: %w", ErrAgentNotReady, err)
+	case errors.Is(err, dragonboat.ErrShardNotFound), errors.Is(err, dragonboat.ErrShardNotReady),
+		errors.Is(err, dragonboat.ErrShardClosed), errors.Is(err, dragonboat.ErrShardNotInitialized),
+		errors.Is(err, dragonboat.ErrSystemBusy), errors.Is(err, dragonboat.ErrAborted):
+		return fmt.Errorf("%w: %w", ErrShardNotReady, err)
+	}
+	return err
+}
+
+var _ = sm.Result{}

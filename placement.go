@@ -1,0 +1,81 @@
+package zongzi
+
+import (
+	"context"
+	"time"
+
+	"github.com/zongzi-kv/zongzi/internal/placement"
+	"github.com/zongzi-kv/zongzi/internal/registry"
+)
+
+// Plan is a set of registry changes decided by a ShardController.
+type Plan = placement.Plan
+
+// ShardController decides where guest shards' replicas go. The agent whose
+// replica leads the prime shard calls Reconcile whenever the registry
+// changes and proposes the returned plan as one registry entry. Reconcile
+// must be a pure function of the state: no I/O, no proposals.
+type ShardController interface {
+	Reconcile(state *State) Plan
+}
+
+// defaultShardController places replicas by shard tags (DESIGN §5): members,
+// named non-voting groups, vary and cover.
+type defaultShardController struct{}
+
+// Reconcile implements ShardController.
+func (defaultShardController) Reconcile(st *State) Plan {
+	return placement.Place(placement.Input{Hosts: st.Hosts(), Shards: st.Shards(), Replicas: st.Replicas()})
+}
+
+// runShardController runs the shard controller while this host's replica
+// leads the prime shard.
+func (a *Agent) runShardController(ctx context.Context) {
+	sweep := time.NewTicker(hostSweep)
+	defer sweep.Stop()
+	for {
+		changed := a.store.Changed()
+		if a.leadsPrime() {
+			a.applyPlan(ctx, a.controller.Reconcile(a.store.State()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-sweep.C:
+		}
+	}
+}
+
+func (a *Agent) leadsPrime() bool {
+	nh := a.NodeHost()
+	if nh == nil {
+		return false
+	}
+	leader, _, ok, err := nh.GetLeaderID(0)
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return err == nil && ok && leader == a.primeID
+}
+
+// applyPlan proposes a plan as one batch.
+func (a *Agent) applyPlan(ctx context.Context, p Plan) {
+	batch := registry.Command{Op: registry.OpBatch}
+	for i := range p.Add {
+		batch.Batch = append(batch.Batch, registry.Command{Op: registry.OpReplicaPut, Replica: &p.Add[i]})
+	}
+	for _, id := range p.Remove {
+		batch.Batch = append(batch.Batch, registry.Command{Op: registry.OpReplicaDelete, ReplicaID: id})
+	}
+	for shardID, status := range p.Status {
+		batch.Batch = append(batch.Batch, registry.Command{Op: registry.OpStatusSet, Kind: registry.KindShard, ShardID: shardID, Status: status})
+	}
+	if len(batch.Batch) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := a.proposeRegistry(ctx, batch); err != nil && ctxAlive(err) {
+		a.log.Warn("zongzi: apply placement plan", "adds", len(p.Add), "removes", len(p.Remove), "err", err)
+	}
+}

@@ -1,0 +1,26 @@
+package zongzi
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/zongzi-kv/zongzi/internal/registry"
+)
+
+// State is a read-only, snapshot-isolated view of the registry: it never
+// changes after it is taken, and taking it never blocks the registry's
+// writer. Records returned by its lookups share tag maps with the registry;
+// callers must not modify them.
+//
+// State.Save writes the JSON-lines format of DESIGN §4: a header line, then
+// every host, shard and replica by ID.
+type State = registry.State
+
+// LoadState reads a registry saved by State.Save.
+func LoadState(r io.Reader) (*State, error) {
+	s, err := registry.ReadState(r)
+	if err != nil {
+		return nil, fmt.Errorf("zongzi: load state: %w", err)
+	}
+	return s, nil
+}
