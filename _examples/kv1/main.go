@@ -1,0 +1,285 @@
+// Command kv1 serves a replicated, versioned, in-memory key-value store over
+// HTTP on a Zongzi cluster. See README.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/lni/dragonboat/v4/config"
+
+	"github.com/zongzi-kv/zongzi"
+)
+
+// shardType is the URI of kv1's state machine.
+const shardType = "zongzi://github.com/zongzi-kv/zongzi/_examples/kv1"
+
+// options are kv1's command-line flags.
+type options struct {
+	dir, gossip, raft, api, http, peers, zone, region, name string
+	shards                                                  int
+	timeout                                                 time.Duration
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("kv1", flag.ContinueOnError)
+	fs.StringVar(&o.dir, "d", filepath.Join(os.TempDir(), "kv1", "node-1"), "data dir")
+	fs.StringVar(&o.gossip, "g", "", "gossip address (advertise[,bind]); empty turns gossip off")
+	fs.StringVar(&o.raft, "r", "127.0.0.1:17012", "raft address (advertise[,bind])")
+	fs.StringVar(&o.api, "a", "127.0.0.1:17013", "API address (advertise[,bind])")
+	fs.StringVar(&o.http, "h", ":8001", "HTTP listen address")
+	fs.StringVar(&o.peers, "p", "127.0.0.1:17013,127.0.0.1:17023,127.0.0.1:17033", "peer API addresses, comma-separated")
+	fs.StringVar(&o.zone, "z", "us-west-1a", "zone (host tag geo:zone)")
+	fs.StringVar(&o.region, "re", "us-central1", "region (host tag geo:region)")
+	fs.IntVar(&o.shards, "s", 4, "number of kv shards")
+	fs.StringVar(&o.name, "n", "kv1", "cluster name")
+	fs.DurationVar(&o.timeout, "t", time.Second, "request timeout")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.shards < 1 || o.shards > 99999 {
+		return o, fmt.Errorf("-s %d: want 1 to 99999 shards", o.shards)
+	}
+	return o, nil
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, log, os.Stdout); err != nil {
+		log.Error("kv1", "err", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is done. The HTTP server starts first and answers
+// 503 with Retry-After until the cluster is ready.
+func run(ctx context.Context, o options, log *slog.Logger, stdout io.Writer) error {
+	agent, err := newAgent(o, log)
+	if err != nil {
+		return err
+	}
+	var current atomic.Pointer[http.Handler]
+	starting := http.Handler(http.HandlerFunc(serveStarting))
+	current.Store(&starting)
+	srv := &http.Server{
+		Addr:              o.http,
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*current.Load()).ServeHTTP(w, r) }),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.ListenAndServe() }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		agent.Stop()
+	}()
+
+	start := time.Now()
+	if err := agent.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	shards, err := createShards(ctx, agent, o)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	h, err := newKVHandler(agent, shards, o.timeout)
+	if err != nil {
+		return err
+	}
+	var kv http.Handler = h
+	current.Store(&kv)
+	log.Info("kv1: serving", "http", o.http, "host", agent.HostID(), "startup", time.Since(start).Round(time.Millisecond))
+	go printRegistryOnce(ctx, agent, shards, stdout, log)
+
+	select {
+	case <-ctx.Done():
+		log.Info("kv1: stopping")
+		return nil
+	case err := <-serveErr:
+		return fmt.Errorf("http: %w", err)
+	}
+}
+
+// serveStarting answers every request while the node is starting.
+func serveStarting(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Retry-After", "1")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	io.WriteString(w, "Starting: this node is not ready yet, retry shortly\n")
+}
+
+func newAgent(o options, log *slog.Logger) (*zongzi.Agent, error) {
+	opts := []zongzi.AgentOption{
+		zongzi.WithAddrApi(strings.Split(o.api, ",")...),
+		zongzi.WithAddrRaft(strings.Split(o.raft, ",")...),
+		zongzi.WithDirRaft(filepath.Join(o.dir, "raft")),
+		zongzi.WithHostTags("geo:region="+o.region, "geo:zone="+o.zone),
+		zongzi.WithHostConfig(config.NodeHostConfig{RTTMillisecond: 10, EnableMetrics: true}),
+		zongzi.WithLogger(log),
+	}
+	if o.gossip != "" {
+		opts = append(opts, zongzi.WithAddrGossip(strings.Split(o.gossip, ",")...))
+	}
+	agent, err := zongzi.NewAgent(o.name, strings.Split(o.peers, ","), opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := agent.StateMachineRegister(shardType, newStateMachine); err != nil {
+		return nil, err
+	}
+	return agent, nil
+}
+
+// createShards creates (or finds, when another node did) the kv shards,
+// kv1-00001 onwards, each with one voting member per zone of the region.
+func createShards(ctx context.Context, agent *zongzi.Agent, o options) ([]zongzi.Shard, error) {
+	var shards []zongzi.Shard
+	for i := 1; i <= o.shards; i++ {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		s, _, err := agent.ShardCreate(cctx, shardType, zongzi.WithName(fmt.Sprintf("kv1-%05d", i)),
+			zongzi.WithPlacementMembers(3, "geo:region="+o.region), zongzi.WithPlacementVary("geo:zone"))
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("create shard %d: %w", i, err)
+		}
+		shards = append(shards, s)
+	}
+	return shards, nil
+}
+
+// newKVHandler wires the HTTP handler to the agent.
+func newKVHandler(agent *zongzi.Agent, shards []zongzi.Shard, timeout time.Duration) (*handler, error) {
+	clients := make([]shardClient, len(shards))
+	for i, s := range shards {
+		clients[i] = agent.Client(s.ID)
+	}
+	return newHandler(clients, handlerConfig{
+		Timeout: timeout,
+		Healthz: func(context.Context) error { return healthz(agent, shards) },
+		Status:  func(_ context.Context, w io.Writer) error { return writeStatus(w, agent) },
+		Registry: func(ctx context.Context, w io.Writer) error {
+			st, err := agent.StateLinearizable(ctx)
+			if err != nil {
+				return err
+			}
+			return st.Save(w)
+		},
+	})
+}
+
+// healthz says whether this node can serve: the agent is ready and every
+// kv shard has a leader.
+func healthz(agent *zongzi.Agent, shards []zongzi.Shard) error {
+	if s := agent.Status(); s != zongzi.AgentStatusReady {
+		return fmt.Errorf("agent %s", s)
+	}
+	for _, s := range shards {
+		if leader, _ := agent.Client(s.ID).Leader(); leader == 0 {
+			return fmt.Errorf("%w: %s has no leader", zongzi.ErrShardNotReady, s.Name)
+		}
+	}
+	return nil
+}
+
+// shardStatus is one shard in /_status.
+type shardStatus struct {
+	ID        uint64 `json:"id"`
+	Name      string `json:"name"`
+	Leader    uint64 `json:"leader"`
+	Term      uint64 `json:"term"`
+	Replica   uint64 `json:"replica"`
+	NonVoting bool   `json:"nonVoting"`
+}
+
+// writeStatus writes this host's view of its shards from local state.
+func writeStatus(w io.Writer, agent *zongzi.Agent) error {
+	st := agent.State()
+	local := map[uint64]zongzi.Replica{}
+	for _, r := range st.HostReplicas(agent.HostID()) {
+		local[r.ShardID] = r
+	}
+	out := struct {
+		HostID string        `json:"hostID"`
+		Status string        `json:"status"`
+		Shards []shardStatus `json:"shards"`
+	}{HostID: agent.HostID(), Status: agent.Status().String(), Shards: []shardStatus{}}
+	for _, s := range st.Shards() {
+		leader, term := agent.Client(s.ID).Leader()
+		r := local[s.ID]
+		out.Shards = append(out.Shards, shardStatus{ID: s.ID, Name: s.Name, Leader: leader, Term: term, Replica: r.ID, NonVoting: r.IsNonVoting})
+	}
+	return json.NewEncoder(w).Encode(out)
+}
+
+// printRegistryOnce prints the registry snapshot to stdout when every kv
+// shard has its replicas active, if this host then leads the prime shard.
+func printRegistryOnce(ctx context.Context, agent *zongzi.Agent, shards []zongzi.Shard, stdout io.Writer, log *slog.Logger) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		st := agent.State()
+		if !shardsPlaced(st, shards) {
+			continue
+		}
+		leader, _ := agent.Client(0).Leader()
+		for _, r := range st.HostReplicas(agent.HostID()) {
+			if r.ShardID == 0 && r.ID == leader {
+				if err := st.Save(stdout); err != nil {
+					log.Warn("kv1: print registry", "err", err)
+				}
+			}
+		}
+		return
+	}
+}
+
+// shardsPlaced reports whether every shard has all its replicas active and
+// at least one.
+func shardsPlaced(st *zongzi.State, shards []zongzi.Shard) bool {
+	for _, s := range shards {
+		reps := st.ShardReplicas(s.ID)
+		if len(reps) == 0 {
+			return false
+		}
+		for _, r := range reps {
+			if r.Status != "active" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
