@@ -2,7 +2,6 @@ package registry
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 )
 
@@ -14,18 +13,18 @@ type Op string
 
 // Registry operations. Each one reads the fields of Command named beside it.
 const (
-	OpInit          Op = "init"           // Shard (the prime shard record), Replicas (initial prime members), Hosts
-	OpHostPut       Op = "host_put"       // Host: insert, or update all fields but ID and Created
-	OpHostDelete    Op = "host_del"       // HostID: delete the host and its replicas
-	OpShardPut      Op = "shard_put"      // Shard: ID 0 inserts (returns the existing shard when Name exists); else updates
-	OpShardDelete   Op = "shard_del"      // ShardID: delete the shard and its replicas
-	OpReplicaPut    Op = "replica_put"    // Replica: ID 0 inserts with a new ID; else updates
-	OpReplicaDelete Op = "replica_del"    // ReplicaID
-	OpTagSet        Op = "tag_set"        // Kind, HostID|ShardID|ReplicaID, Key, Value
-	OpTagRemove     Op = "tag_remove"     // Kind, HostID|ShardID|ReplicaID, Key
-	OpStatusSet     Op = "status_set"     // Kind, HostID|ShardID|ReplicaID, Status
-	OpShardLeader   Op = "shard_leader"   // ShardID, Leader, Term: recorded only when Term >= the stored term
-	OpBatch         Op = "batch"          // Batch: applied in order as one entry, all or nothing
+	OpInit          Op = "init"         // Shard (the prime shard record), Replicas (initial prime members), Hosts
+	OpHostPut       Op = "host_put"     // Host: insert, or update all fields but ID and Created
+	OpHostDelete    Op = "host_del"     // HostID: delete the host and its replicas
+	OpShardPut      Op = "shard_put"    // Shard: ID 0 inserts (returns the existing shard when Name exists); else updates
+	OpShardDelete   Op = "shard_del"    // ShardID: delete the shard and its replicas
+	OpReplicaPut    Op = "replica_put"  // Replica: ID 0 inserts with a new ID; else updates, or inserts with that ID
+	OpReplicaDelete Op = "replica_del"  // ReplicaID
+	OpTagSet        Op = "tag_set"      // Kind, HostID|ShardID|ReplicaID, Key, Value
+	OpTagRemove     Op = "tag_remove"   // Kind, HostID|ShardID|ReplicaID, Key
+	OpStatusSet     Op = "status_set"   // Kind, HostID|ShardID|ReplicaID, Status
+	OpShardLeader   Op = "shard_leader" // ShardID, Leader, Term: recorded only when Term >= the stored term
+	OpBatch         Op = "batch"        // Batch: applied in order as one entry, all or nothing
 )
 
 // Kind names the record a tag or status command addresses.
@@ -57,9 +56,6 @@ type Command struct {
 	Term      uint64    `json:"term,omitempty"`
 	Batch     []Command `json:"batch,omitempty"`
 }
-
-// ErrBadCommand is returned when a command cannot be decoded or is invalid.
-var ErrBadCommand = errors.New("registry: bad command")
 
 // Encode returns the versioned wire form of c.
 func (c Command) Encode() []byte {
