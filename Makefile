@@ -31,3 +31,9 @@ gen:
 
 kv1:
 	$(GO) build -o bin/kv1 ./_examples/kv1
+
+run:
+	$(GO) run ./cmd/kv1cluster -dir $(RUN_DIR) start
+
+stop:
+	$(GO) run ./cmd/kv1cluster -dir $(RUN_DIR) stop
