@@ -76,6 +76,19 @@ func (a *Agent) ShardDelete(ctx context.Context, shardID uint64) error {
 	return nil
 }
 
+// HostDelete removes a host and its replicas from the registry, for a host
+// that is gone for good; the shard controller replaces its replicas
+// elsewhere. A running host whose record is deleted registers itself again.
+func (a *Agent) HostDelete(ctx context.Context, hostID string) error {
+	if hostID == a.HostID() {
+		return fmt.Errorf("%w: a host cannot delete itself", ErrInvalidConfig)
+	}
+	if _, err := a.proposeRegistry(ctx, registry.Command{Op: registry.OpHostDelete, HostID: hostID}); err != nil {
+		return fmt.Errorf("delete host %s: %w", hostID, err)
+	}
+	return nil
+}
+
 // ShardFind returns the shard with the given name from the local registry.
 func (a *Agent) ShardFind(name string) (Shard, bool) {
 	return a.store.State().ShardByName(name)

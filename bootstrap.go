@@ -260,7 +260,7 @@ func (a *Agent) startPrime(members map[uint64]dragonboat.Target, join bool, rec 
 	}
 	nh := a.NodeHost()
 	err := nh.StartReplica(members, join, func(uint64, uint64) sm.IStateMachine {
-		return &primeFSM{store: a.store}
+		return &primeFSM{store: a.store, log: a.log}
 	}, cfg)
 	if err != nil {
 		return fmt.Errorf("%w: start prime replica %d: %w", ErrBootstrap, rec.ReplicaID, err)

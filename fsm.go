@@ -3,6 +3,7 @@ package zongzi
 import (
 	"fmt"
 	"io"
+	"log/slog"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
 
@@ -14,14 +15,18 @@ import (
 // the JSON-lines format of State.Save.
 type primeFSM struct {
 	store *registry.Store
+	log   *slog.Logger
 }
 
 var _ sm.IStateMachine = (*primeFSM)(nil)
 
 // Update applies one registry command. A malformed command is rejected with
-// a result (Value 0, Data the reason) and logged by the caller, never an error.
+// a result (Value 0, Data the reason) and logged, never an error.
 func (f *primeFSM) Update(e sm.Entry) (sm.Result, error) {
 	r := f.store.Apply(e.Index, e.Cmd)
+	if r.Value == 0 {
+		f.log.Debug("zongzi: registry command rejected", "index", e.Index, "reason", string(r.Data))
+	}
 	return sm.Result{Value: r.Value, Data: r.Data}, nil
 }
 

@@ -56,6 +56,7 @@ func (a *Agent) reconcileHost(ctx context.Context) {
 			a.logErr(a.stopReplica(ctx, st, shardID, lr), "stop replica", shardID)
 		}
 	}
+	a.pruneMembers(ctx, running)
 	for _, shardID := range slices.Sorted(maps.Keys(want)) {
 		r := want[shardID]
 		if lr, ok := running[shardID]; ok && lr.replicaID == r.ID {
@@ -230,4 +231,43 @@ func (a *Agent) stopReplica(ctx context.Context, st *State, shardID uint64, lr *
 	}
 	a.log.Info("zongzi: replica removed", "shard", shardID, "replica", lr.replicaID)
 	return nil
+}
+
+// pruneMembers removes from the Raft membership of every shard this host
+// leads the replicas the registry no longer has: those of deleted hosts,
+// or whose host could not remove them itself. Replicas enter the registry
+// before the membership, and replica IDs only grow, so a member whose ID the
+// local registry has allocated but no longer lists is gone; a higher ID
+// means the local registry is behind.
+func (a *Agent) pruneMembers(ctx context.Context, running map[uint64]*localReplica) {
+	a.mu.RLock()
+	shards := map[uint64]uint64{0: a.primeID}
+	a.mu.RUnlock()
+	for shardID, lr := range running {
+		shards[shardID] = lr.replicaID
+	}
+	nh := a.NodeHost()
+	for shardID, self := range shards {
+		if li, ok := a.localLeader(shardID); !ok || li.leader != self {
+			continue
+		}
+		mctx, cancel := context.WithTimeout(ctx, time.Second)
+		m, err := nh.SyncGetShardMembership(mctx, shardID)
+		cancel()
+		if err != nil {
+			continue
+		}
+		st := a.store.State()
+		for _, members := range []map[uint64]string{m.Nodes, m.NonVotings, m.Witnesses} {
+			for id := range members {
+				if _, ok := st.Replica(id); ok || id == self || id > st.LastReplicaID() {
+					continue
+				}
+				dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				err := nh.SyncRequestDeleteReplica(dctx, shardID, id, 0)
+				cancel()
+				a.logErr(err, fmt.Sprintf("remove replica %d missing from the registry", id), shardID)
+			}
+		}
+	}
 }

@@ -1,0 +1,78 @@
+package zongzi_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/zongzi-kv/zongzi"
+)
+
+// TestHostDeleteReplacesReplicas: when a host is gone and deleted from the
+// registry, its member is replaced on a spare host of the same zone and the
+// dead member leaves the shard's Raft membership.
+func TestHostDeleteReplacesReplicas(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	defer c.stop()
+	c.startAll(ctx, c.nodes...)
+	n4 := c.addNode("a")
+	c.startAll(ctx, n4)
+
+	a2 := c.nodes[1].agent
+	s, _, err := a2.ShardCreate(ctx, testType, zongzi.WithName("replace"),
+		zongzi.WithPlacementMembers(3), zongzi.WithPlacementVary("geo:zone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "shard active", func() bool { return allActive(a2.State(), s.ID, 3) })
+
+	// Find the zone-a member's host; stop it and delete it.
+	var gone *node
+	for _, r := range a2.State().ShardReplicas(s.ID) {
+		for _, n := range []*node{c.nodes[0], n4} {
+			if n.agent.HostID() == r.HostID {
+				gone = n
+			}
+		}
+	}
+	if gone == nil {
+		t.Fatal("no member in zone a")
+	}
+	spare := c.nodes[0]
+	if gone == spare {
+		spare = n4
+	}
+	goneID := gone.agent.HostID()
+	gone.agent.Stop()
+	if err := a2.HostDelete(ctx, goneID); err != nil {
+		t.Fatal(err)
+	}
+
+	waitFor(t, settle, "member replaced on the spare host", func() bool {
+		st := a2.State()
+		if !allActive(st, s.ID, 3) {
+			return false
+		}
+		voting, _ := zonesOf(st, s.ID)
+		hosts := []string{}
+		for _, r := range st.ShardReplicas(s.ID) {
+			hosts = append(hosts, r.HostID)
+		}
+		return slices.Equal(sorted(voting), []string{"a", "b", "c"}) &&
+			slices.Contains(hosts, spare.agent.HostID()) && !slices.Contains(hosts, goneID)
+	})
+	waitFor(t, settle, "dead member removed from the Raft membership", func() bool {
+		mctx, mcancel := context.WithTimeout(ctx, time.Second)
+		defer mcancel()
+		m, err := a2.NodeHost().SyncGetShardMembership(mctx, s.ID)
+		return err == nil && len(m.Nodes) == 3 && len(m.NonVotings) == 0
+	})
+	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+	defer acancel()
+	if _, _, err := spare.agent.Client(s.ID).Apply(actx, []byte("after-replace")); err != nil {
+		t.Fatalf("apply after replacement: %v", err)
+	}
+}
