@@ -282,4 +282,3 @@ func shardsPlaced(st *zongzi.State, shards []zongzi.Shard) bool {
 	}
 	return true
 }
-
