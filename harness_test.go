@@ -142,6 +142,9 @@ func (c *cluster) newAgent(n *node) (*zongzi.Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.StateMachineRegisterPersistent(testDiskType, newDiskSM(n.dir)); err != nil {
+		return nil, err
+	}
 	return a, a.StateMachineRegister(testType, newLogSM)
 }
 
