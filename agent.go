@@ -36,14 +36,15 @@ type Agent struct {
 	status atomic.Int32
 	store  *registry.Store
 
+	nh      atomic.Pointer[dragonboat.NodeHost]
+	local   cowMap[uint64, *localReplica] // running replicas by shard ID
+	leaders cowMap[uint64, leaderInfo]    // leaders seen by the local raft event listener
+
 	mu         sync.RWMutex // guards the fields below
-	nh         *dragonboat.NodeHost
 	hostID     string
 	primeID    uint64 // this host's prime replica ID
 	primeReady bool
 	types      map[string]stateMachineType
-	local      map[uint64]*localReplica // running replicas by shard ID
-	leaders    map[uint64]leaderInfo    // leaders seen by the local raft event listener
 
 	server *bus.Server
 	pool   *bus.Pool
@@ -105,8 +106,6 @@ func NewAgent(clusterName string, peers []string, opts ...AgentOption) (*Agent, 
 		log:           slog.Default(),
 		store:         registry.New(),
 		types:         map[string]stateMachineType{},
-		local:         map[uint64]*localReplica{},
-		leaders:       map[uint64]leaderInfo{},
 		events:        make(chan leaderInfo, 1024),
 	}
 	for _, opt := range opts {
@@ -177,11 +176,7 @@ func (a *Agent) HostID() string {
 }
 
 // NodeHost returns the underlying Dragonboat host, nil before Start.
-func (a *Agent) NodeHost() *dragonboat.NodeHost {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.nh
-}
+func (a *Agent) NodeHost() *dragonboat.NodeHost { return a.nh.Load() }
 
 // State returns a snapshot of this host's copy of the registry, which may
 // lag the prime shard's leader. It never blocks.
@@ -214,11 +209,8 @@ func (a *Agent) Stop() {
 		a.server.Stop()
 	}
 	a.wg.Wait()
-	a.mu.Lock()
-	nh := a.nh
-	a.nh = nil
-	a.local = map[uint64]*localReplica{}
-	a.mu.Unlock()
+	nh := a.nh.Swap(nil)
+	a.local.Update(func(m map[uint64]*localReplica) { clear(m) })
 	if nh != nil {
 		nh.Close()
 	}

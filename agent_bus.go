@@ -57,7 +57,7 @@ func (h busHandler) Info(context.Context) (*pb.InfoResponse, error) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	res := &pb.InfoResponse{GossipAddress: a.gossipAddr, PrimeReplicaId: a.primeID, Ready: a.primeReady}
-	if a.nh != nil {
+	if a.nh.Load() != nil {
 		res.HostId, res.RaftAddress = a.hostID, a.raftAddr
 	}
 	return res, nil

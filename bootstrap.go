@@ -61,8 +61,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("%w: start host: %w", ErrBootstrap, err)
 	}
 	a.mu.Lock()
-	a.nh, a.hostID = nh, nh.ID()
+	a.hostID = nh.ID()
 	a.mu.Unlock()
+	a.nh.Store(nh)
 	a.log = a.log.With("host", nh.ID())
 
 	rec, found, err := a.readPrimeRecord()

@@ -17,11 +17,11 @@ type raftEvents struct{ a *Agent }
 // LeaderUpdated implements raftio.IRaftEventListener.
 func (e raftEvents) LeaderUpdated(info raftio.LeaderInfo) {
 	li := leaderInfo{shardID: info.ShardID, replicaID: info.ReplicaID, leader: info.LeaderID, term: info.Term}
-	e.a.mu.Lock()
-	if cur, ok := e.a.leaders[info.ShardID]; !ok || cur.term <= info.Term {
-		e.a.leaders[info.ShardID] = li
-	}
-	e.a.mu.Unlock()
+	e.a.leaders.Update(func(m map[uint64]leaderInfo) {
+		if cur, ok := m[info.ShardID]; !ok || cur.term <= info.Term {
+			m[info.ShardID] = li
+		}
+	})
 	select {
 	case e.a.events <- li:
 	default: // the periodic sweep of the leader worker catches up
@@ -30,9 +30,7 @@ func (e raftEvents) LeaderUpdated(info raftio.LeaderInfo) {
 
 // localLeader returns the leader of a shard as seen by this host's replica.
 func (a *Agent) localLeader(shardID uint64) (leaderInfo, bool) {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	li, ok := a.leaders[shardID]
+	li, ok := a.leaders.Load(shardID)
 	return li, ok && li.leader != 0
 }
 
@@ -48,13 +46,7 @@ func (a *Agent) runLeaderWorker(ctx context.Context) {
 		case li := <-a.events:
 			a.reportLeader(ctx, li)
 		case <-sweep.C:
-			a.mu.RLock()
-			all := make([]leaderInfo, 0, len(a.leaders))
-			for _, li := range a.leaders {
-				all = append(all, li)
-			}
-			a.mu.RUnlock()
-			for _, li := range all {
+			for _, li := range a.leaders.Snapshot() {
 				a.reportLeader(ctx, li)
 			}
 		}

@@ -48,9 +48,7 @@ func (a *Agent) reconcileHost(ctx context.Context) {
 			want[r.ShardID] = r
 		}
 	}
-	a.mu.RLock()
-	running := maps.Clone(a.local)
-	a.mu.RUnlock()
+	running := a.local.Snapshot()
 	for shardID, lr := range running {
 		if r, ok := want[shardID]; !ok || r.ID != lr.replicaID {
 			a.logErr(a.stopReplica(ctx, st, shardID, lr), "stop replica", shardID)
@@ -152,9 +150,7 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 	if err != nil {
 		return fmt.Errorf("start replica %d: %w", r.ID, err)
 	}
-	a.mu.Lock()
-	a.local[r.ShardID] = lr
-	a.mu.Unlock()
+	a.local.Update(func(m map[uint64]*localReplica) { m[r.ShardID] = lr })
 	a.log.Info("zongzi: replica started", "shard", r.ShardID, "replica", r.ID, "join", join, "nonVoting", r.IsNonVoting)
 	return nil
 }
@@ -222,10 +218,8 @@ func (a *Agent) stopReplica(ctx context.Context, st *State, shardID uint64, lr *
 	if err := nh.StopReplica(shardID, lr.replicaID); err != nil {
 		return fmt.Errorf("stop replica %d: %w", lr.replicaID, err)
 	}
-	a.mu.Lock()
-	delete(a.local, shardID)
-	delete(a.leaders, shardID)
-	a.mu.Unlock()
+	a.local.Update(func(m map[uint64]*localReplica) { delete(m, shardID) })
+	a.leaders.Update(func(m map[uint64]leaderInfo) { delete(m, shardID) })
 	if err := nh.SyncRemoveData(ctx, shardID, lr.replicaID); err != nil {
 		return fmt.Errorf("remove data of replica %d: %w", lr.replicaID, err)
 	}

@@ -16,10 +16,12 @@ import (
 
 // localReplicaOf returns this host's running replica of a shard, if any.
 func (a *Agent) localReplicaOf(shardID uint64) (*dragonboat.NodeHost, *localReplica, bool) {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	r, ok := a.local[shardID]
-	return a.nh, r, ok && a.nh != nil
+	r, ok := a.local.Load(shardID)
+	if !ok {
+		return nil, nil, false
+	}
+	nh := a.NodeHost()
+	return nh, r, nh != nil
 }
 
 // localHost returns the Dragonboat host when this host runs the shard.
