@@ -1,0 +1,147 @@
+package main
+
+import (
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// params are the form values of a key request.
+type params struct {
+	val    string // PUT: the value; absent means empty
+	hasVer bool   // ver was given
+	ver    uint64 // expected version
+	stale  bool   // GET: read from any replica; PUT/DELETE: return once committed
+	leader bool   // GET: read from the shard's leader
+}
+
+// rawParams are the unparsed form values; a field is set once, so the first
+// occurrence in the first source scanned wins.
+type rawParams struct {
+	val, ver, stale, leader          string
+	hasVal, hasVer, hasStale, hasLdr bool
+}
+
+// Fixed client errors of form parsing.
+var (
+	errBadVer         = &httpError{status: http.StatusBadRequest, msg: "Version must be uint64"}
+	errBadStale       = &httpError{status: http.StatusBadRequest, msg: "Stale must be a boolean (true or false)"}
+	errBadLeader      = &httpError{status: http.StatusBadRequest, msg: "Leader must be a boolean (true or false)"}
+	errStaleAndLeader = &httpError{status: http.StatusBadRequest, msg: "Stale and leader cannot both be true"}
+	errContentType    = &httpError{status: http.StatusUnsupportedMediaType, msg: "Unsupported body: send values in the query string or as application/x-www-form-urlencoded"}
+)
+
+// params reads the form values of r: from an application/x-www-form-urlencoded
+// body (PUT and DELETE only), then from the query string; a value in the
+// body wins over the same value in the query string, as with
+// http.Request.FormValue. Unknown names are ignored.
+func (h *handler) params(r *http.Request) (params, *httpError) {
+	var raw rawParams
+	if r.Method == http.MethodPut || r.Method == http.MethodDelete {
+		if herr := h.scanBody(r, &raw); herr != nil {
+			return params{}, herr
+		}
+	}
+	if err := scanForm(r.URL.RawQuery, &raw); err != nil {
+		return params{}, &httpError{status: http.StatusBadRequest, msg: "Bad query string: " + err.Error()}
+	}
+	var p params
+	var err error
+	p.val = raw.val
+	if raw.hasVer {
+		p.hasVer = true
+		if p.ver, err = strconv.ParseUint(raw.ver, 10, 64); err != nil {
+			return params{}, errBadVer
+		}
+	}
+	if raw.hasStale {
+		if p.stale, err = strconv.ParseBool(raw.stale); err != nil {
+			return params{}, errBadStale
+		}
+	}
+	if raw.hasLdr {
+		if p.leader, err = strconv.ParseBool(raw.leader); err != nil {
+			return params{}, errBadLeader
+		}
+	}
+	return p, nil
+}
+
+// scanBody reads an urlencoded body into raw. A non-empty body of any other
+// type is refused rather than ignored, so that no value is silently lost.
+func (h *handler) scanBody(r *http.Request, raw *rawParams) *httpError {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err == nil {
+			ct = mt
+		}
+	}
+	if ct != "application/x-www-form-urlencoded" {
+		var one [1]byte
+		if n, _ := io.ReadFull(r.Body, one[:]); n == 0 {
+			return nil // empty body of unknown length
+		}
+		return errContentType
+	}
+	limit := h.maxBody()
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return &httpError{status: http.StatusBadRequest, msg: "Bad body: " + err.Error()}
+	}
+	if int64(len(body)) > limit {
+		return h.errValTooLarge()
+	}
+	if err := scanForm(string(body), raw); err != nil {
+		return &httpError{status: http.StatusBadRequest, msg: "Bad form body: " + err.Error()}
+	}
+	return nil
+}
+
+// maxBody bounds an urlencoded body: the largest value, percent-encoded,
+// plus room for the other fields.
+func (h *handler) maxBody() int64 { return 3*int64(h.maxVal) + 4096 }
+
+// scanForm scans an urlencoded string (a=1&b=2) for the names kv1 knows,
+// setting each field of raw not set already. Unlike url.ParseQuery it builds
+// no map and allocates only to unescape a value that has escapes. Every
+// pair must unescape cleanly.
+func scanForm(s string, raw *rawParams) error {
+	for s != "" {
+		var pair string
+		pair, s, _ = strings.Cut(s, "&")
+		if pair == "" {
+			continue
+		}
+		name, value, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(name)
+		if err != nil {
+			return err
+		}
+		var dst *string
+		var has *bool
+		switch name {
+		case "val":
+			dst, has = &raw.val, &raw.hasVal
+		case "ver":
+			dst, has = &raw.ver, &raw.hasVer
+		case "stale":
+			dst, has = &raw.stale, &raw.hasStale
+		case "leader":
+			dst, has = &raw.leader, &raw.hasLdr
+		}
+		value, err = url.QueryUnescape(value)
+		if err != nil {
+			return err
+		}
+		if has != nil && !*has {
+			*dst, *has = value, true
+		}
+	}
+	return nil
+}

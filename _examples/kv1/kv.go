@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/zongzi-kv/zongzi"
+)
+
+// Fixed errors of key requests.
+var (
+	errMethod        = &httpError{status: http.StatusMethodNotAllowed, msg: "Method not supported"}
+	errEmptyKey      = &httpError{status: http.StatusBadRequest, msg: "Key must not be empty"}
+	errKeySlash      = &httpError{status: http.StatusBadRequest, msg: "Key must start with /"}
+	errWriteTimeout  = &httpError{status: http.StatusServiceUnavailable, msg: "Timeout: the write may or may not have been applied"}
+	errWriteCanceled = &httpError{status: http.StatusServiceUnavailable, msg: "Canceled: the write may or may not have been applied"}
+	errReadTimeout   = &httpError{status: http.StatusServiceUnavailable, msg: "Timeout"}
+	errReadCanceled  = &httpError{status: http.StatusServiceUnavailable, msg: "Canceled"}
+	errBadResult     = &httpError{status: http.StatusInternalServerError, msg: "Internal error: undecodable result from the state machine"}
+	errBadCommand    = &httpError{status: http.StatusInternalServerError, msg: "Internal error: the state machine could not decode the request; nothing was applied"}
+)
+
+// accepted is the body of a write answered once committed (stale=true).
+const accepted = "Accepted"
+
+// serveKey serves GET, PUT and DELETE of a key: the URL path.
+func (h *handler) serveKey(w http.ResponseWriter, r *http.Request) int {
+	switch r.Method {
+	case http.MethodGet, http.MethodPut, http.MethodDelete:
+	default:
+		w.Header()["Allow"] = hdrAllowKey
+		return writeError(w, errMethod)
+	}
+	key := r.URL.Path
+	switch {
+	case key == "" || key == "/":
+		return writeError(w, errEmptyKey)
+	case key[0] != '/':
+		return writeError(w, errKeySlash)
+	case len(key) > h.maxKey:
+		return writeError(w, &httpError{status: http.StatusRequestURITooLong,
+			msg: "Key too long (max " + strconv.Itoa(h.maxKey) + " bytes)"})
+	}
+	p, herr := h.params(r)
+	if herr != nil {
+		return writeError(w, herr)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	switch r.Method {
+	case http.MethodGet:
+		return h.get(ctx, w, key, p)
+	case http.MethodPut:
+		if len(p.val) > h.maxVal {
+			return writeError(w, h.errValTooLarge())
+		}
+		cmd := appendPut(make([]byte, 0, putSize(key, p.val, p.hasVer, p.ver)), key, p.val, p.hasVer, p.ver)
+		return h.write(ctx, w, key, cmd, p)
+	default:
+		cmd := appendDelete(make([]byte, 0, deleteSize(key, p.hasVer, p.ver)), key, p.hasVer, p.ver)
+		return h.write(ctx, w, key, cmd, p)
+	}
+}
+
+// get reads key: linearizably, from any replica (stale) or from the leader.
+func (h *handler) get(ctx context.Context, w http.ResponseWriter, key string, p params) int {
+	if p.stale && p.leader {
+		return writeError(w, errStaleAndLeader)
+	}
+	q := appendGet(make([]byte, 0, getSize(key)), key)
+	s := h.shardFor(key)
+	var value uint64
+	var data []byte
+	var err error
+	if p.leader {
+		value, data, err = s.LeaderRead(ctx, q)
+	} else {
+		value, data, err = s.Read(ctx, q, p.stale)
+	}
+	if err != nil {
+		return writeError(w, clientError(err, false))
+	}
+	return writeResult(w, value, data, p)
+}
+
+// write proposes cmd to the shard of key. With stale it answers 202 once
+// the command is committed; otherwise it waits for the result. A DELETE
+// answers the record as it was before the delete.
+func (h *handler) write(ctx context.Context, w http.ResponseWriter, key string, cmd []byte, p params) int {
+	s := h.shardFor(key)
+	if p.stale {
+		if err := s.Commit(ctx, cmd); err != nil {
+			return writeError(w, clientError(err, true))
+		}
+		return writeText(w, http.StatusAccepted, accepted)
+	}
+	value, data, err := s.Apply(ctx, cmd)
+	if err != nil {
+		return writeError(w, clientError(err, true))
+	}
+	return writeResult(w, value, data, p)
+}
+
+// writeResult turns a state machine result into a response.
+func writeResult(w http.ResponseWriter, value uint64, data []byte, p params) int {
+	switch value {
+	case resultOK:
+		rv, err := decodeRecord(data)
+		if err != nil {
+			return writeError(w, errBadResult)
+		}
+		return writeRecord(w, http.StatusOK, rv)
+	case resultNotFound:
+		return writeError(w, errNotFound)
+	case resultMismatch:
+		stored, err := decodeMismatch(data)
+		if err != nil {
+			return writeError(w, errBadResult)
+		}
+		want := uint64(0)
+		if p.hasVer {
+			want = p.ver
+		}
+		return writeText(w, http.StatusConflict,
+			"Version mismatch ("+strconv.FormatUint(want, 10)+" != "+strconv.FormatUint(stored, 10)+")")
+	case resultBadCommand:
+		return writeError(w, errBadCommand)
+	}
+	return writeError(w, &httpError{status: http.StatusInternalServerError,
+		msg: "Internal error: unknown result code " + strconv.FormatUint(value, 10)})
+}
+
+// clientError maps an error of a shard client to a response. write says
+// whether a command may have been proposed, so that the body can say the
+// outcome is unknown.
+func clientError(err error, write bool) *httpError {
+	switch {
+	case errors.Is(err, zongzi.ErrShardNotFound), errors.Is(err, zongzi.ErrShardNotReady),
+		errors.Is(err, zongzi.ErrAgentNotReady), errors.Is(err, zongzi.ErrRejected):
+		return &httpError{status: http.StatusServiceUnavailable, msg: "Unavailable: " + err.Error(), retry: true}
+	case errors.Is(err, zongzi.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		if write {
+			return errWriteTimeout
+		}
+		return errReadTimeout
+	case errors.Is(err, context.Canceled):
+		if write {
+			return errWriteCanceled
+		}
+		return errReadCanceled
+	}
+	msg := "Unavailable: " + err.Error()
+	if write {
+		msg += "; the write may or may not have been applied"
+	}
+	return &httpError{status: http.StatusServiceUnavailable, msg: msg}
+}
+
+// errValTooLarge is the response to a value over the limit.
+func (h *handler) errValTooLarge() *httpError {
+	return &httpError{status: http.StatusRequestEntityTooLarge,
+		msg: "Value too large (max " + strconv.Itoa(h.maxVal) + " bytes)"}
+}
