@@ -92,83 +92,61 @@ func (h busHandler) Watch(ctx context.Context, shardID uint64, query []byte, sta
 }
 
 // addHost adds a host to the prime shard: the registry first, then Raft
-// membership. A host whose raft target is already a member (a peer that
-// started late, or whose data was wiped) gets its existing replica back.
+// membership, so a member is never missing from the registry. A host that
+// is already registered (a peer that started late, or a retried join) gets
+// its replica back. A host with a new ID at the API address of a registered
+// one (its data was wiped) replaces it: the old host and its replicas leave
+// the registry and the membership, and the new host joins as a new replica.
 func (a *Agent) addHost(ctx context.Context, req *pb.JoinRequest) (uint64, error) {
 	nh := a.NodeHost()
 	if nh == nil || a.Status() != AgentStatusReady {
 		return 0, ErrAgentNotReady
 	}
-	target := a.target(req.HostId, req.RaftAddress)
-	host := Host{
-		ID: req.HostId, Status: registry.HostStatusNew, Tags: req.Tags,
-		ApiAddress: req.ApiAddress, RaftAddress: req.RaftAddress, ShardTypes: req.ShardTypes,
-	}
-	if len(host.Tags) == 0 {
-		host.Tags = nil
-	}
-	m, err := nh.SyncGetShardMembership(ctx, 0)
-	if err != nil {
-		return 0, fmt.Errorf("join: membership: %w", mapError(err))
-	}
-	for id, t := range m.Nodes {
-		if t == target {
-			return id, a.rebindReplica(ctx, host, id)
-		}
-	}
-	for id, t := range m.NonVotings {
-		if t == target {
-			return id, a.rebindReplica(ctx, host, id)
-		}
-	}
-	if _, err := a.proposeRegistry(ctx, registry.Command{Op: registry.OpHostPut, Host: &host}); err != nil {
-		return 0, fmt.Errorf("join: register host: %w", err)
-	}
-	var id uint64
-	for _, r := range a.store.State().HostReplicas(req.HostId) {
-		if r.ShardID == 0 {
-			id = r.ID
-		}
-	}
+	st := a.store.State()
+	id := primeReplica(st, req.HostId)
 	if id == 0 {
+		host := Host{
+			ID: req.HostId, Status: registry.HostStatusNew, Tags: req.Tags,
+			ApiAddress: req.ApiAddress, RaftAddress: req.RaftAddress, ShardTypes: req.ShardTypes,
+		}
+		if len(host.Tags) == 0 {
+			host.Tags = nil
+		}
+		batch := registry.Command{Op: registry.OpBatch}
+		for _, old := range st.Hosts() {
+			if old.ApiAddress == req.ApiAddress && old.ID != req.HostId {
+				batch.Batch = append(batch.Batch, registry.Command{Op: registry.OpHostDelete, HostID: old.ID})
+			}
+		}
 		rep := Replica{HostID: req.HostId, ShardID: 0, IsNonVoting: req.NonVoting, Status: registry.ReplicaStatusActive}
-		id, err = a.proposeRegistry(ctx, registry.Command{Op: registry.OpReplicaPut, Replica: &rep})
-		if err != nil {
-			return 0, fmt.Errorf("join: register replica: %w", err)
+		batch.Batch = append(batch.Batch,
+			registry.Command{Op: registry.OpHostPut, Host: &host},
+			registry.Command{Op: registry.OpReplicaPut, Replica: &rep})
+		if _, err := a.proposeRegistry(ctx, batch); err != nil {
+			return 0, fmt.Errorf("join: register host %s: %w", req.HostId, err)
+		}
+		if id = primeReplica(a.store.State(), req.HostId); id == 0 {
+			return 0, fmt.Errorf("%w: join: host %s registered without a replica", ErrShardNotReady, req.HostId)
 		}
 	}
-	if req.NonVoting {
-		err = nh.SyncRequestAddNonVoting(ctx, 0, id, target, 0)
-	} else {
-		err = nh.SyncRequestAddReplica(ctx, 0, id, target, 0)
-	}
+	// Members of replaced hosts leave before the new one joins, so the
+	// voting set does not grow.
+	a.pruneMembers(ctx, map[uint64]*localReplica{})
+	err := a.changeMembership(ctx, &pb.MembershipRequest{ShardId: 0, ReplicaId: id, HostId: req.HostId, NonVoting: req.NonVoting})
 	if err != nil {
-		return 0, fmt.Errorf("join: add replica %d: %w", id, mapError(err))
+		return 0, fmt.Errorf("join: %w", err)
 	}
 	return id, nil
 }
 
-// rebindReplica points an existing prime replica at the host now behind
-// its raft target, dropping the host record it had before.
-func (a *Agent) rebindReplica(ctx context.Context, host Host, replicaID uint64) error {
-	st := a.store.State()
-	r, ok := st.Replica(replicaID)
-	if ok && r.HostID == host.ID {
-		return nil
+// primeReplica returns the ID of the host's prime replica, 0 if none.
+func primeReplica(st *State, hostID string) uint64 {
+	for _, r := range st.HostReplicas(hostID) {
+		if r.ShardID == 0 {
+			return r.ID
+		}
 	}
-	batch := registry.Command{Op: registry.OpBatch}
-	batch.Batch = append(batch.Batch, registry.Command{Op: registry.OpHostPut, Host: &host})
-	if ok {
-		old := r.HostID
-		r.HostID = host.ID
-		batch.Batch = append(batch.Batch,
-			registry.Command{Op: registry.OpReplicaPut, Replica: &r},
-			registry.Command{Op: registry.OpHostDelete, HostID: old})
-	}
-	if _, err := a.proposeRegistry(ctx, batch); err != nil {
-		return fmt.Errorf("join: rebind replica %d: %w", replicaID, err)
-	}
-	return nil
+	return 0
 }
 
 // changeMembership adds or removes a replica of a shard served here.

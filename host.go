@@ -260,7 +260,7 @@ func (a *Agent) pruneMembers(ctx context.Context, running map[uint64]*localRepli
 				dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 				err := nh.SyncRequestDeleteReplica(dctx, shardID, id, 0)
 				cancel()
-				a.logErr(err, fmt.Sprintf("remove replica %d missing from the registry", id), shardID)
+				a.logErr(mapError(err), fmt.Sprintf("remove replica %d missing from the registry", id), shardID)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package zongzi_test
 
 import (
 	"context"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -75,4 +76,48 @@ func TestHostDeleteReplacesReplicas(t *testing.T) {
 	if _, _, err := spare.agent.Client(s.ID).Apply(actx, []byte("after-replace")); err != nil {
 		t.Fatalf("apply after replacement: %v", err)
 	}
+}
+
+// TestWipedPeerRejoins: a peer whose data was wiped comes back with a new
+// host ID; it replaces its old self in the registry and the prime shard's
+// voting set instead of forming a second cluster, and gets its guest
+// replicas back.
+func TestWipedPeerRejoins(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	defer c.stop()
+	c.startAll(ctx, c.nodes...)
+	a1 := c.nodes[0].agent
+	s, _, err := a1.ShardCreate(ctx, testType, zongzi.WithName("wiped"),
+		zongzi.WithPlacementMembers(3), zongzi.WithPlacementVary("geo:zone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "shard active", func() bool { return allActive(a1.State(), s.ID, 3) })
+
+	n3 := c.nodes[2]
+	oldID := n3.agent.HostID()
+	n3.agent.Stop()
+	if err := os.RemoveAll(n3.dir); err != nil {
+		t.Fatal(err)
+	}
+	c.startAll(ctx, n3)
+	newID := n3.agent.HostID()
+	if newID == oldID {
+		t.Fatal("wiped host kept its ID")
+	}
+	waitFor(t, settle, "wiped peer to replace its old self", func() bool {
+		st := a1.State()
+		_, oldThere := st.Host(oldID)
+		voting, _ := zonesOf(st, s.ID)
+		return !oldThere && st.HostCount() == 3 && allActive(st, s.ID, 3) &&
+			slices.Equal(sorted(voting), []string{"a", "b", "c"})
+	})
+	waitFor(t, settle, "prime shard back to 3 voters", func() bool {
+		mctx, mcancel := context.WithTimeout(ctx, time.Second)
+		defer mcancel()
+		m, err := a1.NodeHost().SyncGetShardMembership(mctx, 0)
+		return err == nil && len(m.Nodes) == 3 && len(m.NonVotings) == 0
+	})
 }
