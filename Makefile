@@ -37,3 +37,9 @@ run:
 
 stop:
 	$(GO) run ./cmd/kv1cluster -dir $(RUN_DIR) stop
+
+# kv1 under load next to the ceiling (bench/results.json), then ShardClient
+# next to raw Dragonboat on an in-process cluster. About 5 minutes.
+bench:
+	$(GO) run ./cmd/kv1bench -out bench/results.json
+	$(GO) test -run '^$$' -bench BenchmarkShardClient -benchtime 2s .

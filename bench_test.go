@@ -1,0 +1,228 @@
+package zongzi_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zongzi-kv/zongzi"
+)
+
+// benchConcurrency is how many requests the library benchmarks keep in
+// flight, as `hey -c 64` does in make bench.
+const benchConcurrency = 64
+
+// BenchmarkShardClient measures ShardClient next to the raw Dragonboat
+// calls it wraps, on one in-process cluster and in the same run: three
+// voting hosts with a three-member shard, and a fourth host without a
+// replica that forwards over the message bus. Each pair of sub-benchmarks
+// ".../client" and ".../raw" runs the same operation from the same host.
+func BenchmarkShardClient(b *testing.B) {
+	if testing.Short() {
+		b.Skip("starts a cluster")
+	}
+	bc := newBenchCluster(b)
+	cmd := []byte("benchmark-command")
+	query := []byte("q")
+	hosts := []struct {
+		role  string
+		agent *zongzi.Agent
+	}{{"leader", bc.leader}, {"follower", bc.follower}}
+	for _, h := range hosts {
+		c, nh := h.agent.Client(bc.shardID), h.agent.NodeHost()
+		b.Run("Apply/"+h.role+"/client", func(b *testing.B) {
+			runParallel(b, func(ctx context.Context) error { _, _, err := c.Apply(ctx, cmd); return err })
+		})
+		b.Run("Apply/"+h.role+"/raw", func(b *testing.B) {
+			runParallel(b, func(ctx context.Context) error {
+				_, err := nh.SyncPropose(ctx, nh.GetNoOPSession(bc.shardID), cmd)
+				return err
+			})
+		})
+	}
+	for _, h := range hosts {
+		c, nh := h.agent.Client(bc.shardID), h.agent.NodeHost()
+		b.Run("Read/"+h.role+"/client", func(b *testing.B) {
+			runParallel(b, func(ctx context.Context) error { _, _, err := c.Read(ctx, query, false); return err })
+		})
+		b.Run("Read/"+h.role+"/raw", func(b *testing.B) {
+			runParallel(b, func(ctx context.Context) error { _, err := nh.SyncRead(ctx, bc.shardID, query); return err })
+		})
+	}
+	c, nh := bc.follower.Client(bc.shardID), bc.follower.NodeHost()
+	b.Run("ReadStale/follower/client", func(b *testing.B) {
+		runParallel(b, func(ctx context.Context) error { _, _, err := c.Read(ctx, query, true); return err })
+	})
+	b.Run("ReadStale/follower/raw", func(b *testing.B) {
+		runParallel(b, func(ctx context.Context) error { _, err := nh.StaleRead(bc.shardID, query); return err })
+	})
+	fwd := bc.forwarder.Client(bc.shardID)
+	b.Run("Apply/forwarded/client", func(b *testing.B) {
+		runParallel(b, func(ctx context.Context) error { _, _, err := fwd.Apply(ctx, cmd); return err })
+	})
+	b.Run("Read/forwarded/client", func(b *testing.B) {
+		runParallel(b, func(ctx context.Context) error { _, _, err := fwd.Read(ctx, query, false); return err })
+	})
+	b.Run("ReadStale/forwarded/client", func(b *testing.B) {
+		runParallel(b, func(ctx context.Context) error { _, _, err := fwd.Read(ctx, query, true); return err })
+	})
+}
+
+// runParallel runs op from benchConcurrency goroutines, each call with a
+// deadline, and reports operations per second. Failed calls fail the
+// benchmark.
+func runParallel(b *testing.B, op func(ctx context.Context) error) {
+	b.SetParallelism((benchConcurrency + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	var failed atomic.Int64
+	var once sync.Once
+	var first error
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := op(ctx)
+			cancel()
+			if err != nil {
+				failed.Add(1)
+				once.Do(func() { first = err })
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+	if n := failed.Load(); n > 0 {
+		b.Errorf("%d of %d calls failed; the first: %v", n, b.N, first)
+	}
+}
+
+// benchCluster is the benchmarks' cluster: agents in zones a, b and c
+// (the peers) and a fourth in zone a, one shard with a member in each
+// zone, and the roles its hosts play for that shard.
+type benchCluster struct {
+	shardID   uint64
+	leader    *zongzi.Agent // has the shard's leader replica
+	follower  *zongzi.Agent // has a follower replica
+	forwarder *zongzi.Agent // has no replica: forwards over the bus
+}
+
+// newBenchCluster starts the cluster, stopped when b ends. The harness of
+// the tests needs a *testing.T, so this builds on the same pieces with b.
+func newBenchCluster(b *testing.B) *benchCluster {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	zones := []string{"a", "b", "c", "a"}
+	addrs := loopbackAddrs(b, 2*len(zones))
+	peers := addrs[:3]
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	agents := make([]*zongzi.Agent, len(zones))
+	for i, z := range zones {
+		a, err := zongzi.NewAgent("bench", peers,
+			zongzi.WithAddrApi(addrs[i]), zongzi.WithAddrRaft(addrs[len(zones)+i]),
+			zongzi.WithDirRaft(filepath.Join(b.TempDir(), "raft")),
+			zongzi.WithHostTags("geo:region=r1", "geo:zone="+z), zongzi.WithLogger(log))
+		if err == nil {
+			err = a.StateMachineRegister(testType, newLogSM)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		agents[i] = a
+		b.Cleanup(a.Stop)
+	}
+	startAgents(b, ctx, agents[:3])
+	s, _, err := agents[0].ShardCreate(ctx, testType, zongzi.WithName("bench"),
+		zongzi.WithPlacementMembers(3, "geo:region=r1"), zongzi.WithPlacementVary("geo:zone"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	startAgents(b, ctx, agents[3:])
+	bc := &benchCluster{shardID: s.ID}
+	for {
+		st := agents[0].State()
+		h4, ok := st.Host(agents[3].HostID())
+		leader, _ := agents[0].Client(s.ID).Leader()
+		if allActive(st, s.ID, 3) && ok && h4.Status == "active" && leader != 0 {
+			bc.assignRoles(st, agents, leader)
+			break
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatalf("shard %d not active with a leader on 3 hosts: %v", s.ID, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	// One write from each role, retried until the cluster serves it.
+	for _, a := range []*zongzi.Agent{bc.leader, bc.follower, bc.forwarder} {
+		for {
+			actx, acancel := context.WithTimeout(ctx, time.Second)
+			_, _, err := a.Client(s.ID).Apply(actx, []byte("warm-up"))
+			acancel()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				b.Fatalf("warm-up apply from %s: %v", a.HostID(), err)
+			}
+		}
+	}
+	return bc
+}
+
+// assignRoles finds the hosts that lead, follow and have no replica of
+// the shard whose leader replica is leader.
+func (bc *benchCluster) assignRoles(st *zongzi.State, agents []*zongzi.Agent, leader uint64) {
+	byHost := map[string]uint64{}
+	for _, r := range st.ShardReplicas(bc.shardID) {
+		byHost[r.HostID] = r.ID
+	}
+	for _, a := range agents {
+		switch id, ok := byHost[a.HostID()]; {
+		case !ok:
+			bc.forwarder = a
+		case id == leader:
+			bc.leader = a
+		default:
+			bc.follower = a
+		}
+	}
+}
+
+// loopbackAddrs returns n distinct loopback addresses whose ports were
+// free: all are held open until every one is found.
+func loopbackAddrs(b *testing.B, n int) []string {
+	var addrs []string
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return addrs
+}
+
+// startAgents starts the agents concurrently and fails b if one fails.
+func startAgents(b *testing.B, ctx context.Context, agents []*zongzi.Agent) {
+	b.Helper()
+	errs := make(chan error, len(agents))
+	for _, a := range agents {
+		go func() { errs <- a.Start(ctx) }()
+	}
+	for range agents {
+		if err := <-errs; err != nil {
+			b.Fatal(fmt.Errorf("start agent: %w", err))
+		}
+	}
+}

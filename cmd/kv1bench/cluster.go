@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/bits"
+	"net/http"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/zongzi-kv/zongzi/internal/kv1proc"
+)
+
+// shardName returns the name of the kv1 shard that holds key among n
+// shards. It mirrors kv1's handler.shardFor: the high bits of xxh64(key)
+// times n pick the shard, and kv1 orders its shards kv1-00001 onwards.
+func shardName(key string, n int) string {
+	hi, _ := bits.Mul64(xxhash.Sum64String(key), uint64(n))
+	return fmt.Sprintf("kv1-%05d", hi+1)
+}
+
+// status is the part of kv1's /_status that the benchmark reads.
+type status struct {
+	Shards []struct {
+		Name    string `json:"name"`
+		Leader  uint64 `json:"leader"`
+		Replica uint64 `json:"replica"`
+	} `json:"shards"`
+}
+
+// leads reports whether the node that answered st has the leader replica
+// of the named shard.
+func (st status) leads(shard string) bool {
+	for _, s := range st.Shards {
+		if s.Name == shard {
+			return s.Replica != 0 && s.Replica == s.Leader
+		}
+	}
+	return false
+}
+
+// leaderOf polls /_status until a node says it leads the shard of key.
+func leaderOf(ctx context.Context, c *kv1proc.Cluster, key string) (*kv1proc.Node, error) {
+	shard := shardName(key, c.Shards)
+	client := &http.Client{Timeout: time.Second}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		for _, n := range c.Nodes {
+			var st status
+			if getJSON(ctx, client, n.URL("/_status"), &st) == nil && st.leads(shard) {
+				return n, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no node leads %s (key %s): %w", shard, key, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// getJSON decodes the JSON body of a 200 answer to GET url into v.
+func getJSON(ctx context.Context, client *http.Client, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// put writes key=val on node n and returns the status code.
+func put(ctx context.Context, client *http.Client, n *kv1proc.Node, key, val string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, n.URL(key+"?val="+val), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// startCluster starts every node and returns how long it took from the
+// start of the processes to the first successful PUT, retried on every
+// node in turn.
+func startCluster(ctx context.Context, c *kv1proc.Cluster, key string) (time.Duration, error) {
+	start := time.Now()
+	if err := c.StartAll(); err != nil {
+		return 0, err
+	}
+	client := &http.Client{Timeout: time.Second}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for i := 0; ; i++ {
+		if code, err := put(ctx, client, c.Nodes[i%len(c.Nodes)], key, "up"); err == nil && code == http.StatusOK {
+			return time.Since(start), nil
+		}
+		for _, n := range c.Nodes {
+			if n.PID() == 0 {
+				return 0, fmt.Errorf("node %d exited while starting; see %s", n.N, n.Stderr)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("no successful PUT: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

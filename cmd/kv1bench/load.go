@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Result summarises one load run, as hey's summary does.
+type Result struct {
+	Requests int            // responses plus failed requests
+	Elapsed  time.Duration  // wall time of the run
+	RPS      float64        // requests per second
+	P50, P99 time.Duration  // latency percentiles of the responses
+	Codes    map[int]int    // responses by HTTP status code
+	Errors   map[string]int // failed requests (no response) by error
+}
+
+// WriteSummary writes r in the shape of hey's summary, so the output of
+// both generators reads alike.
+func (r Result) WriteSummary(w io.Writer) {
+	fmt.Fprintf(w, "\nSummary:\n  Total:\t%.4f secs\n  Requests/sec:\t%.4f\n", r.Elapsed.Seconds(), r.RPS)
+	fmt.Fprintf(w, "\nLatency distribution:\n  50%% in %.4f secs\n  99%% in %.4f secs\n", r.P50.Seconds(), r.P99.Seconds())
+	fmt.Fprintf(w, "\nStatus code distribution:\n")
+	for _, c := range slices.Sorted(maps.Keys(r.Codes)) {
+		fmt.Fprintf(w, "  [%d]\t%d responses\n", c, r.Codes[c])
+	}
+	if len(r.Errors) > 0 {
+		fmt.Fprintf(w, "\nError distribution:\n")
+		for _, e := range slices.Sorted(maps.Keys(r.Errors)) {
+			fmt.Fprintf(w, "  [%d]\t%s\n", r.Errors[e], e)
+		}
+	}
+}
+
+// CASLoad is a write load that hey cannot make, because every request has
+// its own URL: each worker creates a key of its own (ver=0), then
+// compare-and-sets it again and again with the version the previous write
+// returned. Every request is a raft write of a distinct key.
+type CASLoad struct {
+	URL      string        // base URL of a kv1 node, e.g. http://127.0.0.1:8001
+	Prefix   string        // key prefix: worker i writes the key Prefix + i
+	Workers  int           // concurrent requests
+	Requests int           // total requests; 0 runs for Duration instead
+	Duration time.Duration // how long to run when Requests is 0
+}
+
+// mismatch finds the stored version in kv1's 409 body "Version mismatch
+// (N != S)".
+var mismatch = regexp.MustCompile(`!= (\d+)\)`)
+
+// Run runs the load until its requests are sent or its duration has
+// passed, letting requests in flight finish, or until ctx is done.
+func (l CASLoad) Run(ctx context.Context) (Result, error) {
+	if l.Workers < 1 || (l.Requests <= 0 && l.Duration <= 0) {
+		return Result{}, fmt.Errorf("cas load: want workers and a request count or a duration: %+v", l)
+	}
+	client := &http.Client{
+		Timeout:   20 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: l.Workers, MaxConnsPerHost: l.Workers},
+	}
+	defer client.CloseIdleConnections()
+	var (
+		sent     atomic.Int64
+		start    = time.Now()
+		deadline = start.Add(l.Duration)
+		mu       sync.Mutex
+		lats     []time.Duration
+		total    = Result{Codes: map[int]int{}, Errors: map[string]int{}}
+		wg       sync.WaitGroup
+	)
+	more := func() bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		if l.Requests > 0 {
+			return sent.Add(1) <= int64(l.Requests)
+		}
+		return time.Now().Before(deadline)
+	}
+	for i := range l.Workers {
+		wg.Go(func() {
+			w := casWorker{client: client, key: fmt.Sprintf("%s%s%d", l.URL, l.Prefix, i)}
+			for more() {
+				w.put(ctx)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			lats = append(lats, w.lats...)
+			for c, n := range w.codes {
+				total.Codes[c] += n
+			}
+			for e, n := range w.errors {
+				total.Errors[e] += n
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	total.Elapsed = time.Since(start)
+	total.Requests = len(lats)
+	for _, n := range total.Errors {
+		total.Requests += n
+	}
+	total.RPS = float64(total.Requests) / total.Elapsed.Seconds()
+	slices.Sort(lats)
+	total.P50, total.P99 = percentile(lats, 0.50), percentile(lats, 0.99)
+	return total, nil
+}
+
+// casWorker writes one key in a chain of compare-and-sets.
+type casWorker struct {
+	client *http.Client
+	key    string // the key's URL
+	ver    uint64 // the version the next write expects
+	seq    int
+	lats   []time.Duration
+	codes  map[int]int
+	errors map[string]int
+}
+
+// put sends one compare-and-set and learns the key's version from the
+// answer: the new version on 200, the stored one on 409.
+func (w *casWorker) put(ctx context.Context) {
+	if w.codes == nil {
+		w.codes, w.errors = map[int]int{}, map[string]int{}
+	}
+	w.seq++
+	u := w.key + "?val=v" + strconv.Itoa(w.seq) + "&ver=" + strconv.FormatUint(w.ver, 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, nil)
+	if err != nil {
+		w.errors[err.Error()]++
+		return
+	}
+	start := time.Now()
+	resp, err := w.client.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.errors[err.Error()]++
+		}
+		return
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		w.errors[err.Error()]++
+		return
+	}
+	w.lats = append(w.lats, time.Since(start))
+	w.codes[resp.StatusCode]++
+	switch resp.StatusCode {
+	case http.StatusOK:
+		var rec struct {
+			Ver uint64 `json:"ver"`
+		}
+		if json.Unmarshal(body, &rec) == nil {
+			w.ver = rec.Ver
+		}
+	case http.StatusConflict:
+		if m := mismatch.FindSubmatch(body); m != nil {
+			w.ver, _ = strconv.ParseUint(string(m[1]), 10, 64)
+		}
+	}
+}
+
+// percentile returns the q-quantile of sorted latencies (nearest rank).
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}

@@ -1,0 +1,320 @@
+// Command kv1bench measures kv1 under load next to a trivial net/http
+// server, the ceiling of what HTTP on this machine can do. It builds kv1,
+// starts a 3-node cluster and the ceiling server as processes of their own,
+// drives each load with `go tool hey` (or, for writes on distinct keys, its
+// own generator), and charges the servers' CPU time to the requests. It
+// prints one table and writes it as JSON so runs can be compared.
+//
+//	go run ./cmd/kv1bench -out bench/results.json
+//
+// With -cas URL it only runs its compare-and-set load against a running
+// kv1 node and prints a hey-like summary.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/zongzi-kv/zongzi/internal/kv1proc"
+)
+
+// config holds kv1bench's flags.
+type config struct {
+	out         string
+	concurrency int
+	requests    int
+	duration    time.Duration
+	shards      int
+	keep        bool
+	verbose     bool
+	casURL      string
+}
+
+func main() {
+	var cfg config
+	ceilingMode := flag.Bool("ceiling", false, "serve the ceiling on the listener inherited as fd 3 (internal)")
+	flag.StringVar(&cfg.out, "out", "bench/results.json", "where to write the JSON report")
+	flag.IntVar(&cfg.concurrency, "c", 64, "concurrent requests")
+	flag.IntVar(&cfg.requests, "n", 0, "requests per load; 0 runs each load for -duration")
+	flag.DurationVar(&cfg.duration, "duration", 20*time.Second, "how long each load runs when -n is 0")
+	flag.IntVar(&cfg.shards, "s", 4, "kv1 shards")
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the cluster's data dir")
+	flag.BoolVar(&cfg.verbose, "v", false, "print every load's hey-style output")
+	flag.StringVar(&cfg.casURL, "cas", "", "only run the compare-and-set load against this kv1 URL")
+	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix("kv1bench: ")
+	if *ceilingMode {
+		log.Fatal(serveCeiling())
+	}
+	if cfg.concurrency < 1 || (cfg.requests <= 0 && cfg.duration <= 0) {
+		log.Fatal("want -c ≥ 1 and -n or -duration > 0")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if cfg.casURL != "" {
+		var r Result
+		r, err = cfg.casLoad(cfg.casURL, "/kv1bench-cas-").Run(ctx)
+		r.WriteSummary(os.Stdout)
+	} else {
+		err = run(ctx, cfg)
+	}
+	if err != nil {
+		stop()
+		log.Fatal(err)
+	}
+}
+
+// casLoad returns the compare-and-set load of cfg on the kv1 node at url.
+func (cfg config) casLoad(url, prefix string) CASLoad {
+	return CASLoad{URL: url, Prefix: prefix, Workers: cfg.concurrency, Requests: cfg.requests, Duration: cfg.duration}
+}
+
+// heyArgs returns hey's flags for cfg's concurrency and request budget.
+func (cfg config) heyArgs(extra ...string) []string {
+	args := []string{"-c", strconv.Itoa(cfg.concurrency)}
+	if cfg.requests > 0 {
+		args = append(args, "-n", strconv.Itoa(cfg.requests))
+	} else {
+		args = append(args, "-z", cfg.duration.String())
+	}
+	return append(args, extra...)
+}
+
+// Keys the loads use. The GET key is written before the reads.
+const (
+	startupKey = "/kv1bench-startup"
+	getKey     = "/kv1bench-get"
+	putKey     = "/kv1bench-put"
+	casPrefix  = "/kv1bench-cas-"
+)
+
+// load is one row of the benchmark before it runs.
+type load struct {
+	name    string
+	target  Target
+	pids    []int // the servers whose CPU the requests cost
+	writes  bool  // every request is a PUT
+	ceiling bool  // a run of the ceiling server
+	run     func(ctx context.Context) (Result, string, error)
+}
+
+// run runs the whole benchmark and stops every process it started.
+func run(ctx context.Context, cfg config) error {
+	root, err := os.MkdirTemp("", "kv1bench-")
+	if err != nil {
+		return err
+	}
+	if cfg.keep {
+		log.Printf("data in %s", root)
+	} else {
+		defer os.RemoveAll(root)
+	}
+	log.Print("building kv1")
+	bin, err := kv1proc.Build(ctx, root)
+	if err != nil {
+		return err
+	}
+	heyBin, err := heyBinary(ctx)
+	if err != nil {
+		return err
+	}
+	ceil, err := startCeiling(ctx)
+	if err != nil {
+		return err
+	}
+	defer ceil.Stop()
+
+	c, err := kv1proc.New(bin, root, 3, cfg.shards)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer func() {
+		for _, n := range c.Nodes {
+			_ = c.Stop(n)
+		}
+	}()
+	load0 := loadAvg()
+	log.Print("starting 3 kv1 nodes")
+	startup, err := startCluster(ctx, c, startupKey)
+	if err != nil {
+		return err
+	}
+	log.Printf("first PUT succeeded %.2f s after the processes started", startup.Seconds())
+	if err := c.WaitHealthy(ctx, c.Nodes...); err != nil {
+		return err
+	}
+	leader, err := leaderOf(ctx, c, getKey)
+	if err != nil {
+		return err
+	}
+	follower := c.Nodes[0]
+	if follower == leader {
+		follower = c.Nodes[1]
+	}
+	if code, err := put(ctx, http.DefaultClient, follower, getKey, "benchmark"); err != nil || code != http.StatusOK {
+		return fmt.Errorf("PUT %s: %d %v", getKey, code, err)
+	}
+	var nodes []int
+	for _, n := range c.Nodes {
+		nodes = append(nodes, n.PID())
+	}
+	hey := func(extra ...string) func(context.Context) (Result, string, error) {
+		return func(ctx context.Context) (Result, string, error) {
+			return runHey(ctx, heyBin, cfg.heyArgs(extra...)...)
+		}
+	}
+	ceilingLoad := load{name: "ceiling (net/http, 19 B)", pids: []int{ceil.PID()}, ceiling: true, run: hey(ceil.URL)}
+	loads := []load{
+		ceilingLoad,
+		{name: "GET linearizable, follower", target: Target{MinRatio: 0.8, MaxCPUUS: 30}, run: hey(follower.URL(getKey))},
+		{name: "GET linearizable, leader", target: Target{MinRatio: 0.8, MaxCPUUS: 30}, run: hey(leader.URL(getKey))},
+		{name: "GET leader=true, follower", target: Target{MinRatio: 0.85, MaxCPUUS: 30}, run: hey(follower.URL(getKey + "?leader=true"))},
+		{name: "GET stale=true, follower", target: Target{MinRatio: 0.95, MaxCPUUS: 12}, run: hey(follower.URL(getKey + "?stale=true"))},
+		{name: "PUT one key, no ver", target: Target{MaxCPUUS: 50}, writes: true, run: hey("-m", "PUT", follower.URL(putKey+"?val=x"))},
+		{name: "PUT CAS distinct keys", target: Target{MinRatio: 0.5, MaxP99MS: 10, MaxCPUUS: 50}, writes: true,
+			run: func(ctx context.Context) (Result, string, error) {
+				r, err := cfg.casLoad("http://"+follower.HTTP, casPrefix).Run(ctx)
+				return r, "", err
+			}},
+		ceilingLoad, // again: a drift of the machine shows as two ceilings apart
+	}
+	rep := &Report{
+		Time: time.Now().UTC(), Machine: machine(), StartupMS: float64(startup.Microseconds()) / 1000,
+		Settings: Settings{Concurrency: cfg.concurrency, Requests: cfg.requests, Shards: cfg.shards},
+		LoadAvg:  [2]float64{load0, 0},
+	}
+	if cfg.requests <= 0 {
+		rep.Settings.Duration = cfg.duration.String()
+	}
+	log.Print("warming up")
+	warm := cfg
+	warm.duration, warm.requests = max(time.Second, cfg.duration/10), cfg.requests/10
+	for _, u := range []string{ceil.URL, follower.URL(getKey)} {
+		if _, _, err := runHey(ctx, heyBin, warm.heyArgs(u)...); err != nil {
+			return err
+		}
+	}
+	var ceilings []float64
+	for i, l := range loads {
+		if l.pids == nil {
+			l.pids = nodes
+		}
+		log.Printf("%d/%d: %s", i+1, len(loads), l.name)
+		row, out, err := measure(ctx, l)
+		if err != nil {
+			return fmt.Errorf("%s: %w", l.name, err)
+		}
+		if l.ceiling {
+			ceilings = append(ceilings, row.RPS)
+		}
+		if l.writes {
+			rep.Writes += row.Requests
+		}
+		rep.Rows = append(rep.Rows, row)
+		if cfg.verbose {
+			io.WriteString(os.Stderr, out)
+		}
+		log.Printf("%.0f req/s, p99 %.2f ms, %.1f µs CPU/req, %s", row.RPS, row.P99MS, row.CPUUS, codes(row))
+	}
+	rep.LoadAvg[1] = loadAvg()
+	// Ratios are to the mean of the ceiling's runs, first and last.
+	var ceilingRPS float64
+	for _, r := range ceilings {
+		ceilingRPS += r / float64(len(ceilings))
+	}
+	for i := range rep.Rows {
+		rep.Rows[i].Ratio = rep.Rows[i].RPS / ceilingRPS
+		rep.Rows[i].check()
+	}
+	for _, n := range c.Nodes {
+		rss, err := kv1proc.ProcessRSS(n.PID())
+		if err != nil {
+			return err
+		}
+		du, size, err := kv1proc.DiskUsage(n.Dir)
+		if err != nil {
+			return err
+		}
+		rep.Nodes = append(rep.Nodes, Usage{Node: n.N, RSSMB: mb(rss), DataMB: mb(du), DataSizeMB: mb(size)})
+	}
+	fmt.Println()
+	rep.WriteTable(os.Stdout)
+	if err := rep.WriteJSON(cfg.out); err != nil {
+		return err
+	}
+	log.Printf("wrote %s", cfg.out)
+	return nil
+}
+
+// measure runs one load and charges the CPU its servers used meanwhile to
+// its requests. It returns the row and the load's hey-style output.
+func measure(ctx context.Context, l load) (Row, string, error) {
+	before, err := cpuOf(l.pids)
+	if err != nil {
+		return Row{}, "", err
+	}
+	r, out, err := l.run(ctx)
+	if err != nil {
+		return Row{}, out, err
+	}
+	after, err := cpuOf(l.pids)
+	if err != nil {
+		return Row{}, out, err
+	}
+	if r.Requests == 0 {
+		return Row{}, out, errors.New("no requests completed")
+	}
+	if out == "" {
+		var b strings.Builder
+		r.WriteSummary(&b)
+		out = b.String()
+	}
+	row := Row{
+		Name: l.name, Requests: r.Requests, Seconds: r.Elapsed.Seconds(), RPS: r.RPS,
+		P50MS: ms(r.P50), P99MS: ms(r.P99), Codes: map[string]int{}, Target: l.target,
+		CPUUS: float64((after - before).Microseconds()) / float64(r.Requests),
+	}
+	for c, n := range r.Codes {
+		row.Codes[strconv.Itoa(c)] = n
+	}
+	for _, n := range r.Errors {
+		row.Errors += n
+	}
+	return row, out, nil
+}
+
+// cpuOf returns the CPU time the processes have used together.
+func cpuOf(pids []int) (time.Duration, error) {
+	var total time.Duration
+	for _, pid := range pids {
+		if pid == 0 {
+			return 0, errors.New("a server is not running")
+		}
+		d, err := kv1proc.ProcessCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		total += d
+	}
+	return total, nil
+}
+
+// mb returns n bytes in MiB.
+func mb(n int64) float64 { return float64(n) / (1 << 20) }
+
+// ms returns d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is one benchmark run: what bench/results.json holds.
+type Report struct {
+	Time      time.Time `json:"time"`
+	Machine   Machine   `json:"machine"`
+	Settings  Settings  `json:"settings"`
+	StartupMS float64   `json:"startupMs"` // processes started → first successful PUT
+	Rows      []Row     `json:"rows"`
+	Writes    int       `json:"writes"` // PUT requests sent during the run
+	Nodes     []Usage   `json:"nodes"`  // after the whole benchmark
+	// LoadAvg is the machine's 1-minute load average before the cluster
+	// started and after the last load: other work on the machine skews
+	// every figure.
+	LoadAvg [2]float64 `json:"loadAvg"`
+}
+
+// Machine describes where the benchmark ran.
+type Machine struct {
+	CPUs   int    `json:"cpus"`
+	Model  string `json:"cpuModel"`
+	Go     string `json:"go"`
+	Kernel string `json:"kernel"`
+	Commit string `json:"commit"`
+}
+
+// Settings are the load settings of the run.
+type Settings struct {
+	Concurrency int    `json:"concurrency"`
+	Requests    int    `json:"requests,omitempty"` // per row; 0 when rows run for Duration
+	Duration    string `json:"duration,omitempty"`
+	Shards      int    `json:"shards"`
+}
+
+// Row is one load: its throughput next to the ceiling's, its latency, its
+// answers, and the CPU the servers spent per request.
+type Row struct {
+	Name     string         `json:"name"`
+	Requests int            `json:"requests"`
+	Seconds  float64        `json:"seconds"`
+	RPS      float64        `json:"rps"`
+	Ratio    float64        `json:"ratio"` // RPS over the ceiling's
+	P50MS    float64        `json:"p50Ms"`
+	P99MS    float64        `json:"p99Ms"`
+	Codes    map[string]int `json:"codes"`
+	Errors   int            `json:"errors"`
+	CPUUS    float64        `json:"cpuUsPerRequest"` // servers' user+system CPU
+	Target   Target         `json:"target"`
+	Missed   []string       `json:"missed,omitempty"` // targets not met
+}
+
+// Target is what a row should reach; zero fields set no target.
+type Target struct {
+	MinRatio float64 `json:"minRatio,omitempty"`
+	MaxP99MS float64 `json:"maxP99Ms,omitempty"`
+	MaxCPUUS float64 `json:"maxCpuUs,omitempty"`
+}
+
+// String returns the target in the table's notation.
+func (t Target) String() string {
+	var s []string
+	if t.MinRatio > 0 {
+		s = append(s, fmt.Sprintf("≥%.2f×", t.MinRatio))
+	}
+	if t.MaxP99MS > 0 {
+		s = append(s, fmt.Sprintf("p99≤%gms", t.MaxP99MS))
+	}
+	if t.MaxCPUUS > 0 {
+		s = append(s, fmt.Sprintf("≤%gµs", t.MaxCPUUS))
+	}
+	if len(s) == 0 {
+		return "-"
+	}
+	return strings.Join(s, " ")
+}
+
+// check fills r.Missed with the targets r does not meet.
+func (r *Row) check() {
+	t := r.Target
+	if t.MinRatio > 0 && r.Ratio < t.MinRatio {
+		r.Missed = append(r.Missed, "ratio")
+	}
+	if t.MaxP99MS > 0 && r.P99MS > t.MaxP99MS {
+		r.Missed = append(r.Missed, "p99")
+	}
+	if t.MaxCPUUS > 0 && r.CPUUS > t.MaxCPUUS {
+		r.Missed = append(r.Missed, "cpu")
+	}
+}
+
+// Usage is one node's memory and disk use.
+type Usage struct {
+	Node   int     `json:"node"`
+	RSSMB  float64 `json:"rssMb"`
+	DataMB float64 `json:"dataMb"` // allocated on disk, as du counts
+	// DataSizeMB is the size of the files, without the space
+	// preallocated for write-ahead logs.
+	DataSizeMB float64 `json:"dataSizeMb"`
+}
+
+// loadAvg returns the machine's 1-minute load average, 0 when unknown.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+// machine describes this machine and checkout.
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.Model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		m.Commit = strings.TrimSpace(string(out))
+		if out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(out) > 0 {
+			m.Commit += "-dirty"
+		}
+	}
+	return m
+}
+
+// WriteTable writes the report as one aligned table.
+func (r *Report) WriteTable(w io.Writer) {
+	m := r.Machine
+	load := r.Settings.Duration + " per load"
+	if r.Settings.Requests > 0 {
+		load = fmt.Sprintf("%d requests per load", r.Settings.Requests)
+	}
+	fmt.Fprintf(w, "kv1bench %s: %d CPUs (%s), %s, linux %s, commit %s\n", r.Time.Format(time.DateTime), m.CPUs, m.Model, m.Go, m.Kernel, m.Commit)
+	fmt.Fprintf(w, "3 kv1 nodes, %d shards, -c %d, %s; load average %.2f before, %.2f after\n",
+		r.Settings.Shards, r.Settings.Concurrency, load, r.LoadAvg[0], r.LoadAvg[1])
+	fmt.Fprintf(w, "startup (processes start → first PUT 200): %.2f s\n\n", r.StartupMS/1000)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "load\treq/s\t×ceil\tp50 ms\tp99 ms\tCPU µs/req\tcodes\ttarget\t\t")
+	for _, row := range r.Rows {
+		verdict := "ok"
+		if len(row.Missed) > 0 {
+			verdict = "MISS " + strings.Join(row.Missed, ",")
+		}
+		if row.Target == (Target{}) {
+			verdict = ""
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%s\t%s\t%s\t\n", row.Name, row.RPS, row.Ratio,
+			row.P50MS, row.P99MS, row.CPUUS, codes(row), row.Target, verdict)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nafter %d writes:\n", r.Writes)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "node\tRSS MB\tdata MB (du)\tdata MB (file sizes)\t")
+	for _, u := range r.Nodes {
+		fmt.Fprintf(tw, "%d\t%.1f\t%.1f\t%.1f\t\n", u.Node, u.RSSMB, u.DataMB, u.DataSizeMB)
+	}
+	tw.Flush()
+}
+
+// codes writes a row's status code counts, then its errors, compactly.
+func codes(r Row) string {
+	var s []string
+	for _, c := range slices.Sorted(maps.Keys(r.Codes)) {
+		s = append(s, fmt.Sprintf("%s:%d", c, r.Codes[c]))
+	}
+	if r.Errors > 0 {
+		s = append(s, fmt.Sprintf("err:%d", r.Errors))
+	}
+	return strings.Join(s, " ")
+}
+
+// WriteJSON writes the report as indented JSON to path, creating its
+// directory.
+func (r *Report) WriteJSON(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
