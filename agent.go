@@ -33,8 +33,9 @@ type Agent struct {
 	controller             ShardController
 	log                    *slog.Logger
 
-	status atomic.Int32
-	store  *registry.Store
+	status   atomic.Int32
+	store    *registry.Store
+	registry registrySession // proposes registry commands exactly once
 
 	nh      atomic.Pointer[dragonboat.NodeHost]
 	local   cowMap[uint64, *localReplica] // running replicas by shard ID

@@ -27,19 +27,12 @@ func (a *Agent) ShardCreate(ctx context.Context, shardType string, opts ...Shard
 	if s.Name == "" {
 		s.Name = uuid.NewString()
 	}
-	cmd := registry.Command{Op: registry.OpShardPut, Shard: &s}
-	// A shard is found by name, so a proposal whose outcome is unknown is
-	// safely proposed again.
-	for {
-		id, data, err := a.proposeRegistryResult(ctx, cmd)
-		if err == nil {
-			shard, _ = a.store.State().Shard(id)
-			return shard, len(data) == 1 && data[0] == 1, nil
-		}
-		if !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrShardNotReady) || ctx.Err() != nil {
-			return shard, false, fmt.Errorf("create shard %q: %w", s.Name, err)
-		}
+	id, data, err := a.proposeRegistryResult(ctx, registry.Command{Op: registry.OpShardPut, Shard: &s})
+	if err != nil {
+		return shard, false, fmt.Errorf("create shard %q: %w", s.Name, err)
 	}
+	shard, _ = a.store.State().Shard(id)
+	return shard, len(data) == 1 && data[0] == 1, nil
 }
 
 // ShardUpdate changes a shard's name or tags with the given options.
@@ -117,14 +110,14 @@ func (a *Agent) proposeRegistry(ctx context.Context, cmd registry.Command) (uint
 }
 
 func (a *Agent) proposeRegistryResult(ctx context.Context, cmd registry.Command) (uint64, []byte, error) {
-	v, data, err := a.localApply(ctx, 0, cmd.Encode())
+	res, err := a.registry.propose(ctx, a.NodeHost(), cmd.Encode())
 	if err != nil {
 		return 0, nil, err
 	}
-	if v == 0 {
-		return 0, nil, fmt.Errorf("%w: registry %s: %s", ErrRejected, cmd.Op, data)
+	if res.Value == 0 {
+		return 0, nil, fmt.Errorf("%w: registry %s: %s", ErrRejected, cmd.Op, res.Data)
 	}
-	return v, data, nil
+	return res.Value, res.Data, nil
 }
 
 // startControllers starts the agent's background work, all ending with ctx.

@@ -48,9 +48,8 @@ func TestClusterPlacementJoinAndSnapshot(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
+	c := startThreeZones(ctx, t)
 	defer c.stop()
-	c.startAll(ctx, c.nodes...)
 
 	var shards []zongzi.Shard
 	for i := range 2 {
@@ -155,9 +154,8 @@ func TestClusterPlacementJoinAndSnapshot(t *testing.T) {
 func TestShardCreateRace(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
+	c := startThreeZones(ctx, t)
 	defer c.stop()
-	c.startAll(ctx, c.nodes...)
 	rounds := 20
 	if testing.Short() {
 		rounds = 5
@@ -200,16 +198,10 @@ func TestRestartRejoins(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
+	c := startThreeZones(ctx, t)
 	defer c.stop()
-	c.startAll(ctx, c.nodes...)
 	a1 := c.nodes[0].agent
-	s, _, err := a1.ShardCreate(ctx, testType, zongzi.WithName("r"),
-		zongzi.WithPlacementMembers(3), zongzi.WithPlacementVary("geo:zone"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, settle, "shard active", func() bool { return allActive(a1.State(), s.ID, 3) })
+	s := c.createActive(ctx, a1, testType, "r")
 
 	n3 := c.nodes[2]
 	hostID := n3.agent.HostID()

@@ -109,16 +109,10 @@ func (s *diskSM) Close() error { return nil }
 func TestPersistentStateMachine(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
+	c := startThreeZones(ctx, t)
 	defer c.stop()
-	c.startAll(ctx, c.nodes...)
 	a1 := c.nodes[0].agent
-	s, _, err := a1.ShardCreate(ctx, testDiskType, zongzi.WithName("disk"),
-		zongzi.WithPlacementMembers(3), zongzi.WithPlacementVary("geo:zone"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, settle, "disk shard active", func() bool { return allActive(a1.State(), s.ID, 3) })
+	s := c.createActive(ctx, a1, testDiskType, "disk")
 	for i := range 5 {
 		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
 		n, _, err := a1.Client(s.ID).Apply(actx, []byte("x"))

@@ -201,3 +201,24 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(bytes.TrimRight(p, "\n")))
 	return len(p), nil
 }
+
+// startThreeZones starts three peers in zones a, b and c. The caller stops
+// them (c.stop), before any goroutine leak check.
+func startThreeZones(ctx context.Context, t *testing.T) *cluster {
+	c := newCluster(t, "a", "b", "c")
+	c.startAll(ctx, c.nodes...)
+	return c
+}
+
+// createActive creates a shard of the given type with one voting member
+// per zone and waits until its three replicas are active.
+func (c *cluster) createActive(ctx context.Context, a *zongzi.Agent, shardType, name string) zongzi.Shard {
+	c.t.Helper()
+	s, _, err := a.ShardCreate(ctx, shardType, zongzi.WithName(name),
+		zongzi.WithPlacementMembers(3), zongzi.WithPlacementVary("geo:zone"))
+	if err != nil {
+		c.t.Fatalf("create shard %s: %v", name, err)
+	}
+	waitFor(c.t, settle, "shard "+name+" active", func() bool { return allActive(a.State(), s.ID, 3) })
+	return s
+}

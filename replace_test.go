@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zongzi-kv/zongzi"
 )
 
 // TestHostDeleteReplacesReplicas: when a host is gone and deleted from the
@@ -16,19 +15,13 @@ import (
 func TestHostDeleteReplacesReplicas(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
+	c := startThreeZones(ctx, t)
 	defer c.stop()
-	c.startAll(ctx, c.nodes...)
 	n4 := c.addNode("a")
 	c.startAll(ctx, n4)
 
 	a2 := c.nodes[1].agent
-	s, _, err := a2.ShardCreate(ctx, testType, zongzi.WithName("replace"),
-		zongzi.WithPlacementMembers(3), zongzi.WithPlacementVary("geo:zone"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, settle, "shard active", func() bool { return allActive(a2.State(), s.ID, 3) })
+	s := c.createActive(ctx, a2, testType, "replace")
 
 	// Find the zone-a member's host; stop it and delete it.
 	var gone *node
@@ -85,16 +78,10 @@ func TestHostDeleteReplacesReplicas(t *testing.T) {
 func TestWipedPeerRejoins(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
+	c := startThreeZones(ctx, t)
 	defer c.stop()
-	c.startAll(ctx, c.nodes...)
 	a1 := c.nodes[0].agent
-	s, _, err := a1.ShardCreate(ctx, testType, zongzi.WithName("wiped"),
-		zongzi.WithPlacementMembers(3), zongzi.WithPlacementVary("geo:zone"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, settle, "shard active", func() bool { return allActive(a1.State(), s.ID, 3) })
+	s := c.createActive(ctx, a1, testType, "wiped")
 
 	n3 := c.nodes[2]
 	oldID := n3.agent.HostID()
