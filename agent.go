@@ -40,6 +40,7 @@ type Agent struct {
 	nh      atomic.Pointer[dragonboat.NodeHost]
 	local   cowMap[uint64, *localReplica] // running replicas by shard ID
 	leaders cowMap[uint64, leaderInfo]    // leaders seen by the local raft event listener
+	routes  cowMap[uint64, *shardRoute]   // where to forward requests for shards without a local replica
 
 	mu         sync.RWMutex // guards the fields below
 	hostID     string

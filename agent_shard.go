@@ -146,6 +146,7 @@ func (a *Agent) runProber(ctx context.Context) {
 			_, _ = a.pool.Info(pctx, h.ApiAddress)
 			cancel()
 		}
+		a.routes.Update(func(m map[uint64]*shardRoute) { clear(m) }) // re-sort by the new round trips
 		select {
 		case <-ctx.Done():
 			return

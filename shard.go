@@ -130,47 +130,73 @@ func (c *ShardClient) do(ctx context.Context, leader bool, local func() error, r
 			return err
 		}
 	}
-	addrs, err := c.a.route(c.shardID, leader)
+	rt, err := c.a.route(c.shardID)
 	if err != nil {
 		return err
 	}
-	err = fmt.Errorf("%w: shard %d has no active replica on another host", ErrShardNotReady, c.shardID)
+	addrs := rt.addrs
+	if leader && rt.leader != "" {
+		if err = remote(rt.leader); !errors.Is(err, ErrShardNotReady) || ctx.Err() != nil {
+			return err
+		}
+	}
 	for _, addr := range addrs {
+		if leader && addr == rt.leader {
+			continue
+		}
 		if err = remote(addr); !errors.Is(err, ErrShardNotReady) || ctx.Err() != nil {
 			return err
 		}
+	}
+	if err == nil {
+		err = fmt.Errorf("%w: shard %d has no active replica on another host", ErrShardNotReady, c.shardID)
 	}
 	return err
 }
 
 // servesLocally says whether this host serves the request itself.
 func (c *ShardClient) servesLocally(leader bool) bool {
-	_, lr, ok := c.a.localReplicaOf(c.shardID)
+	var replicaID uint64
 	if c.shardID == 0 {
-		ok, lr = true, &localReplica{replicaID: c.a.primeID}
+		replicaID = c.a.primeID
+	} else if _, lr, ok := c.a.localReplicaOf(c.shardID); ok {
+		replicaID = lr.replicaID
+	} else {
+		return false
 	}
-	if !ok || !leader {
-		return ok
+	if !leader {
+		return true
 	}
 	li, known := c.a.localLeader(c.shardID)
-	return !known || li.leader == lr.replicaID
+	return !known || li.leader == replicaID
 }
 
-// route lists the API addresses of other hosts with an active replica of
-// the shard, the leader's first for a leader request, then by measured
-// round trip.
-func (a *Agent) route(shardID uint64, leader bool) ([]string, error) {
+// shardRoute is where requests for a shard go when this host has no
+// replica: the API addresses of the other hosts with an active replica,
+// nearest first, and the leader's. It is computed from one registry index.
+type shardRoute struct {
+	index  uint64
+	addrs  []string
+	leader string
+}
+
+// route returns the shard's route, rebuilt only when the registry changed
+// since it was computed (or the prober measured new round trips).
+func (a *Agent) route(shardID uint64) (*shardRoute, error) {
 	st := a.store.State()
+	if rt, ok := a.routes.Load(shardID); ok && rt.index == st.Index() {
+		return rt, nil
+	}
 	shard, ok := st.Shard(shardID)
 	if !ok {
 		return nil, fmt.Errorf("%w: %d", ErrShardNotFound, shardID)
 	}
 	type cand struct {
-		addr   string
-		leader bool
-		rtt    time.Duration
+		addr string
+		rtt  time.Duration
 	}
 	var cands []cand
+	rt := &shardRoute{index: st.Index()}
 	for _, r := range st.ShardReplicas(shardID) {
 		if r.HostID == a.hostID || r.Status != registry.ReplicaStatusActive {
 			continue
@@ -183,20 +209,17 @@ func (a *Agent) route(shardID uint64, leader bool) ([]string, error) {
 		if !measured {
 			rtt = time.Hour
 		}
-		cands = append(cands, cand{addr: h.ApiAddress, leader: leader && r.ID == shard.Leader, rtt: rtt})
+		cands = append(cands, cand{addr: h.ApiAddress, rtt: rtt})
+		if r.ID == shard.Leader {
+			rt.leader = h.ApiAddress
+		}
 	}
 	slices.SortFunc(cands, func(x, y cand) int {
-		if x.leader != y.leader {
-			if x.leader {
-				return -1
-			}
-			return 1
-		}
 		return cmp.Or(cmp.Compare(x.rtt, y.rtt), cmp.Compare(x.addr, y.addr))
 	})
-	addrs := make([]string, len(cands))
-	for i, c := range cands {
-		addrs[i] = c.addr
+	for _, c := range cands {
+		rt.addrs = append(rt.addrs, c.addr)
 	}
-	return addrs, nil
+	a.routes.Update(func(m map[uint64]*shardRoute) { m[shardID] = rt })
+	return rt, nil
 }

@@ -90,6 +90,7 @@ func (s *Store) Load(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	s.publish()
 	if changed {
 		s.notify()
 	}

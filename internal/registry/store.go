@@ -3,6 +3,7 @@ package registry
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	memdb "github.com/hashicorp/go-memdb"
 )
@@ -13,6 +14,7 @@ import (
 type Store struct {
 	db  *memdb.MemDB
 	wmu sync.Mutex // serialises Apply and Load
+	cur atomic.Pointer[State] // the view after the last Apply or Load
 
 	mu      sync.Mutex // guards changed
 	changed chan struct{}
@@ -30,7 +32,9 @@ func New() *Store {
 		panic(fmt.Sprintf("registry: schema: %v", err))
 	}
 	txn.Commit()
-	return &Store{db: db, changed: make(chan struct{})}
+	s := &Store{db: db, changed: make(chan struct{})}
+	s.publish()
+	return s
 }
 
 // Apply applies the encoded command cmd (see Command.Encode) as the Raft
@@ -58,6 +62,7 @@ func (s *Store) Apply(index uint64, cmd []byte) Result {
 	if err != nil {
 		return rejected(err)
 	}
+	s.publish()
 	if changed {
 		s.notify()
 	}
@@ -97,6 +102,8 @@ func (s *Store) notify() {
 
 // State returns a read-only view of the registry as it is now, unaffected by
 // later changes. It never blocks Apply or Load.
-func (s *Store) State() *State {
-	return newState(s.db.Snapshot())
-}
+func (s *Store) State() *State { return s.cur.Load() }
+
+// publish makes the current content the view State returns. Views are
+// immutable, so taking one costs an atomic load.
+func (s *Store) publish() { s.cur.Store(newState(s.db.Snapshot())) }
