@@ -28,7 +28,7 @@ const shardType = "zongzi://github.com/zongzi-kv/zongzi/_examples/kv1"
 
 // options are kv1's command-line flags.
 type options struct {
-	dir, gossip, raft, api, http, peers, zone, region, name string
+	dir, gossip, raft, api, http, peers, zone, region, name, pprof string
 	shards                                                  int
 	timeout                                                 time.Duration
 }
@@ -47,6 +47,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.shards, "s", 4, "number of kv shards")
 	fs.StringVar(&o.name, "n", "kv1", "cluster name")
 	fs.DurationVar(&o.timeout, "t", time.Second, "request timeout")
+	fs.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this address (off when empty)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -76,6 +77,9 @@ func run(ctx context.Context, o options, log *slog.Logger, stdout io.Writer) err
 	agent, err := newAgent(o, log)
 	if err != nil {
 		return err
+	}
+	if o.pprof != "" {
+		go servePprof(o.pprof, log)
 	}
 	var current atomic.Pointer[http.Handler]
 	starting := http.Handler(http.HandlerFunc(serveStarting))
