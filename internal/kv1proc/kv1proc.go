@@ -56,6 +56,7 @@ type Node struct {
 	N                             int // 1-based
 	Dir                           string
 	Gossip, Raft, API, HTTP, Zone string
+	Pprof                         string // net/http/pprof address, empty for none
 	Stderr                        string // path of the node's log file
 	Stdout                        string // path of the node's stdout file
 	cmd                           *exec.Cmd
@@ -109,7 +110,7 @@ func New(bin, root string, peers, shards int) (*Cluster, error) {
 
 // Add prepares one more node; nodes after the peers join as non-voting.
 func (c *Cluster) Add() (*Node, error) {
-	ports, err := freePorts(4)
+	ports, err := freePorts(5)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +120,7 @@ func (c *Cluster) Add() (*Node, error) {
 	dir := filepath.Join(c.Root, fmt.Sprintf("node-%d", i))
 	n := &Node{
 		N: i, Dir: dir, Zone: Zones[(i-1)%len(Zones)],
-		Gossip: ports[0], Raft: ports[1], API: ports[2], HTTP: ports[3],
+		Gossip: ports[0], Raft: ports[1], API: ports[2], HTTP: ports[3], Pprof: ports[4],
 		Stderr: dir + ".log", Stdout: dir + ".out",
 	}
 	c.Nodes = append(c.Nodes, n)
@@ -150,6 +151,9 @@ func freePorts(n int) ([]string, error) {
 func (c *Cluster) Command(n *Node) []string {
 	args := []string{c.Bin, "-d", n.Dir, "-g", n.Gossip, "-r", n.Raft, "-a", n.API, "-h", n.HTTP,
 		"-p", strings.Join(c.Peers, ","), "-z", n.Zone, "-re", Region, "-s", fmt.Sprint(c.Shards)}
+	if n.Pprof != "" {
+		args = append(args, "-pprof", n.Pprof)
+	}
 	return append(args, c.Args...)
 }
 
