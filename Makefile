@@ -43,3 +43,10 @@ stop:
 bench:
 	$(GO) run ./cmd/kv1bench -out bench/results.json
 	$(GO) test -run '^$$' -bench BenchmarkShardClient -benchtime 2s .
+
+# The linearizability checker with faults, minutes per scenario (make test
+# runs a few seconds of each). CHAOS_SUMMARY=file also writes the summary as
+# JSON; failing histories are saved under CHAOS_ARTIFACTS.
+CHAOS_DURATION ?= 60s
+chaos:
+	CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -count=1 -run 'Chaos|Linear' -v -timeout 60m ./test/

@@ -1,0 +1,196 @@
+package test
+
+import (
+	"errors"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Compact constructors of recorded operations, for the checker's own tests.
+
+func linG(key string, call, ret int64, out linOutput) linOp {
+	return linOp{In: linInput{Kind: linGet, Key: key}, Out: out, Call: call, Return: ret}
+}
+
+func linC(key, val string, call, ret int64, out linOutput) linOp {
+	return linOp{In: linInput{Kind: linPut, Key: key, Val: val}, Out: out, Call: call, Return: ret}
+}
+
+func linCAS(key string, ver uint64, val string, call, ret int64, out linOutput) linOp {
+	return linOp{In: linInput{Kind: linPut, Key: key, HasVer: true, Ver: ver, Val: val}, Out: out, Call: call, Return: ret}
+}
+
+func linD(key string, ver uint64, call, ret int64, out linOutput) linOp {
+	return linOp{In: linInput{Kind: linDel, Key: key, HasVer: ver != 0, Ver: ver}, Out: out, Call: call, Return: ret}
+}
+
+func linOk(ver uint64, val string) linOutput { return linOutput{Status: linOK, Ver: ver, Val: val} }
+
+var (
+	lin404 = linOutput{Status: linNotFound}
+	linUnk = linOutput{Status: linUnknown}
+)
+
+func linConflict(stored uint64) linOutput { return linOutput{Status: linMismatch, Ver: stored} }
+
+// TestLinearModel checks the model on small histories, legal and not: a
+// checker that accepts everything would pass every chaos scenario.
+func TestLinearModel(t *testing.T) {
+	P := linPending
+	cases := []struct {
+		name string
+		ok   bool
+		ops  []linOp
+	}{
+		{"create then read", true, []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linG("/k", 2, 3, linOk(5, "a"))}},
+		{"acknowledged create lost", false, []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linG("/k", 2, 3, lin404)}},
+		{"read concurrent with create", true, []linOp{linC("/k", "a", 0, 10, linOk(5, "a")), linG("/k", 2, 3, lin404)}},
+		{"stale linearizable read", false, []linOp{
+			linC("/k", "a", 0, 1, linOk(5, "a")), linCAS("/k", 5, "b", 2, 3, linOk(7, "b")), linG("/k", 4, 5, linOk(5, "a"))}},
+		{"read of a value never written", false, []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linG("/k", 2, 3, linOk(5, "x"))}},
+		{"two creates both succeed", false, []linOp{linC("/k", "a", 0, 10, linOk(5, "a")), linC("/k", "b", 0, 10, linOk(6, "b"))}},
+		{"create on an existing key mismatches", true, []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linC("/k", "b", 2, 3, linConflict(5))}},
+		{"mismatch with a wrong stored version", false, []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linC("/k", "b", 2, 3, linConflict(4))}},
+		{"cas on the stored version mismatches", false, []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linCAS("/k", 5, "b", 2, 3, linConflict(5))}},
+		{"cas on a missing key", true, []linOp{linCAS("/k", 3, "b", 0, 1, linConflict(0))}},
+		{"write version goes back", false, []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linCAS("/k", 5, "b", 2, 3, linOk(4, "b"))}},
+		{"delete then read", true, []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linD("/k", 0, 2, 3, linOk(5, "a")), linG("/k", 4, 5, lin404)}},
+		{"acknowledged delete undone", false, []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linD("/k", 5, 2, 3, linOk(5, "a")), linG("/k", 4, 5, linOk(5, "a"))}},
+		{"delete answers another record", false, []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linD("/k", 0, 2, 3, linOk(5, "b"))}},
+		{"delete of a missing key", true, []linOp{linD("/k", 0, 0, 1, lin404), linD("/k", 9, 2, 3, lin404)}},
+		{"unknown create applied", true, []linOp{linC("/k", "a", 0, P, linUnk), linG("/k", 2, 3, linOk(9, "a")), linCAS("/k", 9, "b", 4, 5, linOk(11, "b"))}},
+		{"unknown create not applied", true, []linOp{linC("/k", "a", 0, P, linUnk), linG("/k", 2, 3, lin404)}},
+		{"unknown create applied late", true, []linOp{linC("/k", "a", 0, P, linUnk), linG("/k", 2, 3, lin404), linG("/k", 4, 5, linOk(9, "a"))}},
+		{"unknown create cannot apply twice", false, []linOp{
+			linC("/k", "a", 0, P, linUnk), linG("/k", 2, 3, linOk(9, "a")), linD("/k", 0, 4, 5, linOk(9, "a")), linG("/k", 6, 7, linOk(9, "a"))}},
+		{"unseen version learned by cas", true, []linOp{
+			linC("/k", "a", 0, 1, linOk(5, "a")), linCAS("/k", 5, "b", 2, P, linUnk), linCAS("/k", 8, "c", 4, 5, linOk(10, "c")), linG("/k", 6, 7, linOk(10, "c"))}},
+		{"unseen version is above the replaced one", false, []linOp{
+			linC("/k", "a", 0, 1, linOk(5, "a")), linCAS("/k", 5, "b", 2, P, linUnk), linG("/k", 4, 5, linOk(4, "b"))}},
+		{"unseen version learned by mismatch", true, []linOp{
+			linC("/k", "a", 0, 1, linOk(5, "a")), linCAS("/k", 5, "b", 2, P, linUnk), linC("/k", "c", 4, 5, linConflict(8)), linG("/k", 6, 7, linOk(8, "b"))}},
+		{"unseen version contradicted", false, []linOp{
+			linC("/k", "a", 0, 1, linOk(5, "a")), linCAS("/k", 5, "b", 2, P, linUnk), linC("/k", "c", 4, 5, linConflict(8)), linG("/k", 6, 7, linOk(9, "b"))}},
+		{"unknown delete", true, []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linD("/k", 5, 2, P, linUnk), linG("/k", 4, 5, linOk(5, "a")), linG("/k", 6, 7, lin404)}},
+		{"keys are independent", true, []linOp{linC("/a", "x", 0, 1, linOk(5, "x")), linC("/b", "y", 2, 3, linOk(6, "y")), linG("/a", 4, 5, linOk(5, "x"))}},
+	}
+	for _, tc := range cases {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			res, _, err := linCheck(tc.ops, 10*time.Second, "", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]porcupine.CheckResult{true: porcupine.Ok, false: porcupine.Illegal}[tc.ok]; res != want {
+				t.Errorf("check = %s, want %s", res, want)
+			}
+		})
+	}
+}
+
+// TestLinearVisualization checks that a failing history is saved as
+// porcupine's HTML visualisation.
+func TestLinearVisualization(t *testing.T) {
+	ops := []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linG("/k", 2, 3, lin404)}
+	res, path, err := linCheck(ops, 10*time.Second, t.TempDir(), "lost")
+	if err != nil || res != porcupine.Illegal {
+		t.Fatalf("check = %s, %v; want Illegal", res, err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(b), "<html") {
+		t.Fatalf("visualisation %s: %v, %d bytes", path, err, len(b))
+	}
+}
+
+// TestLinearLost checks the count of acknowledged writes that the final
+// state contradicts.
+func TestLinearLost(t *testing.T) {
+	P := linPending
+	cases := []struct {
+		name  string
+		ops   []linOp
+		final linOutput
+		lost  int
+	}{
+		{"kept", []linOp{linC("/k", "a", 0, 1, linOk(5, "a"))}, linOk(5, "a"), 0},
+		{"overwritten", []linOp{linC("/k", "a", 0, 1, linOk(5, "a"))}, linOk(9, "b"), 0},
+		{"version went back", []linOp{linC("/k", "a", 0, 1, linOk(5, "a"))}, linOk(3, "z"), 1},
+		{"gone", []linOp{linC("/k", "a", 0, 1, linOk(5, "a"))}, lin404, 1},
+		{"deleted after", []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linD("/k", 0, 2, 3, linOk(5, "a"))}, lin404, 0},
+		{"maybe deleted after", []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linD("/k", 0, 2, P, linUnk)}, lin404, 0},
+		{"maybe deleted later", []linOp{linD("/k", 0, 0, P, linUnk), linC("/k", "a", 2, 3, linOk(5, "a"))}, lin404, 0},
+		{"deleted long before", []linOp{linD("/k", 0, 0, 1, lin404), linC("/k", "a", 2, 3, linOk(5, "a"))}, lin404, 1},
+		{"delete undone", []linOp{linD("/k", 0, 0, 1, linOk(5, "a"))}, linOk(5, "a"), 1},
+	}
+	for _, tc := range cases {
+		if got := linLost(tc.ops, map[string]linOutput{"/k": tc.final}); len(got) != tc.lost {
+			t.Errorf("%s: lost %q, want %d", tc.name, got, tc.lost)
+		}
+	}
+}
+
+// TestLinearStale checks the weaker rule of stale reads.
+func TestLinearStale(t *testing.T) {
+	writes := []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linCAS("/k", 5, "b", 2, 3, linOk(7, "b")), linC("/j", "c", 0, linPending, linUnk)}
+	read := func(node int, gen uint64, key string, ver uint64, val string, call int64) linStaleRead {
+		return linStaleRead{Client: 1, Node: node, Gen: gen, Key: key, Found: val != "", Ver: ver, Val: val, Call: call}
+	}
+	cases := []struct {
+		name  string
+		reads []linStaleRead
+		bad   int
+	}{
+		{"forward", []linStaleRead{read(1, 0, "/k", 5, "a", 1), read(1, 0, "/k", 7, "b", 2)}, 0},
+		{"unknown write", []linStaleRead{read(1, 0, "/j", 42, "c", 1)}, 0},
+		{"not found after anything", []linStaleRead{read(1, 0, "/k", 7, "b", 1), read(1, 0, "/k", 0, "", 2)}, 0},
+		{"never written", []linStaleRead{read(1, 0, "/k", 6, "x", 1)}, 1},
+		{"written to another key", []linStaleRead{read(1, 0, "/j", 5, "a", 1)}, 1},
+		{"wrong version", []linStaleRead{read(1, 0, "/k", 6, "a", 1)}, 1},
+		{"backwards", []linStaleRead{read(1, 0, "/k", 7, "b", 1), read(1, 0, "/k", 5, "a", 2)}, 1},
+		{"backwards on another node", []linStaleRead{read(1, 0, "/k", 7, "b", 1), read(2, 0, "/k", 5, "a", 2)}, 0},
+		{"backwards after a restart", []linStaleRead{read(1, 0, "/k", 7, "b", 1), read(1, 2, "/k", 5, "a", 2)}, 0},
+	}
+	for _, tc := range cases {
+		if got := linCheckStale(writes, tc.reads); len(got) != tc.bad {
+			t.Errorf("%s: violations %q, want %d", tc.name, got, tc.bad)
+		}
+	}
+}
+
+// TestLinearParse checks how answers become outcomes.
+func TestLinearParse(t *testing.T) {
+	put := linInput{Kind: linPut, Key: "/k", Val: "v"}
+	cases := []struct {
+		in     linInput
+		status int
+		body   string
+		err    error
+		want   linOutput
+	}{
+		{put, 200, `{"key":"/k","ver":6,"val":"v"}` + "\n", nil, linOk(6, "v")},
+		{put, 409, "Version mismatch (0 != 6)\n", nil, linConflict(6)},
+		{put, 503, "Timeout: the write may or may not have been applied\n", nil, linOutput{Status: linUnknown}},
+		{put, 200, `{"key":"/other","ver":6,"val":"v"}`, nil, linOutput{Status: linUnknown}},
+		{put, 404, "Not found\n", nil, linOutput{Status: linUnknown}},
+		{put, 0, "", errors.New("EOF"), linOutput{Status: linUnknown}},
+		{linInput{Kind: linDel, Key: "/k"}, 404, "Not found\n", nil, lin404},
+		{linInput{Kind: linGet, Key: "/k"}, 409, "Version mismatch (0 != 6)\n", nil, linOutput{Status: linUnknown}},
+	}
+	for _, tc := range cases {
+		got := linParseOutput(tc.in, tc.status, []byte(tc.body), tc.err)
+		got.Why = ""
+		if got != tc.want {
+			t.Errorf("%d %q: got %+v, want %+v", tc.status, tc.body, got, tc.want)
+		}
+	}
+	if !linNeverSent(0, nil, &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}) ||
+		!linNeverSent(http.StatusServiceUnavailable, []byte("Starting: this node is not ready yet, retry shortly\n"), nil) ||
+		linNeverSent(http.StatusServiceUnavailable, []byte("Timeout: the write may or may not have been applied\n"), nil) {
+		t.Error("linNeverSent: wrong")
+	}
+}
