@@ -88,14 +88,20 @@ func (c *ShardClient) Index(ctx context.Context) (index uint64, err error) {
 }
 
 // Leader returns the shard's leader replica ID and term: as seen by this
-// host's replica when it has one, else as recorded in the registry. Zero
-// means unknown.
+// host's replica when it has one (zero while it knows no leader, e.g. just
+// after a restart), else as last recorded in the registry.
 func (c *ShardClient) Leader() (replicaID, term uint64) {
-	if li, ok := c.a.localLeader(c.shardID); ok {
+	if c.shardID == 0 || c.hasLocal() {
+		li, _ := c.a.localLeader(c.shardID)
 		return li.leader, li.term
 	}
 	s, _ := c.a.store.State().Shard(c.shardID)
 	return s.Leader, s.Term
+}
+
+func (c *ShardClient) hasLocal() bool {
+	_, _, ok := c.a.localReplicaOf(c.shardID)
+	return ok
 }
 
 // Watch sends the results of query to results until ctx is done. Unless

@@ -14,10 +14,10 @@ var (
 	errMethod        = &httpError{status: http.StatusMethodNotAllowed, msg: "Method not supported"}
 	errEmptyKey      = &httpError{status: http.StatusBadRequest, msg: "Key must not be empty"}
 	errKeySlash      = &httpError{status: http.StatusBadRequest, msg: "Key must start with /"}
-	errWriteTimeout  = &httpError{status: http.StatusServiceUnavailable, msg: "Timeout: the write may or may not have been applied"}
-	errWriteCanceled = &httpError{status: http.StatusServiceUnavailable, msg: "Canceled: the write may or may not have been applied"}
-	errReadTimeout   = &httpError{status: http.StatusServiceUnavailable, msg: "Timeout"}
-	errReadCanceled  = &httpError{status: http.StatusServiceUnavailable, msg: "Canceled"}
+	errWriteTimeout  = &httpError{status: http.StatusServiceUnavailable, msg: "Timeout: the write may or may not have been applied", retry: true}
+	errWriteCanceled = &httpError{status: http.StatusServiceUnavailable, msg: "Canceled: the write may or may not have been applied", retry: true}
+	errReadTimeout   = &httpError{status: http.StatusServiceUnavailable, msg: "Timeout", retry: true}
+	errReadCanceled  = &httpError{status: http.StatusServiceUnavailable, msg: "Canceled", retry: true}
 	errBadResult     = &httpError{status: http.StatusInternalServerError, msg: "Internal error: undecodable result from the state machine"}
 	errBadCommand    = &httpError{status: http.StatusInternalServerError, msg: "Internal error: the state machine could not decode the request; nothing was applied"}
 )
@@ -155,7 +155,7 @@ func clientError(err error, write bool) *httpError {
 	if write {
 		msg += "; the write may or may not have been applied"
 	}
-	return &httpError{status: http.StatusServiceUnavailable, msg: msg}
+	return &httpError{status: http.StatusServiceUnavailable, msg: msg, retry: true}
 }
 
 // errValTooLarge is the response to a value over the limit.

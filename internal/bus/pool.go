@@ -10,6 +10,7 @@ import (
 
 	"github.com/zongzi-kv/zongzi/internal/bus/pb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
@@ -39,7 +40,13 @@ func (p *Pool) get(addr string) (*peer, error) {
 	if pe, ok := p.peers[addr]; ok {
 		return pe, nil
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// A host that restarts must be reachable again within a second, not
+	// after gRPC's default reconnect backoff of up to two minutes.
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: time.Second,
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("bus: dial %s: %w", addr, err)
 	}
