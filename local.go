@@ -80,12 +80,7 @@ func (a *Agent) localRead(ctx context.Context, shardID uint64, query []byte, sta
 	if err != nil {
 		return 0, nil, err
 	}
-	var v any
-	if stale {
-		v, err = nh.StaleRead(shardID, query)
-	} else {
-		v, err = nh.SyncRead(ctx, shardID, query)
-	}
+	v, err := a.lookup(ctx, nh, shardID, query, stale)
 	if err != nil {
 		return 0, nil, fmt.Errorf("shard %d: read: %w", shardID, mapError(err))
 	}
@@ -102,12 +97,12 @@ func (a *Agent) localIndex(ctx context.Context, shardID uint64) (uint64, error) 
 		return 0, err
 	}
 	if shardID == 0 {
-		if _, err := nh.SyncRead(ctx, 0, nil); err != nil {
+		if _, err := a.lookup(ctx, nh, 0, nil, false); err != nil {
 			return 0, fmt.Errorf("shard 0: index: %w", mapError(err))
 		}
 		return a.store.State().Index(), nil
 	}
-	v, err := nh.SyncRead(ctx, shardID, indexQuery{})
+	v, err := a.lookup(ctx, nh, shardID, indexQuery{}, false)
 	if err != nil {
 		return 0, fmt.Errorf("shard %d: index: %w", shardID, mapError(err))
 	}
@@ -140,6 +135,44 @@ func (a *Agent) localWatch(ctx context.Context, shardID uint64, query []byte, st
 		}
 	}
 	return nil
+}
+
+// readAttempt bounds one ReadIndex attempt. A ReadIndex message lost with
+// a leader that just changed (or dropped by a replica still catching up
+// after a restart) is retried, since a read has no side effect, instead of
+// waiting for the caller's whole deadline.
+const readAttempt = 300 * time.Millisecond
+
+// lookup queries the local replica: linearizably after a ReadIndex
+// barrier, or directly when stale.
+func (a *Agent) lookup(ctx context.Context, nh *dragonboat.NodeHost, shardID uint64, query any, stale bool) (any, error) {
+	if stale {
+		return nh.StaleRead(shardID, query)
+	}
+	for {
+		left, err := timeoutOf(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rs, err := nh.ReadIndex(shardID, min(left, readAttempt))
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case r := <-rs.AppliedC():
+			if r.Completed() {
+				v, err := nh.ReadLocalNode(rs, query)
+				rs.Release()
+				return v, err
+			}
+			rs.Release()
+			if !r.Timeout() {
+				return nil, resultError(r)
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // timeoutOf returns the time left before ctx's deadline.

@@ -187,7 +187,7 @@ func newKVHandler(agent *zongzi.Agent, shards []zongzi.Shard, timeout time.Durat
 	}
 	return newHandler(clients, handlerConfig{
 		Timeout: timeout,
-		Healthz: func(context.Context) error { return healthz(agent, shards) },
+		Healthz: func(ctx context.Context) error { return healthz(ctx, agent, shards) },
 		Status:  func(_ context.Context, w io.Writer) error { return writeStatus(w, agent) },
 		Registry: func(ctx context.Context, w io.Writer) error {
 			st, err := agent.StateLinearizable(ctx)
@@ -199,15 +199,16 @@ func newKVHandler(agent *zongzi.Agent, shards []zongzi.Shard, timeout time.Durat
 	})
 }
 
-// healthz says whether this node can serve: the agent is ready and every
-// kv shard has a leader.
-func healthz(agent *zongzi.Agent, shards []zongzi.Shard) error {
+// healthz says whether this node can serve: the agent is ready and a
+// linearizable read barrier (ReadIndex) completes on every kv shard, through
+// the local replica or the host a request would be forwarded to.
+func healthz(ctx context.Context, agent *zongzi.Agent, shards []zongzi.Shard) error {
 	if s := agent.Status(); s != zongzi.AgentStatusReady {
 		return fmt.Errorf("agent %s", s)
 	}
 	for _, s := range shards {
-		if leader, _ := agent.Client(s.ID).Leader(); leader == 0 {
-			return fmt.Errorf("%w: %s has no leader", zongzi.ErrShardNotReady, s.Name)
+		if _, err := agent.Client(s.ID).Index(ctx); err != nil {
+			return fmt.Errorf("%s: %w", s.Name, err)
 		}
 	}
 	return nil
