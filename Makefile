@@ -7,20 +7,22 @@
 GO       ?= go
 TESTTIME ?= 15m
 RUN_DIR  ?= $(or $(TMPDIR),/tmp)/zongzi-run
+# ./... skips directories starting with "_", so the example is named too.
+PKGS     := ./... ./_examples/...
 
 .PHONY: test test-short vet lint gen run stop bench chaos kv1
 
 test: vet
-	$(GO) test -race -count=1 -timeout $(TESTTIME) ./...
+	$(GO) test -race -count=1 -timeout $(TESTTIME) $(PKGS)
 
 test-short: vet
-	$(GO) test -race -short -count=1 ./...
+	$(GO) test -race -short -count=1 $(PKGS)
 
 vet:
-	$(GO) vet ./...
+	$(GO) vet $(PKGS)
 
 lint: vet
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 gen:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
