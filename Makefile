@@ -8,7 +8,7 @@ GO       ?= go
 TESTTIME ?= 15m
 RUN_DIR  ?= $(or $(TMPDIR),/tmp)/zongzi-run
 # ./... skips directories starting with "_", so the example is named too.
-PKGS     := ./... ./_examples/...
+PKGS     := ./... ./_examples/kv1
 
 .PHONY: test test-short vet lint gen run stop bench chaos kv1
 
