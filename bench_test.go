@@ -2,11 +2,6 @@ package zongzi_test
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -112,65 +107,35 @@ type benchCluster struct {
 	forwarder *zongzi.Agent // has no replica: forwards over the bus
 }
 
-// newBenchCluster starts the cluster, stopped when b ends. The harness of
-// the tests needs a *testing.T, so this builds on the same pieces with b.
+// newBenchCluster starts the cluster, stopped when b ends.
 func newBenchCluster(b *testing.B) *benchCluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	zones := []string{"a", "b", "c", "a"}
-	addrs := loopbackAddrs(b, 2*len(zones))
-	peers := addrs[:3]
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	agents := make([]*zongzi.Agent, len(zones))
-	for i, z := range zones {
-		a, err := zongzi.NewAgent("bench", peers,
-			zongzi.WithAddrApi(addrs[i]), zongzi.WithAddrRaft(addrs[len(zones)+i]),
-			zongzi.WithDirRaft(filepath.Join(b.TempDir(), "raft")),
-			zongzi.WithHostTags("geo:region=r1", "geo:zone="+z), zongzi.WithLogger(log))
-		if err == nil {
-			err = a.StateMachineRegister(testType, newLogSM)
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		agents[i] = a
-		b.Cleanup(a.Stop)
-	}
-	startAgents(b, ctx, agents[:3])
-	s, _, err := agents[0].ShardCreate(ctx, testType, zongzi.WithName("bench"),
-		zongzi.WithPlacementMembers(3, "geo:region=r1"), zongzi.WithPlacementVary("geo:zone"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	startAgents(b, ctx, agents[3:])
+	c := startThreeZones(ctx, b)
+	b.Cleanup(c.stop)
+	s := c.createActive(ctx, c.nodes[0].agent, testType, "bench")
+	n4 := c.addNode("a")
+	c.startAll(ctx, n4)
+	agents := []*zongzi.Agent{c.nodes[0].agent, c.nodes[1].agent, c.nodes[2].agent, n4.agent}
 	bc := &benchCluster{shardID: s.ID}
-	for {
+	waitFor(b, settle, "host 4 active and the shard's leader known", func() bool {
 		st := agents[0].State()
-		h4, ok := st.Host(agents[3].HostID())
+		h4, ok := st.Host(n4.agent.HostID())
 		leader, _ := agents[0].Client(s.ID).Leader()
-		if allActive(st, s.ID, 3) && ok && h4.Status == "active" && leader != 0 {
+		if ok && h4.Status == "active" && leader != 0 {
 			bc.assignRoles(st, agents, leader)
-			break
+			return bc.leader != nil && bc.follower != nil && bc.forwarder != nil
 		}
-		select {
-		case <-ctx.Done():
-			b.Fatalf("shard %d not active with a leader on 3 hosts: %v", s.ID, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return false
+	})
 	// One write from each role, retried until the cluster serves it.
 	for _, a := range []*zongzi.Agent{bc.leader, bc.follower, bc.forwarder} {
-		for {
+		waitFor(b, settle, "a warm-up write from "+a.HostID(), func() bool {
 			actx, acancel := context.WithTimeout(ctx, time.Second)
+			defer acancel()
 			_, _, err := a.Client(s.ID).Apply(actx, []byte("warm-up"))
-			acancel()
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				b.Fatalf("warm-up apply from %s: %v", a.HostID(), err)
-			}
-		}
+			return err == nil
+		})
 	}
 	return bc
 }
@@ -194,35 +159,3 @@ func (bc *benchCluster) assignRoles(st *zongzi.State, agents []*zongzi.Agent, le
 	}
 }
 
-// loopbackAddrs returns n distinct loopback addresses whose ports were
-// free: all are held open until every one is found.
-func loopbackAddrs(b *testing.B, n int) []string {
-	var addrs []string
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return addrs
-}
-
-// startAgents starts the agents concurrently and fails b if one fails.
-func startAgents(b *testing.B, ctx context.Context, agents []*zongzi.Agent) {
-	b.Helper()
-	errs := make(chan error, len(agents))
-	for _, a := range agents {
-		go func() { errs <- a.Start(ctx) }()
-	}
-	for range agents {
-		if err := <-errs; err != nil {
-			b.Fatal(fmt.Errorf("start agent: %w", err))
-		}
-	}
-}

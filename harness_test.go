@@ -90,13 +90,13 @@ type node struct {
 
 // cluster is a set of agents on loopback in one process.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	peers []string
 	nodes []*node
 }
 
 // freeAddrs returns n loopback addresses with free ports.
-func freeAddrs(t *testing.T, n int) []string {
+func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
 	var addrs []string
 	var lns []net.Listener
@@ -115,7 +115,7 @@ func freeAddrs(t *testing.T, n int) []string {
 }
 
 // newCluster prepares (without starting) peers in the given zones.
-func newCluster(t *testing.T, zones ...string) *cluster {
+func newCluster(t testing.TB, zones ...string) *cluster {
 	c := &cluster{t: t}
 	for _, z := range zones {
 		c.addNode(z)
@@ -183,7 +183,7 @@ func (c *cluster) stop() {
 }
 
 // waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -195,7 +195,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 // testWriter sends logs to t.Log, so only failing tests are noisy.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(bytes.TrimRight(p, "\n")))
@@ -204,7 +204,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // startThreeZones starts three peers in zones a, b and c. The caller stops
 // them (c.stop), before any goroutine leak check.
-func startThreeZones(ctx context.Context, t *testing.T) *cluster {
+func startThreeZones(ctx context.Context, t testing.TB) *cluster {
 	c := newCluster(t, "a", "b", "c")
 	c.startAll(ctx, c.nodes...)
 	return c

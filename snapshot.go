@@ -9,8 +9,7 @@ import (
 
 // State is a read-only, snapshot-isolated view of the registry: it never
 // changes after it is taken, and taking it never blocks the registry's
-// writer. Records returned by its lookups share tag maps with the registry;
-// callers must not modify them.
+// writer. Records returned by its lookups are copies the caller owns.
 //
 // State.Save writes the JSON-lines format of DESIGN §4: a header line, then
 // every host, shard and replica by ID.

@@ -43,6 +43,7 @@ func TestKV1(t *testing.T) {
 		{"Crash", e2eCrash},
 		{"Starting", e2eStarting},
 		{"Timeout", e2eTimeout},
+		{"Overload", e2eOverload},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, bin) })
 	}
