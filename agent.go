@@ -191,7 +191,7 @@ func (a *Agent) StateLinearizable(ctx context.Context) (*State, error) {
 	if nh == nil || a.Status() != AgentStatusReady {
 		return nil, ErrAgentNotReady
 	}
-	v, err := nh.SyncRead(ctx, 0, nil)
+	v, err := a.lookup(ctx, nh, 0, nil, false)
 	if err != nil {
 		return nil, fmt.Errorf("zongzi: read registry: %w", mapError(err))
 	}
