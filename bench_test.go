@@ -158,4 +158,3 @@ func (bc *benchCluster) assignRoles(st *zongzi.State, agents []*zongzi.Agent, le
 		}
 	}
 }
-

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
 )
 
 // TestHostDeleteReplacesReplicas: when a host is gone and deleted from the

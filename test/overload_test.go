@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -34,6 +35,7 @@ func e2eOverload(t *testing.T, bin string) {
 		before[n.N] = overloadRead(t, n)
 	}
 
+	slow := overloadSlowClients(t, target, 100)
 	codes := overloadRun(ctx, target)
 	t.Logf("overload: %d clients for %v on node %d: status codes %v", overloadClients, overloadDuration, target.N, codes)
 	for code := range codes {
@@ -61,12 +63,45 @@ func e2eOverload(t *testing.T, bin string) {
 			return ""
 		})
 	}
+	// Slow clients that never finish their headers are cut off (kv1
+	// allows 5 s) instead of holding their connections for ever.
+	for i, conn := range slow {
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := conn.Read(make([]byte, 1))
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("slow client %d: the server did not close its half-sent request", i)
+		}
+		conn.Close()
+	}
 	e2eWaitHealthy(t, c, c.Nodes...)
 	for i, n := range c.Nodes {
 		key := fmt.Sprintf("/after-overload-%d", i)
 		rec := e2eExpectRecord(t, "PUT "+key, e2ePut(t, n, key+"?val=ok"), key, "ok")
 		e2eReadAll(t, c.Nodes, rec)
 	}
+}
+
+// overloadSlowClients opens n connections to node n that send half a
+// request and then nothing.
+func overloadSlowClients(t *testing.T, node *kv1proc.Node, n int) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, 0, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for range n {
+		c, err := net.Dial("tcp", node.HTTP)
+		if err != nil {
+			t.Fatalf("slow client: %v", err)
+		}
+		conns = append(conns, c)
+		if _, err := io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: kv1\r\n"); err != nil {
+			t.Fatalf("slow client: %v", err)
+		}
+	}
+	return conns
 }
 
 // overloadNoAnswer counts requests that got no HTTP answer (timeouts,

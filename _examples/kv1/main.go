@@ -29,8 +29,8 @@ const shardType = "zongzi://github.com/zongzi-kv/zongzi/_examples/kv1"
 // options are kv1's command-line flags.
 type options struct {
 	dir, gossip, raft, api, http, peers, zone, region, name, pprof string
-	shards                                                  int
-	timeout                                                 time.Duration
+	shards                                                         int
+	timeout                                                        time.Duration
 }
 
 func parseFlags(args []string) (options, error) {
@@ -87,8 +87,8 @@ func run(ctx context.Context, o options, log *slog.Logger, stdout io.Writer) err
 	srv := &http.Server{
 		Addr:              o.http,
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*current.Load()).ServeHTTP(w, r) }),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadHeaderTimeout: slowClientTimeout,
+		ReadTimeout:       2 * slowClientTimeout,
 		IdleTimeout:       2 * time.Minute,
 	}
 	serveErr := make(chan error, 1)
@@ -131,6 +131,11 @@ func run(ctx context.Context, o options, log *slog.Logger, stdout io.Writer) err
 		return fmt.Errorf("http: %w", err)
 	}
 }
+
+// slowClientTimeout is how long a client may take to send its request
+// headers (twice that for the whole request, a 1 MiB value included)
+// before the server closes the connection.
+const slowClientTimeout = 5 * time.Second
 
 // serveStarting answers every request while the node is starting.
 func serveStarting(w http.ResponseWriter, _ *http.Request) {

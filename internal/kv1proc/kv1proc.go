@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/zongzi-kv/zongzi/internal/freeport"
 )
 
 // Zones of the peers, then of the nodes that join as non-voting.
@@ -110,7 +111,7 @@ func New(bin, root string, peers, shards int) (*Cluster, error) {
 
 // Add prepares one more node; nodes after the peers join as non-voting.
 func (c *Cluster) Add() (*Node, error) {
-	ports, err := freePorts(5)
+	ports, err := freeport.Addrs(5)
 	if err != nil {
 		return nil, err
 	}
@@ -125,26 +126,6 @@ func (c *Cluster) Add() (*Node, error) {
 	}
 	c.Nodes = append(c.Nodes, n)
 	return n, nil
-}
-
-// freePorts returns n distinct loopback addresses with free ports.
-func freePorts(n int) ([]string, error) {
-	var addrs []string
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("kv1proc: free port: %w", err)
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs, nil
 }
 
 // Command returns the kv1 command line of node n, as the Makefile builds it.

@@ -13,7 +13,7 @@ import (
 // itself.
 type Store struct {
 	db  *memdb.MemDB
-	wmu sync.Mutex // serialises Apply and Load
+	wmu sync.Mutex            // serialises Apply and Load
 	cur atomic.Pointer[State] // the view after the last Apply or Load
 
 	mu      sync.Mutex // guards changed
