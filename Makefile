@@ -52,3 +52,9 @@ bench:
 CHAOS_DURATION ?= 60s
 chaos:
 	CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -count=1 -run 'Chaos|Linear' -v -timeout 60m ./test/
+
+# The example's by-hand targets work from the repository root too.
+NODES := test-node-1 test-node-2 test-node-3 test-node-4 test-node-5 test-node-6
+.PHONY: clean-data $(NODES)
+clean-data $(NODES):
+	$(MAKE) -C _examples/kv1 $@
