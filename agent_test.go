@@ -1,0 +1,99 @@
+package zongzi_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/lni/dragonboat/v4/config"
+
+	"github.com/zongzi-kv/zongzi"
+)
+
+func TestNewAgentRejectsBadInput(t *testing.T) {
+	peers := []string{"127.0.0.1:17013", "127.0.0.1:17023", "127.0.0.1:17033"}
+	dir := zongzi.WithDirRaft(t.TempDir())
+	for _, tc := range []struct {
+		name  string
+		clust string
+		peers []string
+		opts  []zongzi.AgentOption
+	}{
+		{"empty cluster name", "", peers, []zongzi.AgentOption{dir}},
+		{"cluster name too long", "abcdefghijklm", peers, []zongzi.AgentOption{dir}},
+		{"cluster name not base36", "kv-1", peers, []zongzi.AgentOption{dir}},
+		{"upper case cluster name", "KV1", peers, []zongzi.AgentOption{dir}},
+		{"no peers", "kv1", nil, []zongzi.AgentOption{dir}},
+		{"duplicate peer", "kv1", []string{"127.0.0.1:1", "127.0.0.1:1"}, []zongzi.AgentOption{dir}},
+		{"peer without port", "kv1", []string{"127.0.0.1"}, []zongzi.AgentOption{dir}},
+		{"no raft dir", "kv1", peers, nil},
+		{"bad api address", "kv1", peers, []zongzi.AgentOption{dir, zongzi.WithAddrApi("nope")}},
+		{"three raft addresses", "kv1", peers, []zongzi.AgentOption{dir, zongzi.WithAddrRaft("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3")}},
+		{"bad gossip bind", "kv1", peers, []zongzi.AgentOption{dir, zongzi.WithAddrGossip("127.0.0.1:1", "x")}},
+		{"host tag without key", "kv1", peers, []zongzi.AgentOption{dir, zongzi.WithHostTags("=v")}},
+		{"replica config without election", "kv1", peers, []zongzi.AgentOption{dir, zongzi.WithReplicaConfig(config.Config{HeartbeatRTT: 1})}},
+		{"tiny memory limit", "kv1", peers, []zongzi.AgentOption{dir, zongzi.WithHostMemoryLimit(1024)}},
+		{"nil controller", "kv1", peers, []zongzi.AgentOption{dir, zongzi.WithShardController(nil)}},
+		{"nil logger", "kv1", peers, []zongzi.AgentOption{dir, zongzi.WithLogger(nil)}},
+		{"empty WAL dir", "kv1", peers, []zongzi.AgentOption{dir, zongzi.WithDirWAL("")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := zongzi.NewAgent(tc.clust, tc.peers, tc.opts...)
+			if !errors.Is(err, zongzi.ErrInvalidConfig) || a != nil {
+				t.Fatalf("got agent %v, error %v; want ErrInvalidConfig", a, err)
+			}
+		})
+	}
+	if _, err := zongzi.NewAgent("kv1", peers, dir, zongzi.WithAddrApi("127.0.0.1:17013", "0.0.0.0:17013")); err != nil {
+		t.Fatalf("valid agent: %v", err)
+	}
+}
+
+func TestStateMachineRegisterRejectsBadInput(t *testing.T) {
+	a, err := zongzi.NewAgent("kv1", []string{"127.0.0.1:1"}, zongzi.WithDirRaft(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.StateMachineRegister("", newLogSM); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Fatalf("empty URI: %v", err)
+	}
+	if err := a.StateMachineRegister("zongzi://x", nil); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Fatalf("nil factory: %v", err)
+	}
+	if err := a.StateMachineRegisterPersistent("zongzi://y", nil); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Fatalf("nil persistent factory: %v", err)
+	}
+	if a.Status() != zongzi.AgentStatusPending || a.Status().String() != "pending" {
+		t.Fatalf("status of a new agent: %v", a.Status())
+	}
+}
+
+func TestShardOptionsRejectBadValues(t *testing.T) {
+	a, err := zongzi.NewAgent("kv1", []string{"127.0.0.1:1"}, zongzi.WithDirRaft(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for name, opt := range map[string]zongzi.ShardOption{
+		"empty name":            zongzi.WithName(""),
+		"empty tag key":         zongzi.WithTag("", "v"),
+		"zero members":          zongzi.WithPlacementMembers(0),
+		"bad member filter":     zongzi.WithPlacementMembers(3, "=x"),
+		"empty replica group":   zongzi.WithPlacementReplicas("", 2),
+		"group named cover":     zongzi.WithPlacementReplicas("cover", 2),
+		"group with colon":      zongzi.WithPlacementReplicas("a:b", 2),
+		"negative replicas":     zongzi.WithPlacementReplicas("readers", -1),
+		"vary without keys":     zongzi.WithPlacementVary(),
+		"cover without filters": zongzi.WithPlacementCover(),
+		"filter with semicolon": zongzi.WithPlacementCover("a=b;c"),
+	} {
+		if _, _, err := a.ShardCreate(ctx, "zongzi://x", opt); !errors.Is(err, zongzi.ErrInvalidConfig) {
+			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
+		}
+	}
+	if _, _, err := a.ShardCreate(ctx, "", zongzi.WithName("x")); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Errorf("empty type: %v", err)
+	}
+	if _, _, err := a.ShardCreate(ctx, "zongzi://x", zongzi.WithName("x")); !errors.Is(err, zongzi.ErrAgentNotReady) {
+		t.Errorf("create before Start: %v, want ErrAgentNotReady", err)
+	}
+}
