@@ -42,12 +42,7 @@ func TestChaos(t *testing.T) {
 		t.Skip("starts kv1 clusters; skipped in -short mode")
 	}
 	cfg := chaosConfigFromEnv(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	bin, err := kv1proc.Build(ctx, t.TempDir())
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := kv1Bin
 	var sums []chaosSummary
 	for _, sc := range chaosScenarios {
 		t.Run(sc.Name, func(t *testing.T) {

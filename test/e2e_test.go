@@ -1,7 +1,6 @@
 package test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -25,12 +24,7 @@ func TestKV1(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kv1 clusters; skipped in -short mode")
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	bin, err := kv1proc.Build(ctx, t.TempDir())
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := kv1Bin
 	for _, tc := range []struct {
 		name string
 		run  func(t *testing.T, bin string)
