@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/zongzi-kv/zongzi"
 )
 
 // TestHostDeleteReplacesReplicas: when a host is gone and deleted from the
@@ -105,5 +107,67 @@ func TestWipedPeerRejoins(t *testing.T) {
 		defer mcancel()
 		m, err := a1.NodeHost().SyncGetShardMembership(mctx, 0)
 		return err == nil && len(m.Nodes) == 3 && len(m.NonVotings) == 0
+	})
+}
+
+// TestShardUpdateAddsNonVotingCover: updating a shard's tags with a cover
+// rule puts a non-voting replica on the matching host that has none; it
+// joins the shard's Raft membership as non-voting and serves stale reads
+// from its own copy.
+func TestShardUpdateAddsNonVotingCover(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	n4 := c.addNode("a")
+	c.startAll(ctx, n4)
+	a1 := c.nodes[0].agent
+	s := c.createActive(ctx, a1, testType, "cover")
+	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+	defer acancel()
+	if _, _, err := a1.Client(s.ID).Apply(actx, []byte("before-cover")); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := a1.ShardUpdate(ctx, s.ID, zongzi.WithPlacementCover("geo:zone=a")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "a non-voting cover replica on host 4", func() bool {
+		for _, r := range a1.State().ShardReplicas(s.ID) {
+			if r.HostID == n4.agent.HostID() {
+				return r.IsNonVoting && r.Status == "active"
+			}
+		}
+		return false
+	})
+	waitFor(t, settle, "host 4 in the shard's membership as non-voting", func() bool {
+		mctx, mcancel := context.WithTimeout(ctx, time.Second)
+		defer mcancel()
+		m, err := a1.NodeHost().SyncGetShardMembership(mctx, s.ID)
+		return err == nil && len(m.Nodes) == 3 && len(m.NonVotings) == 1
+	})
+	waitFor(t, settle, "host 4's own replica to catch up", func() bool {
+		if _, _, ok, _ := n4.agent.NodeHost().GetLeaderID(s.ID); !ok {
+			return false
+		}
+		v, err := n4.agent.NodeHost().StaleRead(s.ID, []byte(nil))
+		r, _ := v.(*zongzi.Result)
+		return err == nil && r != nil && string(r.Data) == "before-cover"
+	})
+
+	// Without the rule the replica is excess: removed from the registry,
+	// the membership and host 4.
+	if _, err := a1.ShardUpdate(ctx, s.ID, zongzi.WithoutTag(zongzi.TagPlacementCover)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "the cover replica removed everywhere", func() bool {
+		if reps := a1.State().ShardReplicas(s.ID); len(reps) != 3 {
+			return false
+		}
+		mctx, mcancel := context.WithTimeout(ctx, time.Second)
+		defer mcancel()
+		m, err := a1.NodeHost().SyncGetShardMembership(mctx, s.ID)
+		_, staleErr := n4.agent.NodeHost().StaleRead(s.ID, []byte(nil))
+		return err == nil && len(m.NonVotings) == 0 && staleErr != nil
 	})
 }

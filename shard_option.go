@@ -42,6 +42,18 @@ func WithTag(key, value string) ShardOption {
 	}
 }
 
+// WithoutTag removes a tag from the shard, e.g. a placement rule in
+// ShardUpdate.
+func WithoutTag(key string) ShardOption {
+	return func(s *Shard) error {
+		if key == "" {
+			return fmt.Errorf("%w: empty tag key", ErrInvalidConfig)
+		}
+		delete(s.Tags, key)
+		return nil
+	}
+}
+
 // WithPlacementMembers asks for n voting members on hosts matching every
 // host tag filter ("key=value" or "key").
 func WithPlacementMembers(n int, hostTags ...string) ShardOption {
