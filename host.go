@@ -2,6 +2,7 @@ package zongzi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -205,17 +206,20 @@ func (a *Agent) requestJoin(ctx context.Context, st *State, r Replica) error {
 
 // stopReplica removes a replica the registry no longer assigns to this host:
 // out of the shard's membership, stopped, and its data deleted.
-// A deleted shard's replicas are stopped without membership changes.
+// A deleted shard's replicas are stopped without membership changes. A
+// replica that Dragonboat already unloaded (it does so once the replica is
+// out of the membership) is only cleaned up.
 func (a *Agent) stopReplica(ctx context.Context, st *State, shardID uint64, lr *localReplica) error {
 	nh := a.NodeHost()
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if _, ok := st.Shard(shardID); ok {
-		if err := a.changeMembership(ctx, &pb.MembershipRequest{ShardId: shardID, ReplicaId: lr.replicaID, Remove: true}); err != nil {
+		err := a.changeMembership(ctx, &pb.MembershipRequest{ShardId: shardID, ReplicaId: lr.replicaID, Remove: true})
+		if err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) {
 			return err
 		}
 	}
-	if err := nh.StopReplica(shardID, lr.replicaID); err != nil {
+	if err := nh.StopReplica(shardID, lr.replicaID); err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) {
 		return fmt.Errorf("stop replica %d: %w", lr.replicaID, err)
 	}
 	a.local.Update(func(m map[uint64]*localReplica) { delete(m, shardID) })

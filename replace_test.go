@@ -129,45 +129,54 @@ func TestShardUpdateAddsNonVotingCover(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Of the two hosts in zone a, the one without the zone's member gets
+	// the cover replica.
+	spare := n4
+	for _, r := range a1.State().ShardReplicas(s.ID) {
+		if r.HostID == n4.agent.HostID() {
+			spare = c.nodes[0]
+		}
+	}
 	if _, err := a1.ShardUpdate(ctx, s.ID, zongzi.WithPlacementCover("geo:zone=a")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, settle, "a non-voting cover replica on host 4", func() bool {
+	waitFor(t, settle, "a non-voting cover replica on the spare host", func() bool {
 		for _, r := range a1.State().ShardReplicas(s.ID) {
-			if r.HostID == n4.agent.HostID() {
+			if r.HostID == spare.agent.HostID() {
 				return r.IsNonVoting && r.Status == "active"
 			}
 		}
 		return false
 	})
-	waitFor(t, settle, "host 4 in the shard's membership as non-voting", func() bool {
+	waitFor(t, settle, "the spare host in the shard's membership as non-voting", func() bool {
 		mctx, mcancel := context.WithTimeout(ctx, time.Second)
 		defer mcancel()
-		m, err := a1.NodeHost().SyncGetShardMembership(mctx, s.ID)
+		m, err := c.nodes[1].agent.NodeHost().SyncGetShardMembership(mctx, s.ID)
 		return err == nil && len(m.Nodes) == 3 && len(m.NonVotings) == 1
 	})
-	waitFor(t, settle, "host 4's own replica to catch up", func() bool {
-		if _, _, ok, _ := n4.agent.NodeHost().GetLeaderID(s.ID); !ok {
+	waitFor(t, settle, "the spare host's own replica to catch up", func() bool {
+		if _, _, ok, _ := spare.agent.NodeHost().GetLeaderID(s.ID); !ok {
 			return false
 		}
-		v, err := n4.agent.NodeHost().StaleRead(s.ID, []byte(nil))
+		v, err := spare.agent.NodeHost().StaleRead(s.ID, []byte(nil))
 		r, _ := v.(*zongzi.Result)
 		return err == nil && r != nil && string(r.Data) == "before-cover"
 	})
 
 	// Without the rule the replica is excess: removed from the registry,
-	// the membership and host 4.
+	// the membership and the spare host.
 	if _, err := a1.ShardUpdate(ctx, s.ID, zongzi.WithoutTag(zongzi.TagPlacementCover)); err != nil {
 		t.Fatal(err)
 	}
+	member := c.nodes[1].agent // zone b always has a member
 	waitFor(t, settle, "the cover replica removed everywhere", func() bool {
 		if reps := a1.State().ShardReplicas(s.ID); len(reps) != 3 {
 			return false
 		}
 		mctx, mcancel := context.WithTimeout(ctx, time.Second)
 		defer mcancel()
-		m, err := a1.NodeHost().SyncGetShardMembership(mctx, s.ID)
-		_, staleErr := n4.agent.NodeHost().StaleRead(s.ID, []byte(nil))
+		m, err := member.NodeHost().SyncGetShardMembership(mctx, s.ID)
+		_, staleErr := spare.agent.NodeHost().StaleRead(s.ID, []byte(nil))
 		return err == nil && len(m.NonVotings) == 0 && staleErr != nil
 	})
 }
