@@ -259,3 +259,30 @@ func saved(t *testing.T, st *zongzi.State) string {
 }
 
 func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
+// TestJoinFromRegistrySnapshot: after more registry entries than the prime
+// shard keeps in its log, a new host receives the registry as a Raft
+// snapshot (the JSON-lines format) and ends up with the same registry.
+func TestJoinFromRegistrySnapshot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 1,200 registry entries")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	a1 := c.nodes[0].agent
+	for i := range 1200 {
+		if _, _, err := a1.ShardCreate(ctx, testType, zongzi.WithName(fmt.Sprintf("s%04d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n4 := c.addNode("a")
+	c.startAll(ctx, n4)
+	waitFor(t, settle, "host 4's registry equal to host 1's", func() bool {
+		return saved(t, n4.agent.State()) == saved(t, a1.State())
+	})
+	if got := n4.agent.State().ShardCount(); got != 1201 {
+		t.Fatalf("host 4 sees %d shards, want 1201", got)
+	}
+}
