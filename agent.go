@@ -37,10 +37,11 @@ type Agent struct {
 	store    *registry.Store
 	registry registrySession // proposes registry commands exactly once
 
-	nh      atomic.Pointer[dragonboat.NodeHost]
-	local   cowMap[uint64, *localReplica] // running replicas by shard ID
-	leaders cowMap[uint64, leaderInfo]    // leaders seen by the local raft event listener
-	routes  cowMap[uint64, *shardRoute]   // where to forward requests for shards without a local replica
+	nh       atomic.Pointer[dragonboat.NodeHost]
+	local    cowMap[uint64, *localReplica] // running replicas by shard ID
+	leaders  cowMap[uint64, leaderInfo]    // leaders seen by the local raft event listener
+	routes   cowMap[uint64, *shardRoute]   // where to forward requests for shards without a local replica
+	barriers cowMap[uint64, *readBarrier]  // coalesced ReadIndex rounds of local replicas
 
 	mu         sync.RWMutex // guards the fields below
 	hostID     string

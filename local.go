@@ -137,42 +137,21 @@ func (a *Agent) localWatch(ctx context.Context, shardID uint64, query []byte, st
 	return nil
 }
 
-// readAttempt bounds one ReadIndex attempt. A ReadIndex message lost with
-// a leader that just changed (or dropped by a replica still catching up
-// after a restart) is retried, since a read has no side effect, instead of
-// waiting for the caller's whole deadline.
+// readAttempt bounds one ReadIndex round. A ReadIndex message lost with a
+// leader that just changed (or dropped by a replica still catching up after
+// a restart) is retried in the next round, since a read has no side effect,
+// instead of waiting for the caller's whole deadline.
 const readAttempt = 300 * time.Millisecond
 
-// lookup queries the local replica: linearizably after a ReadIndex
-// barrier, or directly when stale.
+// lookup queries the local replica: linearizably after a coalesced
+// ReadIndex round (see readBarrier), or directly when stale.
 func (a *Agent) lookup(ctx context.Context, nh *dragonboat.NodeHost, shardID uint64, query any, stale bool) (any, error) {
-	if stale {
-		return nh.StaleRead(shardID, query)
-	}
-	for {
-		left, err := timeoutOf(ctx)
-		if err != nil {
+	if !stale {
+		if err := a.barrier(shardID).wait(ctx, nh, shardID); err != nil {
 			return nil, err
 		}
-		rs, err := nh.ReadIndex(shardID, min(left, readAttempt))
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case r := <-rs.AppliedC():
-			if r.Completed() {
-				v, err := nh.ReadLocalNode(rs, query)
-				rs.Release()
-				return v, err
-			}
-			rs.Release()
-			if !r.Timeout() {
-				return nil, resultError(r)
-			}
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
 	}
+	return nh.StaleRead(shardID, query)
 }
 
 // timeoutOf returns the time left before ctx's deadline.
