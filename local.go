@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4"
-	sm "github.com/lni/dragonboat/v4/statemachine"
 )
 
 // This file holds the operations on replicas running on this host. The
@@ -200,4 +199,3 @@ func mapError(err error) error {
 	return err
 }
 
-var _ = sm.Result{}
