@@ -198,4 +198,3 @@ func mapError(err error) error {
 	}
 	return err
 }
-
