@@ -16,30 +16,11 @@ import (
 func TestHostDeleteReplacesReplicas(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := startThreeZones(ctx, t)
+	c, s, gone, spare := startWithSpare(ctx, t, "replace")
 	defer c.stop()
-	n4 := c.addNode("a")
-	c.startAll(ctx, n4)
+	a2 := c.nodes[1].agent // zone b: never the host deleted
 
-	a2 := c.nodes[1].agent
-	s := c.createActive(ctx, a2, testType, "replace")
-
-	// Find the zone-a member's host; stop it and delete it.
-	var gone *node
-	for _, r := range a2.State().ShardReplicas(s.ID) {
-		for _, n := range []*node{c.nodes[0], n4} {
-			if n.agent.HostID() == r.HostID {
-				gone = n
-			}
-		}
-	}
-	if gone == nil {
-		t.Fatal("no member in zone a")
-	}
-	spare := c.nodes[0]
-	if gone == spare {
-		spare = n4
-	}
+	// Stop the zone-a member's host and delete it.
 	goneID := gone.agent.HostID()
 	gone.agent.Stop()
 	if err := a2.HostDelete(ctx, goneID); err != nil {
@@ -117,26 +98,16 @@ func TestWipedPeerRejoins(t *testing.T) {
 func TestShardUpdateAddsNonVotingCover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := startThreeZones(ctx, t)
+	c, s, _, spare := startWithSpare(ctx, t, "cover")
 	defer c.stop()
-	n4 := c.addNode("a")
-	c.startAll(ctx, n4)
-	a1 := c.nodes[0].agent
-	s := c.createActive(ctx, a1, testType, "cover")
+	a1 := c.nodes[1].agent // zone b: always a member
 	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
 	defer acancel()
 	if _, _, err := a1.Client(s.ID).Apply(actx, []byte("before-cover")); err != nil {
 		t.Fatal(err)
 	}
 
-	// Of the two hosts in zone a, the one without the zone's member gets
-	// the cover replica.
-	spare := n4
-	for _, r := range a1.State().ShardReplicas(s.ID) {
-		if r.HostID == n4.agent.HostID() {
-			spare = c.nodes[0]
-		}
-	}
+	// The zone-a host without the zone's member gets the cover replica.
 	if _, err := a1.ShardUpdate(ctx, s.ID, zongzi.WithPlacementCover("geo:zone=a")); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +139,7 @@ func TestShardUpdateAddsNonVotingCover(t *testing.T) {
 	if _, err := a1.ShardUpdate(ctx, s.ID, zongzi.WithoutTag(zongzi.TagPlacementCover)); err != nil {
 		t.Fatal(err)
 	}
-	member := c.nodes[1].agent // zone b always has a member
+	member := a1
 	waitFor(t, settle, "the cover replica removed everywhere", func() bool {
 		if reps := a1.State().ShardReplicas(s.ID); len(reps) != 3 {
 			return false
@@ -179,4 +150,23 @@ func TestShardUpdateAddsNonVotingCover(t *testing.T) {
 		_, staleErr := spare.agent.NodeHost().StaleRead(s.ID, []byte(nil))
 		return err == nil && len(m.NonVotings) == 0 && staleErr != nil
 	})
+}
+
+// startWithSpare starts three peers in zones a, b and c and a fourth host
+// in zone a, creates a shard with one member per zone, and returns the
+// zone-a host that holds the member and the one that does not. The caller
+// stops the cluster.
+func startWithSpare(ctx context.Context, t *testing.T, name string) (c *cluster, s zongzi.Shard, member, spare *node) {
+	t.Helper()
+	c = startThreeZones(ctx, t)
+	n4 := c.addNode("a")
+	c.startAll(ctx, n4)
+	s = c.createActive(ctx, c.nodes[1].agent, testType, name)
+	member, spare = c.nodes[0], n4
+	for _, r := range c.nodes[1].agent.State().ShardReplicas(s.ID) {
+		if r.HostID == n4.agent.HostID() {
+			member, spare = n4, c.nodes[0]
+		}
+	}
+	return c, s, member, spare
 }
