@@ -112,16 +112,19 @@ type load struct {
 }
 
 // run runs the whole benchmark and stops every process it started.
-func run(ctx context.Context, cfg config) error {
+func run(ctx context.Context, cfg config) (err error) {
 	root, err := os.MkdirTemp("", "kv1bench-")
 	if err != nil {
 		return err
 	}
-	if cfg.keep {
-		log.Printf("data in %s", root)
-	} else {
-		defer os.RemoveAll(root)
-	}
+	defer func() {
+		// Keep the data and logs when asked to, or to explain a failure.
+		if cfg.keep || err != nil {
+			log.Printf("data and logs kept in %s", root)
+			return
+		}
+		os.RemoveAll(root)
+	}()
 	log.Print("building kv1")
 	bin, err := kv1proc.Build(ctx, root)
 	if err != nil {

@@ -11,14 +11,25 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // lowest is the lowest port handed out.
 const lowest = 10000
 
+// given holds every port handed out by this process: a port is free again
+// once Addrs returns, until the test server binds it, so it must not be
+// handed out twice (say to two nodes prepared one after the other).
+var given = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 // Addrs returns n distinct 127.0.0.1 addresses whose ports are free for
 // TCP and UDP (gossip uses both) and below the ephemeral range.
 func Addrs(n int) ([]string, error) {
+	given.Lock()
+	defer given.Unlock()
 	high := ephemeralLow()
 	var addrs []string
 	var held []func()
@@ -31,7 +42,11 @@ func Addrs(n int) ([]string, error) {
 		if tries > 1000*n {
 			return nil, fmt.Errorf("freeport: no free port in [%d, %d)", lowest, high)
 		}
-		addr := "127.0.0.1:" + strconv.Itoa(lowest+rand.IntN(high-lowest))
+		port := lowest + rand.IntN(high-lowest)
+		if given.ports[port] {
+			continue
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
@@ -42,6 +57,7 @@ func Addrs(n int) ([]string, error) {
 			continue
 		}
 		held = append(held, func() { ln.Close(); pc.Close() })
+		given.ports[port] = true
 		addrs = append(addrs, addr)
 	}
 	return addrs, nil
