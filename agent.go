@@ -38,6 +38,7 @@ type Agent struct {
 	registry registrySession // proposes registry commands exactly once
 
 	nh       atomic.Pointer[dragonboat.NodeHost]
+	primeID  atomic.Uint64                 // this host's prime replica ID
 	local    cowMap[uint64, *localReplica] // running replicas by shard ID
 	leaders  cowMap[uint64, leaderInfo]    // leaders seen by the local raft event listener
 	routes   cowMap[uint64, *shardRoute]   // where to forward requests for shards without a local replica
@@ -45,7 +46,6 @@ type Agent struct {
 
 	mu         sync.RWMutex // guards the fields below
 	hostID     string
-	primeID    uint64 // this host's prime replica ID
 	primeReady bool
 	types      map[string]stateMachineType
 

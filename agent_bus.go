@@ -56,7 +56,7 @@ func (h busHandler) Info(context.Context) (*pb.InfoResponse, error) {
 	a := h.a
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	res := &pb.InfoResponse{GossipAddress: a.gossipAddr, PrimeReplicaId: a.primeID, Ready: a.primeReady}
+	res := &pb.InfoResponse{GossipAddress: a.gossipAddr, PrimeReplicaId: a.primeID.Load(), Ready: a.primeReady}
 	if a.nh.Load() != nil {
 		res.HostId, res.RaftAddress = a.hostID, a.raftAddr
 	}

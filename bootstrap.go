@@ -266,9 +266,7 @@ func (a *Agent) startPrime(members map[uint64]dragonboat.Target, join bool, rec 
 	if err != nil {
 		return fmt.Errorf("%w: start prime replica %d: %w", ErrBootstrap, rec.ReplicaID, err)
 	}
-	a.mu.Lock()
-	a.primeID = rec.ReplicaID
-	a.mu.Unlock()
+	a.primeID.Store(rec.ReplicaID)
 	return a.writePrimeRecord(rec)
 }
 

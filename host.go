@@ -238,9 +238,7 @@ func (a *Agent) stopReplica(ctx context.Context, st *State, shardID uint64, lr *
 // local registry has allocated but no longer lists is gone; a higher ID
 // means the local registry is behind.
 func (a *Agent) pruneMembers(ctx context.Context, running map[uint64]*localReplica) {
-	a.mu.RLock()
-	shards := map[uint64]uint64{0: a.primeID}
-	a.mu.RUnlock()
+	shards := map[uint64]uint64{0: a.primeID.Load()}
 	for shardID, lr := range running {
 		shards[shardID] = lr.replicaID
 	}

@@ -53,9 +53,7 @@ func (a *Agent) leadsPrime() bool {
 		return false
 	}
 	leader, _, ok, err := nh.GetLeaderID(0)
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return err == nil && ok && leader == a.primeID
+	return err == nil && ok && leader == a.primeID.Load()
 }
 
 // applyPlan proposes a plan as one batch.

@@ -164,7 +164,7 @@ func (c *ShardClient) do(ctx context.Context, leader bool, local func() error, r
 func (c *ShardClient) servesLocally(leader bool) bool {
 	var replicaID uint64
 	if c.shardID == 0 {
-		replicaID = c.a.primeID
+		replicaID = c.a.primeID.Load()
 	} else if _, lr, ok := c.a.localReplicaOf(c.shardID); ok {
 		replicaID = lr.replicaID
 	} else {
