@@ -184,8 +184,12 @@ func run(ctx context.Context, cfg config) (err error) {
 	loads := []load{
 		ceilingLoad,
 		{name: "GET linearizable, follower", target: Target{MinRatio: 0.8, MaxCPUUS: 30}, run: hey(follower.URL(getKey))},
-		{name: "GET linearizable, leader", target: Target{MinRatio: 0.8, MaxCPUUS: 30}, run: hey(leader.URL(getKey))},
-		{name: "GET leader=true, follower", target: Target{MinRatio: 0.85, MaxCPUUS: 30}, run: hey(follower.URL(getKey + "?leader=true"))},
+		// The issue's "leader reads ≥ 0.85" is the linearizable read sent to
+		// the leader. leader=true sent to a follower adds a forwarding hop
+		// the issue does not measure: it is reported against the CPU target
+		// of a linearizable read only.
+		{name: "GET linearizable, leader", target: Target{MinRatio: 0.85, MaxCPUUS: 30}, run: hey(leader.URL(getKey))},
+		{name: "GET leader=true, follower", target: Target{MaxCPUUS: 30}, run: hey(follower.URL(getKey + "?leader=true"))},
 		{name: "GET stale=true, follower", target: Target{MinRatio: 0.95, MaxCPUUS: 12}, run: hey(follower.URL(getKey + "?stale=true"))},
 		{name: "PUT one key, no ver", target: Target{MaxCPUUS: 50}, writes: true, run: hey("-m", "PUT", follower.URL(putKey+"?val=x"))},
 		{name: "PUT CAS distinct keys", target: Target{MinRatio: 0.5, MaxP99MS: 10, MaxCPUUS: 50}, writes: true,

@@ -27,6 +27,7 @@ type peer struct {
 	conn   *grpc.ClientConn
 	client pb.BusClient
 	rtt    time.Duration // zero until measured
+	reads  *readBatcher
 }
 
 // NewPool returns an empty pool.
@@ -51,6 +52,7 @@ func (p *Pool) get(addr string) (*peer, error) {
 		return nil, fmt.Errorf("bus: dial %s: %w", addr, err)
 	}
 	pe := &peer{conn: conn, client: pb.NewBusClient(conn)}
+	pe.reads = newReadBatcher(p, addr, pe)
 	p.peers[addr] = pe
 	return pe, nil
 }
@@ -64,6 +66,13 @@ func (p *Pool) RTT(addr string) (time.Duration, bool) {
 		return 0, false
 	}
 	return pe.rtt, true
+}
+
+// rttOf returns the last round trip measured to pe, zero if none was.
+func (p *Pool) rttOf(pe *peer) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return pe.rtt
 }
 
 // Close closes every connection.
@@ -158,13 +167,21 @@ func (p *Pool) Commit(ctx context.Context, addr string, shardID uint64, cmd []by
 	return p.err(addr, err)
 }
 
-// Read forwards a query to the host at addr.
+// Read forwards a query to the host at addr. Reads to the same address
+// made while a call to it is outstanding travel together in one ReadBatch
+// call (see readBatcher); each returns when its own result arrives or its
+// ctx is done.
 func (p *Pool) Read(ctx context.Context, addr string, shardID uint64, query []byte, stale, leader bool) (uint64, []byte, error) {
 	pe, err := p.get(addr)
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := pe.client.Read(ctx, &pb.ReadRequest{ShardId: shardID, Query: query, Stale: stale, Leader: leader})
+	return pe.reads.read(ctx, &pb.ReadRequest{ShardId: shardID, Query: query, Stale: stale, Leader: leader})
+}
+
+// readUnary forwards one query in a Read call of its own.
+func (p *Pool) readUnary(ctx context.Context, addr string, pe *peer, req *pb.ReadRequest) (uint64, []byte, error) {
+	res, err := pe.client.Read(ctx, req)
 	if err != nil {
 		return 0, nil, p.err(addr, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/zongzi-kv/zongzi/internal/bus/pb"
 	"google.golang.org/grpc"
@@ -19,9 +20,10 @@ type Server struct {
 	grpc  *grpc.Server
 }
 
-// NewServer returns a server for h. Call Serve to start it.
-func NewServer(h Handler, c Codes) *Server {
-	s := &Server{h: h, codes: c, grpc: grpc.NewServer()}
+// NewServer returns a server for h; opts go to grpc.NewServer. Call Listen
+// to start it.
+func NewServer(h Handler, c Codes, opts ...grpc.ServerOption) *Server {
+	s := &Server{h: h, codes: c, grpc: grpc.NewServer(opts...)}
 	pb.RegisterBusServer(s.grpc, s)
 	return s
 }
@@ -93,6 +95,142 @@ func (s *Server) Read(ctx context.Context, req *pb.ReadRequest) (*pb.ShardResult
 		return nil, s.status(err)
 	}
 	return &pb.ShardResult{Value: v, Data: d}, nil
+}
+
+// Limits of a ReadBatch call on the serving side.
+const (
+	// serveBatchMaxReads is the most reads a ReadBatch call may carry.
+	// Callers send at most batchMaxReads; the margin lets them grow.
+	serveBatchMaxReads = 4 * batchMaxReads
+	// serveResultBytes is the data a response message carries before the
+	// rest of the results go in another, under the caller's 4 MiB limit.
+	serveResultBytes = 1 << 20
+	// serveLinger is how long results that are ready wait for the rest of
+	// the batch before they are sent on their own.
+	serveLinger = time.Millisecond
+)
+
+// ReadBatch implements pb.BusServer. Reads of the same shard wait together
+// for one read barrier: the first linearizable read of a shard goes through
+// Handler.Read, which returns after a ReadIndex round that started after
+// the batch arrived, hence after every read in it was issued; the shard's
+// other reads then query the replica, which has applied at least up to that
+// round's index, as stale reads. Stale reads are served at once. Shards are
+// served concurrently and results go back as they complete, those ready
+// within serveLinger of each other in one message, so a slow shard holds
+// back no other.
+func (s *Server) ReadBatch(req *pb.ReadBatchRequest, stream grpc.ServerStreamingServer[pb.ReadBatchResponse]) error {
+	n := len(req.Reads)
+	if n > serveBatchMaxReads {
+		return status.Errorf(codes.InvalidArgument, "bus: read batch of %d reads, at most %d", n, serveBatchMaxReads)
+	}
+	ctx := stream.Context()
+	if n == 1 { // no goroutine, channel or timer for a batch of one
+		return s.sendResults(stream, s.readOne(ctx, 0, req.Reads[0], req.Reads[0].GetStale()))
+	}
+	results := make([]*pb.ReadBatchResult, n)
+	done := make(chan int, n) // never blocks, so no reader outlives its Read
+	var linear map[uint64][]int
+	for i, r := range req.Reads {
+		if r.GetStale() {
+			results[i] = s.readOne(ctx, i, r, true)
+			done <- i
+			continue
+		}
+		if linear == nil {
+			linear = map[uint64][]int{}
+		}
+		linear[r.GetShardId()] = append(linear[r.GetShardId()], i)
+	}
+	for _, idx := range linear {
+		go func() {
+			first := s.readOne(ctx, idx[0], req.Reads[idx[0]], false)
+			results[idx[0]] = first
+			done <- idx[0]
+			for _, i := range idx[1:] {
+				if first.Code != 0 { // the barrier failed: so does every read behind it
+					results[i] = &pb.ReadBatchResult{Index: uint32(i), Code: first.Code, Message: first.Message}
+				} else {
+					results[i] = s.readOne(ctx, i, req.Reads[i], true)
+				}
+				done <- i
+			}
+		}()
+	}
+	var (
+		out   []*pb.ReadBatchResult
+		size  int
+		timer *time.Timer
+		flush <-chan time.Time
+	)
+	send := func() error {
+		if timer != nil {
+			timer.Stop()
+			timer, flush = nil, nil
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		err := s.sendResults(stream, out...)
+		out, size = nil, 0
+		return err
+	}
+	for left := n; left > 0; {
+		select {
+		case i := <-done:
+			left--
+			if size > 0 && size+len(results[i].Data) > serveResultBytes {
+				if err := send(); err != nil {
+					return err
+				}
+			}
+			out = append(out, results[i])
+			size += len(results[i].Data)
+			if size >= serveResultBytes && left > 0 {
+				if err := send(); err != nil {
+					return err
+				}
+				continue
+			}
+			if timer == nil && left > 0 {
+				timer = time.NewTimer(serveLinger)
+				flush = timer.C
+			}
+		case <-flush:
+			timer, flush = nil, nil
+			if err := send(); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return s.status(ctx.Err())
+		}
+	}
+	return send()
+}
+
+// readOne serves the read at index i of a batch, stale or not.
+func (s *Server) readOne(ctx context.Context, i int, r *pb.ReadRequest, stale bool) *pb.ReadBatchResult {
+	v, d, err := s.h.Read(ctx, r.GetShardId(), r.GetQuery(), stale, r.GetLeader())
+	if err != nil {
+		return &pb.ReadBatchResult{Index: uint32(i), Code: s.itemCode(err), Message: err.Error()}
+	}
+	return &pb.ReadBatchResult{Index: uint32(i), Value: v, Data: d}
+}
+
+// sendResults sends results in one message.
+func (s *Server) sendResults(stream grpc.ServerStreamingServer[pb.ReadBatchResponse], results ...*pb.ReadBatchResult) error {
+	if err := stream.Send(&pb.ReadBatchResponse{Results: results}); err != nil {
+		return fmt.Errorf("bus: read batch: send: %w", err)
+	}
+	return nil
+}
+
+// itemCode is the status code sent for a read's error, never OK.
+func (s *Server) itemCode(err error) uint32 {
+	if c := s.codes.ToCode(err); c != uint32(codes.OK) {
+		return c
+	}
+	return uint32(codes.Unknown)
 }
 
 // Index implements pb.BusServer.

@@ -499,6 +499,176 @@ func (x *ReadRequest) GetLeader() bool {
 	return false
 }
 
+// ReadBatchRequest carries reads forwarded together to one host.
+type ReadBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reads         []*ReadRequest         `protobuf:"bytes,1,rep,name=reads,proto3" json:"reads,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadBatchRequest) Reset() {
+	*x = ReadBatchRequest{}
+	mi := &file_bus_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadBatchRequest) ProtoMessage() {}
+
+func (x *ReadBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadBatchRequest.ProtoReflect.Descriptor instead.
+func (*ReadBatchRequest) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ReadBatchRequest) GetReads() []*ReadRequest {
+	if x != nil {
+		return x.Reads
+	}
+	return nil
+}
+
+// ReadBatchResponse carries the results of some reads of a batch.
+type ReadBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ReadBatchResult     `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadBatchResponse) Reset() {
+	*x = ReadBatchResponse{}
+	mi := &file_bus_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadBatchResponse) ProtoMessage() {}
+
+func (x *ReadBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadBatchResponse.ProtoReflect.Descriptor instead.
+func (*ReadBatchResponse) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReadBatchResponse) GetResults() []*ReadBatchResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// ReadBatchResult is the result of one read of a batch.
+type ReadBatchResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Value uint64                 `protobuf:"varint,1,opt,name=value,proto3" json:"value,omitempty"`
+	Data  []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// code is the read's error as a gRPC status code, 0 when it succeeded;
+	// message is the error's text.
+	Code    uint32 `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// index is the read's position in ReadBatchRequest.reads.
+	Index         uint32 `protobuf:"varint,5,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadBatchResult) Reset() {
+	*x = ReadBatchResult{}
+	mi := &file_bus_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadBatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadBatchResult) ProtoMessage() {}
+
+func (x *ReadBatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadBatchResult.ProtoReflect.Descriptor instead.
+func (*ReadBatchResult) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReadBatchResult) GetValue() uint64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *ReadBatchResult) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *ReadBatchResult) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ReadBatchResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ReadBatchResult) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 type ShardResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Value         uint64                 `protobuf:"varint,1,opt,name=value,proto3" json:"value,omitempty"`
@@ -509,7 +679,7 @@ type ShardResult struct {
 
 func (x *ShardResult) Reset() {
 	*x = ShardResult{}
-	mi := &file_bus_proto_msgTypes[8]
+	mi := &file_bus_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +691,7 @@ func (x *ShardResult) String() string {
 func (*ShardResult) ProtoMessage() {}
 
 func (x *ShardResult) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[8]
+	mi := &file_bus_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +704,7 @@ func (x *ShardResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardResult.ProtoReflect.Descriptor instead.
 func (*ShardResult) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{8}
+	return file_bus_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ShardResult) GetValue() uint64 {
@@ -559,7 +729,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_bus_proto_msgTypes[9]
+	mi := &file_bus_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +741,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[9]
+	mi := &file_bus_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +754,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{9}
+	return file_bus_proto_rawDescGZIP(), []int{12}
 }
 
 type IndexRequest struct {
@@ -596,7 +766,7 @@ type IndexRequest struct {
 
 func (x *IndexRequest) Reset() {
 	*x = IndexRequest{}
-	mi := &file_bus_proto_msgTypes[10]
+	mi := &file_bus_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -608,7 +778,7 @@ func (x *IndexRequest) String() string {
 func (*IndexRequest) ProtoMessage() {}
 
 func (x *IndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[10]
+	mi := &file_bus_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -621,7 +791,7 @@ func (x *IndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IndexRequest.ProtoReflect.Descriptor instead.
 func (*IndexRequest) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{10}
+	return file_bus_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *IndexRequest) GetShardId() uint64 {
@@ -640,7 +810,7 @@ type IndexResponse struct {
 
 func (x *IndexResponse) Reset() {
 	*x = IndexResponse{}
-	mi := &file_bus_proto_msgTypes[11]
+	mi := &file_bus_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +822,7 @@ func (x *IndexResponse) String() string {
 func (*IndexResponse) ProtoMessage() {}
 
 func (x *IndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[11]
+	mi := &file_bus_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +835,7 @@ func (x *IndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IndexResponse.ProtoReflect.Descriptor instead.
 func (*IndexResponse) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{11}
+	return file_bus_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *IndexResponse) GetIndex() uint64 {
@@ -720,7 +890,17 @@ const file_bus_proto_rawDesc = "" +
 	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12\x14\n" +
 	"\x05query\x18\x02 \x01(\fR\x05query\x12\x14\n" +
 	"\x05stale\x18\x03 \x01(\bR\x05stale\x12\x16\n" +
-	"\x06leader\x18\x04 \x01(\bR\x06leader\"7\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader\"A\n" +
+	"\x10ReadBatchRequest\x12-\n" +
+	"\x05reads\x18\x01 \x03(\v2\x17.zongzi.bus.ReadRequestR\x05reads\"J\n" +
+	"\x11ReadBatchResponse\x125\n" +
+	"\aresults\x18\x01 \x03(\v2\x1b.zongzi.bus.ReadBatchResultR\aresults\"\x7f\n" +
+	"\x0fReadBatchResult\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\x04R\x05value\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12\x14\n" +
+	"\x05index\x18\x05 \x01(\rR\x05index\"7\n" +
 	"\vShardResult\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\x04R\x05value\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"\x10\n" +
@@ -728,7 +908,7 @@ const file_bus_proto_rawDesc = "" +
 	"\fIndexRequest\x12\x19\n" +
 	"\bshard_id\x18\x01 \x01(\x04R\ashardId\"%\n" +
 	"\rIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index2\xf9\x03\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index2\xc5\x04\n" +
 	"\x03Bus\x129\n" +
 	"\x04Info\x12\x17.zongzi.bus.InfoRequest\x1a\x18.zongzi.bus.InfoResponse\x129\n" +
 	"\x04Join\x12\x17.zongzi.bus.JoinRequest\x1a\x18.zongzi.bus.JoinResponse\x12K\n" +
@@ -736,7 +916,8 @@ const file_bus_proto_rawDesc = "" +
 	"Membership\x12\x1d.zongzi.bus.MembershipRequest\x1a\x1e.zongzi.bus.MembershipResponse\x12:\n" +
 	"\x05Apply\x12\x18.zongzi.bus.ApplyRequest\x1a\x17.zongzi.bus.ShardResult\x12>\n" +
 	"\x06Commit\x12\x18.zongzi.bus.ApplyRequest\x1a\x1a.zongzi.bus.CommitResponse\x128\n" +
-	"\x04Read\x12\x17.zongzi.bus.ReadRequest\x1a\x17.zongzi.bus.ShardResult\x12<\n" +
+	"\x04Read\x12\x17.zongzi.bus.ReadRequest\x1a\x17.zongzi.bus.ShardResult\x12J\n" +
+	"\tReadBatch\x12\x1c.zongzi.bus.ReadBatchRequest\x1a\x1d.zongzi.bus.ReadBatchResponse0\x01\x12<\n" +
 	"\x05Index\x12\x18.zongzi.bus.IndexRequest\x1a\x19.zongzi.bus.IndexResponse\x12;\n" +
 	"\x05Watch\x12\x17.zongzi.bus.ReadRequest\x1a\x17.zongzi.bus.ShardResult0\x01B-Z+github.com/zongzi-kv/zongzi/internal/bus/pbb\x06proto3"
 
@@ -752,7 +933,7 @@ func file_bus_proto_rawDescGZIP() []byte {
 	return file_bus_proto_rawDescData
 }
 
-var file_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_bus_proto_goTypes = []any{
 	(*InfoRequest)(nil),        // 0: zongzi.bus.InfoRequest
 	(*InfoResponse)(nil),       // 1: zongzi.bus.InfoResponse
@@ -762,35 +943,42 @@ var file_bus_proto_goTypes = []any{
 	(*MembershipResponse)(nil), // 5: zongzi.bus.MembershipResponse
 	(*ApplyRequest)(nil),       // 6: zongzi.bus.ApplyRequest
 	(*ReadRequest)(nil),        // 7: zongzi.bus.ReadRequest
-	(*ShardResult)(nil),        // 8: zongzi.bus.ShardResult
-	(*CommitResponse)(nil),     // 9: zongzi.bus.CommitResponse
-	(*IndexRequest)(nil),       // 10: zongzi.bus.IndexRequest
-	(*IndexResponse)(nil),      // 11: zongzi.bus.IndexResponse
-	nil,                        // 12: zongzi.bus.JoinRequest.TagsEntry
+	(*ReadBatchRequest)(nil),   // 8: zongzi.bus.ReadBatchRequest
+	(*ReadBatchResponse)(nil),  // 9: zongzi.bus.ReadBatchResponse
+	(*ReadBatchResult)(nil),    // 10: zongzi.bus.ReadBatchResult
+	(*ShardResult)(nil),        // 11: zongzi.bus.ShardResult
+	(*CommitResponse)(nil),     // 12: zongzi.bus.CommitResponse
+	(*IndexRequest)(nil),       // 13: zongzi.bus.IndexRequest
+	(*IndexResponse)(nil),      // 14: zongzi.bus.IndexResponse
+	nil,                        // 15: zongzi.bus.JoinRequest.TagsEntry
 }
 var file_bus_proto_depIdxs = []int32{
-	12, // 0: zongzi.bus.JoinRequest.tags:type_name -> zongzi.bus.JoinRequest.TagsEntry
-	0,  // 1: zongzi.bus.Bus.Info:input_type -> zongzi.bus.InfoRequest
-	2,  // 2: zongzi.bus.Bus.Join:input_type -> zongzi.bus.JoinRequest
-	4,  // 3: zongzi.bus.Bus.Membership:input_type -> zongzi.bus.MembershipRequest
-	6,  // 4: zongzi.bus.Bus.Apply:input_type -> zongzi.bus.ApplyRequest
-	6,  // 5: zongzi.bus.Bus.Commit:input_type -> zongzi.bus.ApplyRequest
-	7,  // 6: zongzi.bus.Bus.Read:input_type -> zongzi.bus.ReadRequest
-	10, // 7: zongzi.bus.Bus.Index:input_type -> zongzi.bus.IndexRequest
-	7,  // 8: zongzi.bus.Bus.Watch:input_type -> zongzi.bus.ReadRequest
-	1,  // 9: zongzi.bus.Bus.Info:output_type -> zongzi.bus.InfoResponse
-	3,  // 10: zongzi.bus.Bus.Join:output_type -> zongzi.bus.JoinResponse
-	5,  // 11: zongzi.bus.Bus.Membership:output_type -> zongzi.bus.MembershipResponse
-	8,  // 12: zongzi.bus.Bus.Apply:output_type -> zongzi.bus.ShardResult
-	9,  // 13: zongzi.bus.Bus.Commit:output_type -> zongzi.bus.CommitResponse
-	8,  // 14: zongzi.bus.Bus.Read:output_type -> zongzi.bus.ShardResult
-	11, // 15: zongzi.bus.Bus.Index:output_type -> zongzi.bus.IndexResponse
-	8,  // 16: zongzi.bus.Bus.Watch:output_type -> zongzi.bus.ShardResult
-	9,  // [9:17] is the sub-list for method output_type
-	1,  // [1:9] is the sub-list for method input_type
-	1,  // [1:1] is the sub-list for extension type_name
-	1,  // [1:1] is the sub-list for extension extendee
-	0,  // [0:1] is the sub-list for field type_name
+	15, // 0: zongzi.bus.JoinRequest.tags:type_name -> zongzi.bus.JoinRequest.TagsEntry
+	7,  // 1: zongzi.bus.ReadBatchRequest.reads:type_name -> zongzi.bus.ReadRequest
+	10, // 2: zongzi.bus.ReadBatchResponse.results:type_name -> zongzi.bus.ReadBatchResult
+	0,  // 3: zongzi.bus.Bus.Info:input_type -> zongzi.bus.InfoRequest
+	2,  // 4: zongzi.bus.Bus.Join:input_type -> zongzi.bus.JoinRequest
+	4,  // 5: zongzi.bus.Bus.Membership:input_type -> zongzi.bus.MembershipRequest
+	6,  // 6: zongzi.bus.Bus.Apply:input_type -> zongzi.bus.ApplyRequest
+	6,  // 7: zongzi.bus.Bus.Commit:input_type -> zongzi.bus.ApplyRequest
+	7,  // 8: zongzi.bus.Bus.Read:input_type -> zongzi.bus.ReadRequest
+	8,  // 9: zongzi.bus.Bus.ReadBatch:input_type -> zongzi.bus.ReadBatchRequest
+	13, // 10: zongzi.bus.Bus.Index:input_type -> zongzi.bus.IndexRequest
+	7,  // 11: zongzi.bus.Bus.Watch:input_type -> zongzi.bus.ReadRequest
+	1,  // 12: zongzi.bus.Bus.Info:output_type -> zongzi.bus.InfoResponse
+	3,  // 13: zongzi.bus.Bus.Join:output_type -> zongzi.bus.JoinResponse
+	5,  // 14: zongzi.bus.Bus.Membership:output_type -> zongzi.bus.MembershipResponse
+	11, // 15: zongzi.bus.Bus.Apply:output_type -> zongzi.bus.ShardResult
+	12, // 16: zongzi.bus.Bus.Commit:output_type -> zongzi.bus.CommitResponse
+	11, // 17: zongzi.bus.Bus.Read:output_type -> zongzi.bus.ShardResult
+	9,  // 18: zongzi.bus.Bus.ReadBatch:output_type -> zongzi.bus.ReadBatchResponse
+	14, // 19: zongzi.bus.Bus.Index:output_type -> zongzi.bus.IndexResponse
+	11, // 20: zongzi.bus.Bus.Watch:output_type -> zongzi.bus.ShardResult
+	12, // [12:21] is the sub-list for method output_type
+	3,  // [3:12] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_bus_proto_init() }
@@ -804,7 +992,7 @@ func file_bus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bus_proto_rawDesc), len(file_bus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	Bus_Apply_FullMethodName      = "/zongzi.bus.Bus/Apply"
 	Bus_Commit_FullMethodName     = "/zongzi.bus.Bus/Commit"
 	Bus_Read_FullMethodName       = "/zongzi.bus.Bus/Read"
+	Bus_ReadBatch_FullMethodName  = "/zongzi.bus.Bus/ReadBatch"
 	Bus_Index_FullMethodName      = "/zongzi.bus.Bus/Index"
 	Bus_Watch_FullMethodName      = "/zongzi.bus.Bus/Watch"
 )
@@ -48,6 +49,10 @@ type BusClient interface {
 	Commit(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*CommitResponse, error)
 	// Read queries a shard, linearizably unless stale.
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*ShardResult, error)
+	// ReadBatch runs several reads at once, concurrently. Results stream back
+	// as they complete, several to a message, each tagged with its read's
+	// position in the request, so a slow read delays no other.
+	ReadBatch(ctx context.Context, in *ReadBatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadBatchResponse], error)
 	// Index returns the shard's last applied index known to the serving replica.
 	Index(ctx context.Context, in *IndexRequest, opts ...grpc.CallOption) (*IndexResponse, error)
 	// Watch streams query results until the caller cancels.
@@ -122,6 +127,25 @@ func (c *busClient) Read(ctx context.Context, in *ReadRequest, opts ...grpc.Call
 	return out, nil
 }
 
+func (c *busClient) ReadBatch(ctx context.Context, in *ReadBatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadBatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Bus_ServiceDesc.Streams[0], Bus_ReadBatch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReadBatchRequest, ReadBatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Bus_ReadBatchClient = grpc.ServerStreamingClient[ReadBatchResponse]
+
 func (c *busClient) Index(ctx context.Context, in *IndexRequest, opts ...grpc.CallOption) (*IndexResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(IndexResponse)
@@ -134,7 +158,7 @@ func (c *busClient) Index(ctx context.Context, in *IndexRequest, opts ...grpc.Ca
 
 func (c *busClient) Watch(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ShardResult], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Bus_ServiceDesc.Streams[0], Bus_Watch_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Bus_ServiceDesc.Streams[1], Bus_Watch_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +191,10 @@ type BusServer interface {
 	Commit(context.Context, *ApplyRequest) (*CommitResponse, error)
 	// Read queries a shard, linearizably unless stale.
 	Read(context.Context, *ReadRequest) (*ShardResult, error)
+	// ReadBatch runs several reads at once, concurrently. Results stream back
+	// as they complete, several to a message, each tagged with its read's
+	// position in the request, so a slow read delays no other.
+	ReadBatch(*ReadBatchRequest, grpc.ServerStreamingServer[ReadBatchResponse]) error
 	// Index returns the shard's last applied index known to the serving replica.
 	Index(context.Context, *IndexRequest) (*IndexResponse, error)
 	// Watch streams query results until the caller cancels.
@@ -198,6 +226,9 @@ func (UnimplementedBusServer) Commit(context.Context, *ApplyRequest) (*CommitRes
 }
 func (UnimplementedBusServer) Read(context.Context, *ReadRequest) (*ShardResult, error) {
 	return nil, status.Error(codes.Unimplemented, "method Read not implemented")
+}
+func (UnimplementedBusServer) ReadBatch(*ReadBatchRequest, grpc.ServerStreamingServer[ReadBatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method ReadBatch not implemented")
 }
 func (UnimplementedBusServer) Index(context.Context, *IndexRequest) (*IndexResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Index not implemented")
@@ -334,6 +365,17 @@ func _Bus_Read_Handler(srv interface{}, ctx context.Context, dec func(interface{
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Bus_ReadBatch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReadBatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BusServer).ReadBatch(m, &grpc.GenericServerStream[ReadBatchRequest, ReadBatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Bus_ReadBatchServer = grpc.ServerStreamingServer[ReadBatchResponse]
+
 func _Bus_Index_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(IndexRequest)
 	if err := dec(in); err != nil {
@@ -400,6 +442,11 @@ var Bus_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ReadBatch",
+			Handler:       _Bus_ReadBatch_Handler,
+			ServerStreams: true,
+		},
 		{
 			StreamName:    "Watch",
 			Handler:       _Bus_Watch_Handler,

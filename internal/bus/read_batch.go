@@ -1,0 +1,333 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zongzi-kv/zongzi/internal/bus/pb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Limits of the read coalescer. A batch stays well under gRPC's default
+// 4 MiB limit on a received message, which the serving host enforces.
+const (
+	// batchMaxReads is the most reads one ReadBatch call carries.
+	batchMaxReads = 256
+	// batchMaxBytes is the most query bytes one ReadBatch call carries; a
+	// single larger query travels alone.
+	batchMaxBytes = 1 << 20
+	// batchLive is how many calls to one address may be outstanding
+	// before reads queue for the next. Two measured no better with
+	// forwarded reads on an in-process cluster (BenchmarkShardClient) nor
+	// in BenchmarkPoolRead/instant; it helps only where the serving host's
+	// latency, not CPU, is the limit (BenchmarkPoolRead/rounds=300us).
+	batchLive = 1
+	// batchMaxCalls bounds the calls to one address, stalled ones included.
+	batchMaxCalls = 64
+	// batchStallAfter is how long a call may go without any result before
+	// it stops holding back the next batch (plus twice the measured round
+	// trip): a read stuck on one shard, e.g. during a leader change, must
+	// not queue the reads of every other shard on that host behind it.
+	batchStallAfter = 100 * time.Millisecond
+	// batchNoDeadline bounds a batch whose reads carry no deadline.
+	batchNoDeadline = 5 * time.Second
+	// unaryFallback is how long reads to a host that lacks ReadBatch (an
+	// older version) go one unary Read each before ReadBatch is tried again.
+	unaryFallback = 30 * time.Second
+)
+
+// errNoBatch tells a waiting read that its host lacks ReadBatch, so it
+// should go again as a unary Read.
+var errNoBatch = errors.New("bus: peer does not serve ReadBatch")
+
+// readBatcher coalesces the reads forwarded to one address. A read that
+// finds fewer than live calls to the address outstanding, and no read
+// queued, goes at once and alone: a unary Read under its caller's ctx, on
+// its caller's goroutine. Otherwise it queues, and everything queued (up to
+// batchMaxReads reads or batchMaxBytes of queries) goes in one ReadBatch
+// call as soon as an outstanding call brings back its first results,
+// finishes, or stalls. Results come back tagged with their read's
+// position, so each read gets its own, and returns when it arrives or when
+// its own ctx is done.
+//
+// Linearizability. A linearizable read must observe every write
+// acknowledged before the read was issued. A read joins only a batch sent
+// after the read was queued (the queue is drained only into calls that
+// start afterwards, and nothing is retried from here), and the serving host
+// starts on a batch only once it has received it. There it serves every
+// read with Handler.Read, concurrently, as it serves a unary Read: a read
+// that is not stale waits for a ReadIndex round that started after
+// Handler.Read was called, hence after the read was issued, and then
+// queries a replica that has applied at least up to that index. So it
+// observes every write acknowledged before it was issued, however many
+// other reads shared its call or its round. A read whose caller gave up
+// returns its ctx's error, never a late result.
+//
+// Cancellation. A ReadBatch call carries no caller's cancellation: it
+// runs under a context of its own whose deadline is the latest among its
+// reads (reads without one count as batchNoDeadline), so one caller giving
+// up cancels no other's read. A read has no side effect, so giving up early
+// is safe. A call that fails as a whole (the host is down, say) fails every
+// read it carried that has no result yet, with the error a unary Read
+// would get.
+type readBatcher struct {
+	p    *Pool
+	addr string
+	pe   *peer
+	// live and stallAfter are batchLive and batchStallAfter, fields so
+	// that tests and benchmarks can vary them.
+	live       int
+	stallAfter time.Duration
+
+	mu        sync.Mutex
+	queue     []*pendingRead
+	liveCalls int       // outstanding calls that hold back the next batch
+	calls     int       // all outstanding calls
+	unaryTill time.Time // reads go unary until then (an older peer)
+}
+
+// pendingRead is one read waiting in, or sent with, a batch.
+type pendingRead struct {
+	req      *pb.ReadRequest
+	deadline time.Time // zero when the caller's ctx has none
+	gone     atomic.Bool
+	done     chan struct{} // closed once value, data and err are set
+	value    uint64
+	data     []byte
+	err      error
+}
+
+func newReadBatcher(p *Pool, addr string, pe *peer) *readBatcher {
+	return &readBatcher{p: p, addr: addr, pe: pe, live: batchLive, stallAfter: batchStallAfter}
+}
+
+// read sends req, alone or with others, and waits for its result or ctx.
+func (b *readBatcher) read(ctx context.Context, req *pb.ReadRequest) (uint64, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, nil, fmt.Errorf("bus %s: read: %w", b.addr, err)
+	}
+	b.mu.Lock()
+	if b.unaryLocked() {
+		b.mu.Unlock()
+		return b.p.readUnary(ctx, b.addr, b.pe, req)
+	}
+	if len(b.queue) == 0 && b.liveCalls < b.live && b.calls < batchMaxCalls {
+		b.liveCalls++
+		b.calls++
+		b.mu.Unlock()
+		return b.readAlone(ctx, req)
+	}
+	r := &pendingRead{req: req, done: make(chan struct{})}
+	r.deadline, _ = ctx.Deadline()
+	b.queue = append(b.queue, r)
+	b.startLocked()
+	b.mu.Unlock()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		r.gone.Store(true)
+		return 0, nil, fmt.Errorf("bus %s: read: %w", b.addr, ctx.Err())
+	}
+	if errors.Is(r.err, errNoBatch) {
+		return b.p.readUnary(ctx, b.addr, b.pe, req)
+	}
+	return r.value, r.data, r.err
+}
+
+// readAlone makes a read that found nothing queued and a call free: it goes
+// at once, alone, as a unary Read under its caller's ctx, on the caller's
+// goroutine. It counts as a call like any other.
+func (b *readBatcher) readAlone(ctx context.Context, req *pb.ReadRequest) (uint64, []byte, error) {
+	c := &batchCall{b: b}
+	stall := time.AfterFunc(b.stallAfter+2*b.p.rttOf(b.pe), c.release)
+	v, d, err := b.p.readUnary(ctx, b.addr, b.pe, req)
+	stall.Stop()
+	c.end()
+	if err != nil && ctx.Err() != nil {
+		return 0, nil, fmt.Errorf("bus %s: read: %w", b.addr, ctx.Err())
+	}
+	return v, d, err
+}
+
+// unaryLocked says whether reads go unary for now. b.mu is held.
+func (b *readBatcher) unaryLocked() bool {
+	return !b.unaryTill.IsZero() && time.Now().Before(b.unaryTill)
+}
+
+// startLocked sends queued reads while calls may start. b.mu is held.
+func (b *readBatcher) startLocked() {
+	if b.unaryLocked() {
+		for _, r := range b.queue {
+			r.err = errNoBatch
+			close(r.done)
+		}
+		clear(b.queue)
+		b.queue = b.queue[:0]
+		return
+	}
+	for b.liveCalls < b.live && b.calls < batchMaxCalls {
+		batch := b.takeLocked()
+		if len(batch) == 0 {
+			return
+		}
+		b.liveCalls++
+		b.calls++
+		c := &batchCall{b: b, reads: batch}
+		go c.run()
+	}
+}
+
+// takeLocked removes the next batch from the queue, skipping reads whose
+// callers have gone. b.mu is held.
+func (b *readBatcher) takeLocked() []*pendingRead {
+	var batch []*pendingRead
+	size, i := 0, 0
+	for ; i < len(b.queue); i++ {
+		r := b.queue[i]
+		if r.gone.Load() {
+			continue
+		}
+		n := len(r.req.Query)
+		if len(batch) == batchMaxReads || (len(batch) > 0 && size+n > batchMaxBytes) {
+			break
+		}
+		batch = append(batch, r)
+		size += n
+	}
+	rest := copy(b.queue, b.queue[i:])
+	clear(b.queue[rest:])
+	b.queue = b.queue[:rest]
+	return batch
+}
+
+// batchCall is one ReadBatch call.
+type batchCall struct {
+	b        *readBatcher
+	reads    []*pendingRead
+	released bool // no longer counted in b.liveCalls; guarded by b.mu
+}
+
+// release stops the call from holding back the next batch.
+func (c *batchCall) release() {
+	b := c.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !c.released {
+		c.released = true
+		b.liveCalls--
+		b.startLocked()
+	}
+}
+
+// run makes the call and hands every read its result or the call's error.
+func (c *batchCall) run() {
+	b := c.b
+	stall := time.AfterFunc(b.stallAfter+2*b.p.rttOf(b.pe), c.release)
+	answered := make([]bool, len(c.reads))
+	err := c.call(answered)
+	stall.Stop()
+	if err != nil {
+		for i, r := range c.reads {
+			if !answered[i] {
+				r.err = err
+				close(r.done)
+			}
+		}
+	}
+	c.end()
+}
+
+// end counts the call out, and sends what is queued if calls may start.
+func (c *batchCall) end() {
+	b := c.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !c.released {
+		c.released = true
+		b.liveCalls--
+	}
+	b.calls--
+	b.startLocked()
+}
+
+// call sends the batch and delivers the results as they arrive, marking
+// each read it answered. The error is for the reads left unanswered.
+func (c *batchCall) call(answered []bool) error {
+	b := c.b
+	req := &pb.ReadBatchRequest{Reads: make([]*pb.ReadRequest, len(c.reads))}
+	now := time.Now()
+	var deadline time.Time
+	for i, r := range c.reads {
+		req.Reads[i] = r.req
+		d := r.deadline
+		if d.IsZero() {
+			d = now.Add(batchNoDeadline)
+		}
+		if d.After(deadline) {
+			deadline = d
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if len(c.reads) == 1 { // cheaper as a unary Read
+		r := c.reads[0]
+		res, err := b.pe.client.Read(ctx, r.req)
+		if err != nil {
+			return b.p.err(b.addr, err)
+		}
+		r.value, r.data = res.Value, res.Data
+		answered[0] = true
+		close(r.done)
+		return nil
+	}
+	stream, err := b.pe.client.ReadBatch(ctx, req)
+	if err != nil {
+		return b.p.err(b.addr, err)
+	}
+	got, released := 0, false
+	for got < len(c.reads) {
+		res, err := stream.Recv()
+		if err == io.EOF {
+			return fmt.Errorf("bus %s: read batch: %d of %d results missing", b.addr, len(c.reads)-got, len(c.reads))
+		}
+		if err != nil {
+			if got == 0 && status.Code(err) == codes.Unimplemented {
+				b.mu.Lock()
+				b.unaryTill = time.Now().Add(unaryFallback)
+				b.mu.Unlock()
+				return errNoBatch
+			}
+			return b.p.err(b.addr, err)
+		}
+		for _, item := range res.Results {
+			if uint64(item.Index) >= uint64(len(c.reads)) || answered[item.Index] {
+				continue // a confused peer; the read fails if never answered
+			}
+			i := item.Index
+			answered[i] = true
+			got++
+			r := c.reads[i]
+			r.value, r.data = item.Value, item.Data
+			if item.Code != 0 {
+				r.err = fmt.Errorf("bus %s: %w", b.addr, b.p.codes.ToError(item.Code, item.Message))
+			}
+			close(r.done)
+		}
+		// The serving host has finished (most of) this batch: the next
+		// one may go while the rest of this one is outstanding.
+		if !released {
+			released = true
+			c.release()
+		}
+	}
+	// Every read has its result; read the status too, so that the stream
+	// ends cleanly rather than by a reset when ctx is cancelled.
+	_, _ = stream.Recv()
+	return nil
+}
