@@ -39,6 +39,7 @@ type config struct {
 	keep        bool
 	verbose     bool
 	casURL      string
+	fill        int
 }
 
 func main() {
@@ -52,6 +53,7 @@ func main() {
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the cluster's data dir")
 	flag.BoolVar(&cfg.verbose, "v", false, "print every load's hey-style output")
 	flag.StringVar(&cfg.casURL, "cas", "", "only run the compare-and-set load against this kv1 URL")
+	flag.IntVar(&cfg.fill, "fill", 0, "after the loads, write compare-and-sets until this many writes in all, then measure memory and disk")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("kv1bench: ")
@@ -201,7 +203,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	rep := &Report{
 		Time: time.Now().UTC(), Machine: machine(), StartupMS: float64(startup.Microseconds()) / 1000,
-		Settings: Settings{Concurrency: cfg.concurrency, Requests: cfg.requests, Shards: cfg.shards},
+		Settings: Settings{Concurrency: cfg.concurrency, Requests: cfg.requests, Shards: cfg.shards, Fill: cfg.fill},
 		LoadAvg:  [2]float64{load0, 0},
 	}
 	if cfg.requests <= 0 {
@@ -238,6 +240,17 @@ func run(ctx context.Context, cfg config) (err error) {
 		log.Printf("%.0f req/s, p99 %.2f ms, %.1f µs CPU/req, %s", row.RPS, row.P99MS, row.CPUUS, codes(row))
 	}
 	rep.LoadAvg[1] = loadAvg()
+	if more := cfg.fill - rep.Writes; more > 0 {
+		log.Printf("filling: %d more writes", more)
+		fill := cfg.casLoad("http://"+follower.HTTP, "/kv1bench-fill-")
+		fill.Requests = more
+		r, err := fill.Run(ctx)
+		if err != nil {
+			return fmt.Errorf("fill: %w", err)
+		}
+		rep.Writes += r.Requests
+		log.Printf("filled at %.0f req/s, codes %v, errors %v", r.RPS, r.Codes, r.Errors)
+	}
 	// Ratios are to the mean of the ceiling's runs, first and last.
 	var ceilingRPS float64
 	for _, r := range ceilings {

@@ -46,6 +46,7 @@ type Settings struct {
 	Requests    int    `json:"requests,omitempty"` // per row; 0 when rows run for Duration
 	Duration    string `json:"duration,omitempty"`
 	Shards      int    `json:"shards"`
+	Fill        int    `json:"fill,omitempty"` // writes in all before memory and disk are measured
 }
 
 // Row is one load: its throughput next to the ceiling's, its latency, its
