@@ -218,11 +218,20 @@ func (c *batchCall) release() {
 	b := c.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !c.released {
-		c.released = true
-		b.liveCalls--
+	if c.releaseLocked() {
 		b.startLocked()
 	}
+}
+
+// releaseLocked stops counting the call in b.liveCalls, once, and says
+// whether it did. b.mu is held.
+func (c *batchCall) releaseLocked() bool {
+	if c.released {
+		return false
+	}
+	c.released = true
+	c.b.liveCalls--
+	return true
 }
 
 // run makes the call and hands every read its result or the call's error.
@@ -248,10 +257,7 @@ func (c *batchCall) end() {
 	b := c.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !c.released {
-		c.released = true
-		b.liveCalls--
-	}
+	c.releaseLocked()
 	b.calls--
 	b.startLocked()
 }

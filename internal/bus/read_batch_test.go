@@ -280,6 +280,29 @@ func plugCalls(h *fakeHandler, start func(i int)) int {
 	return batchLive
 }
 
+// queueBehindPlugs starts reads 0 to n-1: the first ones in plugged calls
+// (plugCalls), the rest queued behind them at b. It returns how many were
+// plugged.
+func queueBehindPlugs(t *testing.T, h *fakeHandler, b *readBatcher, n int, read func(i int)) int {
+	t.Helper()
+	plugged := plugCalls(h, read)
+	for i := plugged; i < n; i++ {
+		go read(i)
+	}
+	awaitQueued(t, b, n-plugged)
+	return plugged
+}
+
+// collect fails t for every error among the n that reads send on errs.
+func collect(t *testing.T, errs <-chan error, n int) {
+	t.Helper()
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 type readResult struct {
 	value uint64
 	data  []byte
@@ -311,11 +334,7 @@ func TestReadBatchConcurrentReads(t *testing.T) {
 			errs <- checkRead(shard, query, readResult{v, d, err})
 		}()
 	}
-	for range n {
-		if err := <-errs; err != nil {
-			t.Error(err)
-		}
-	}
+	collect(t, errs, n)
 	t.Logf("%d reads in %d ReadBatch and %d Read calls", n, count.batches.Load(), count.unary.Load())
 }
 
@@ -365,17 +384,9 @@ func TestReadBatchCoalesces(t *testing.T) {
 		v, d, err := p.Read(ctx, addr, shard, []byte(query), false, true)
 		errs <- checkRead(shard, query, readResult{v, d, err})
 	}
-	plugged := plugCalls(h, read)
-	for i := plugged; i < n; i++ {
-		go read(i)
-	}
-	awaitQueued(t, b, n-plugged)
+	plugged := queueBehindPlugs(t, h, b, n, read)
 	close(h.plug)
-	for range n {
-		if err := <-errs; err != nil {
-			t.Error(err)
-		}
-	}
+	collect(t, errs, n)
 	// The plugged reads went alone, as unary Reads; the rest together.
 	if got, want := count.unary.Load(), int64(plugged); got != want {
 		t.Errorf("%d Read calls, want %d", got, want)
@@ -404,17 +415,9 @@ func TestReadBatchSplitsLargeBatches(t *testing.T) {
 		v, d, err := p.Read(ctx, addr, 1, []byte(query), false, false)
 		errs <- checkRead(1, query, readResult{v, d, err})
 	}
-	plugged := plugCalls(h, read)
-	for i := plugged; i < n; i++ {
-		go read(i)
-	}
-	awaitQueued(t, b, n-plugged)
+	plugged := queueBehindPlugs(t, h, b, n, read)
 	close(h.plug)
-	for range n {
-		if err := <-errs; err != nil {
-			t.Error(err)
-		}
-	}
+	collect(t, errs, n)
 	if got := count.batches.Load(); got != 2 {
 		t.Errorf("%d reads in %d ReadBatch calls, want 2 (one of %d, one of 10)", n-plugged, got, batchMaxReads)
 	}
@@ -482,11 +485,7 @@ func TestReadBatchCallerCancels(t *testing.T) {
 			errs <- checkRead(1, query, readResult{v, d, err})
 		}()
 	}
-	for range n {
-		if err := <-errs; err != nil {
-			t.Error(err)
-		}
-	}
+	collect(t, errs, n)
 	select {
 	case err := <-stuck:
 		t.Fatalf("stuck read returned %v before its caller gave up", err)
@@ -562,11 +561,7 @@ func TestReadBatchSlowReadDelaysNoOther(t *testing.T) {
 	}
 	awaitQueued(t, b, 1+n)
 	close(h.plug) // the stuck read and the others go in one call
-	for range n {
-		if err := <-errs; err != nil {
-			t.Error(err)
-		}
-	}
+	collect(t, errs, n)
 	select {
 	case err := <-stuck:
 		t.Fatalf("stuck read returned %v", err)
@@ -590,11 +585,7 @@ func TestReadBatchServerStops(t *testing.T) {
 		_, _, err := p.Read(ctx, addr, shardStuck, []byte("x"), false, false)
 		errs <- err
 	}
-	plugged := plugCalls(h, read)
-	for i := plugged; i < n; i++ {
-		go read(i)
-	}
-	awaitQueued(t, b, n-plugged)
+	queueBehindPlugs(t, h, b, n, read)
 	srv.Stop()
 	timeout := time.After(10 * time.Second)
 	for i := range n {
@@ -651,17 +642,9 @@ func TestReadBatchOlderPeer(t *testing.T) {
 		v, d, err := p.Read(ctx, addr, 5, []byte(query), false, false)
 		errs <- checkRead(5, query, readResult{v, d, err})
 	}
-	plugged := plugCalls(h, read)
-	for i := plugged; i < n; i++ {
-		go read(i)
-	}
-	awaitQueued(t, b, n-plugged)
+	queueBehindPlugs(t, h, b, n, read)
 	close(h.plug)
-	for range n {
-		if err := <-errs; err != nil {
-			t.Error(err)
-		}
-	}
+	collect(t, errs, n)
 	// One ReadBatch found the host lacks it; every read went unary.
 	if got := count.batches.Load(); got != 1 {
 		t.Errorf("%d ReadBatch calls, want 1", got)
