@@ -242,6 +242,21 @@ func batcher(t testing.TB, p *Pool, addr string) *readBatcher {
 	return pe.reads
 }
 
+// heldBatcher returns p's batcher for addr with stalls off, so that plugged
+// calls hold back the reads behind them for as long as a test needs.
+func heldBatcher(t testing.TB, p *Pool, addr string) *readBatcher {
+	b := batcher(t, p, addr)
+	b.stallAfter = time.Hour
+	return b
+}
+
+// testContext returns a context that ends with the test or after 10 s.
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // awaitQueued waits until n reads are queued at b.
 func awaitQueued(t *testing.T, b *readBatcher, n int) {
 	t.Helper()
@@ -323,8 +338,7 @@ func checkRead(shard uint64, query string, r readResult) error {
 func TestReadBatchConcurrentReads(t *testing.T) {
 	var count batchCounter
 	addr, _, p := startBus(t, newFakeHandler(), count.options()...)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	ctx := testContext(t)
 	const n = 200
 	errs := make(chan error, n)
 	for i := range n {
@@ -340,8 +354,7 @@ func TestReadBatchConcurrentReads(t *testing.T) {
 
 func TestReadBatchPerReadErrors(t *testing.T) {
 	addr, _, p := startBus(t, newFakeHandler())
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	ctx := testContext(t)
 	const n = 90
 	shards := []uint64{1, shardNotReady, 2, shardBroken, 3}
 	var wg sync.WaitGroup
@@ -372,10 +385,8 @@ func TestReadBatchCoalesces(t *testing.T) {
 	h := newPluggedHandler()
 	var count batchCounter
 	addr, _, p := startBus(t, h, count.options()...)
-	b := batcher(t, p, addr)
-	b.stallAfter = time.Hour // the plugged calls must hold back the rest
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	b := heldBatcher(t, p, addr)
+	ctx := testContext(t)
 
 	const n = 100
 	errs := make(chan error, n)
@@ -403,10 +414,8 @@ func TestReadBatchSplitsLargeBatches(t *testing.T) {
 	h := newPluggedHandler()
 	var count batchCounter
 	addr, _, p := startBus(t, h, count.options()...)
-	b := batcher(t, p, addr)
-	b.stallAfter = time.Hour
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	b := heldBatcher(t, p, addr)
+	ctx := testContext(t)
 
 	const n = batchLive + batchMaxReads + 10
 	errs := make(chan error, n)
@@ -427,10 +436,8 @@ func TestReadBatchLargeResults(t *testing.T) {
 	h := newPluggedHandler()
 	var count batchCounter
 	addr, _, p := startBus(t, h, count.options()...)
-	b := batcher(t, p, addr)
-	b.stallAfter = time.Hour
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	b := heldBatcher(t, p, addr)
+	ctx := testContext(t)
 
 	const n = 10
 	plugCalls(h, func(int) { _, _, _ = p.Read(ctx, addr, 1, nil, false, false) })
@@ -474,8 +481,7 @@ func TestReadBatchCallerCancels(t *testing.T) {
 	<-h.entered
 
 	// The stuck read's call holds back the next batch for stallAfter only.
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	ctx := testContext(t)
 	const n = 50
 	errs := make(chan error, n)
 	for i := range n {
@@ -505,10 +511,8 @@ func TestReadBatchCallerCancels(t *testing.T) {
 func TestReadBatchQueuedReadCancels(t *testing.T) {
 	h := newPluggedHandler()
 	addr, _, p := startBus(t, h)
-	b := batcher(t, p, addr)
-	b.stallAfter = time.Hour
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	b := heldBatcher(t, p, addr)
+	ctx := testContext(t)
 
 	plugged := plugCalls(h, func(int) { _, _, _ = p.Read(ctx, addr, 1, nil, false, false) })
 	queuedCtx, cancelQueued := context.WithCancel(ctx)
@@ -537,11 +541,9 @@ func TestReadBatchQueuedReadCancels(t *testing.T) {
 func TestReadBatchSlowReadDelaysNoOther(t *testing.T) {
 	h := newPluggedHandler()
 	addr, _, p := startBus(t, h)
-	b := batcher(t, p, addr)
-	b.stallAfter = time.Hour
+	b := heldBatcher(t, p, addr)
 	t.Cleanup(func() { close(h.unstick) })
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	ctx := testContext(t)
 
 	plugCalls(h, func(int) { _, _, _ = p.Read(ctx, addr, 1, []byte("plug"), false, false) })
 	stuck := make(chan error, 1)
@@ -573,8 +575,7 @@ func TestReadBatchServerStops(t *testing.T) {
 	h := newFakeHandler()
 	h.entered = make(chan uint64, 1000)
 	addr, srv, p := startBus(t, h)
-	b := batcher(t, p, addr)
-	b.stallAfter = time.Hour
+	b := heldBatcher(t, p, addr)
 	t.Cleanup(func() { close(h.unstick) })
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -630,10 +631,8 @@ func TestReadBatchOlderPeer(t *testing.T) {
 	addr := serveBus(t, oldServer{NewServer(h, testCodes)}, count.options()...)
 	p := NewPool(testCodes)
 	t.Cleanup(p.Close)
-	b := batcher(t, p, addr)
-	b.stallAfter = time.Hour
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	b := heldBatcher(t, p, addr)
+	ctx := testContext(t)
 
 	const n = 30
 	errs := make(chan error, n)
@@ -671,10 +670,8 @@ func TestReadBatchConfusedPeer(t *testing.T) {
 	addr := serveBus(t, confusedServer{NewServer(h, testCodes)})
 	p := NewPool(testCodes)
 	t.Cleanup(p.Close)
-	b := batcher(t, p, addr)
-	b.stallAfter = time.Hour
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	b := heldBatcher(t, p, addr)
+	ctx := testContext(t)
 
 	plugCalls(h, func(int) { _, _, _ = p.Read(ctx, addr, 1, nil, false, false) })
 	const n = 3
@@ -705,8 +702,7 @@ func TestReadBatchRejectsOversizedBatch(t *testing.T) {
 	for i := range req.Reads {
 		req.Reads[i] = &pb.ReadRequest{ShardId: 1}
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	ctx := testContext(t)
 	stream, err := pb.NewBusClient(conn).ReadBatch(ctx, req)
 	if err == nil {
 		_, err = stream.Recv()
