@@ -135,6 +135,11 @@ func WithReplicaConfig(cfg config.Config) AgentOption {
 }
 
 // WithHostMemoryLimit bounds the memory of Dragonboat's log storage, in bytes.
+//
+// Unless the host config names its own Expert.LogDB, the agent sizes the log
+// storage and, in a Linux build with cgo, fixes glibc's mmap threshold at
+// 128 KiB for the whole process: Pebble allocates its write buffers with C
+// calloc, and without this glibc keeps each freed buffer resident.
 func WithHostMemoryLimit(bytes uint64) AgentOption {
 	return func(a *Agent) error {
 		if bytes < 4<<20 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zongzi-kv/zongzi/internal/bus"
 	"github.com/zongzi-kv/zongzi/internal/bus/pb"
+	"github.com/zongzi-kv/zongzi/internal/memtrim"
 	"github.com/zongzi-kv/zongzi/internal/registry"
 )
 
@@ -105,6 +106,7 @@ func (a *Agent) nodeHostConfig(ctx context.Context) (config.NodeHostConfig, erro
 	}
 	if nhc.Expert.LogDB.IsEmpty() {
 		nhc.Expert.LogDB = logDBConfig(a.memoryLimit)
+		memtrim.Fix()
 	}
 	if a.gossipAddr != "" {
 		seeds, err := a.gossipSeeds(ctx)
