@@ -44,10 +44,13 @@ stop:
 	$(GO) run ./cmd/kv1cluster -dir $(RUN_DIR) stop
 
 # kv1 under load next to the ceiling (bench/results.json), then ShardClient
-# next to raw Dragonboat on an in-process cluster. About 5 minutes.
+# next to raw Dragonboat on an in-process cluster, 6 runs of each call
+# (bench/shardclient.txt) compared by benchstat. About 8 minutes.
 bench:
 	$(GO) run ./cmd/kv1bench -fill $(BENCH_FILL) -out bench/results.json
-	$(GO) test -run '^$$' -bench BenchmarkShardClient -benchtime 2s .
+	$(GO) test -run '^$$' -bench BenchmarkShardClient -benchtime 1s -count 6 . > bench/shardclient.txt \
+		|| { cat bench/shardclient.txt; exit 1; }
+	$(GO) tool benchstat -col /via -filter '.unit:ops/s' bench/shardclient.txt
 
 # The linearizability checker with faults, minutes per scenario (make test
 # runs a few seconds of each). CHAOS_SUMMARY=file also writes the summary as
