@@ -120,3 +120,17 @@ func startCluster(ctx context.Context, c *kv1proc.Cluster, key string) (time.Dur
 		}
 	}
 }
+
+// leaderAndFollower returns the node with the leader replica of key's shard
+// and another node, which has a follower replica of it.
+func leaderAndFollower(ctx context.Context, c *kv1proc.Cluster, key string) (leader, follower *kv1proc.Node, err error) {
+	leader, err = leaderOf(ctx, c, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	follower = c.Nodes[0]
+	if follower == leader {
+		follower = c.Nodes[1]
+	}
+	return leader, follower, nil
+}
