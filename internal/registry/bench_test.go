@@ -90,61 +90,59 @@ func BenchmarkState(b *testing.B) {
 			}
 		}
 	})
-	b.Run("Host", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			id := hostIDs[i%len(hostIDs)]
-			if h, ok := st.Host(id); !ok || h.ID != id {
-				b.Fatalf("Host(%q) = %q, %v", id, h.ID, ok)
+	// lookup runs check on the keys 0..n-1 in turn; check reports a wrong
+	// answer as an error.
+	lookup := func(name string, n int, check func(i int) error) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := check(i % n); err != nil {
+					b.Fatal(err)
+				}
 			}
+		})
+	}
+	lookup("Host", benchHosts, func(i int) error {
+		id := hostIDs[i]
+		if h, ok := st.Host(id); !ok || h.ID != id {
+			return fmt.Errorf("Host(%q) = %q, %v", id, h.ID, ok)
 		}
+		return nil
 	})
-	b.Run("Shard", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			id := uint64(shardOrder[i%len(shardOrder)] + 1)
-			if s, ok := st.Shard(id); !ok || s.ID != id {
-				b.Fatalf("Shard(%d) = %d, %v", id, s.ID, ok)
-			}
+	lookup("Shard", benchShards, func(i int) error {
+		id := uint64(shardOrder[i] + 1)
+		if s, ok := st.Shard(id); !ok || s.ID != id {
+			return fmt.Errorf("Shard(%d) = %d, %v", id, s.ID, ok)
 		}
+		return nil
 	})
-	b.Run("ShardByName", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			name := names[i%len(names)]
-			if s, ok := st.ShardByName(name); !ok || s.Name != name {
-				b.Fatalf("ShardByName(%q) = %q, %v", name, s.Name, ok)
-			}
+	lookup("ShardByName", benchShards, func(i int) error {
+		name := names[i]
+		if s, ok := st.ShardByName(name); !ok || s.Name != name {
+			return fmt.Errorf("ShardByName(%q) = %q, %v", name, s.Name, ok)
 		}
+		return nil
 	})
-	b.Run("Replica", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			id := uint64(replicaOrder[i%len(replicaOrder)] + 1)
-			if r, ok := st.Replica(id); !ok || r.ID != id {
-				b.Fatalf("Replica(%d) = %d, %v", id, r.ID, ok)
-			}
+	lookup("Replica", benchReplicas, func(i int) error {
+		id := uint64(replicaOrder[i] + 1)
+		if r, ok := st.Replica(id); !ok || r.ID != id {
+			return fmt.Errorf("Replica(%d) = %d, %v", id, r.ID, ok)
 		}
+		return nil
 	})
-	b.Run("ShardReplicas", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			id := uint64(shardOrder[i%len(shardOrder)] + 1)
-			rs := st.ShardReplicas(id)
-			if len(rs) != benchMembers || rs[0].ShardID != id {
-				b.Fatalf("ShardReplicas(%d) = %v, want %d replicas of it", id, rs, benchMembers)
-			}
+	lookup("ShardReplicas", benchShards, func(i int) error {
+		id := uint64(shardOrder[i] + 1)
+		if rs := st.ShardReplicas(id); len(rs) != benchMembers || rs[0].ShardID != id {
+			return fmt.Errorf("ShardReplicas(%d) = %v, want %d replicas of it", id, rs, benchMembers)
 		}
+		return nil
 	})
-	b.Run("HostReplicas", func(b *testing.B) {
-		b.ReportAllocs()
-		// Every host holds about benchReplicas/benchHosts replicas.
-		for i := 0; b.Loop(); i++ {
-			id := hostIDs[i%len(hostIDs)]
-			rs := st.HostReplicas(id)
-			if len(rs) == 0 || rs[len(rs)-1].HostID != id {
-				b.Fatalf("HostReplicas(%q) = %v, want its replicas", id, rs)
-			}
+	// Every host holds about benchReplicas/benchHosts replicas.
+	lookup("HostReplicas", benchHosts, func(i int) error {
+		id := hostIDs[i]
+		if rs := st.HostReplicas(id); len(rs) == 0 || rs[len(rs)-1].HostID != id {
+			return fmt.Errorf("HostReplicas(%q) = %v, want its replicas", id, rs)
 		}
+		return nil
 	})
 }
