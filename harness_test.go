@@ -107,6 +107,7 @@ func freeAddrs(t testing.TB, n int) []string {
 
 // newCluster prepares (without starting) peers in the given zones.
 func newCluster(t testing.TB, zones ...string) *cluster {
+	logTo(t)
 	c := &cluster{t: t}
 	for _, z := range zones {
 		c.addNode(z)
@@ -126,7 +127,7 @@ func (c *cluster) addNode(zone string) *node {
 
 // newAgent creates the agent of n with the test state machine registered.
 func (c *cluster) newAgent(n *node) (*zongzi.Agent, error) {
-	log := slog.New(slog.NewTextHandler(testWriter{c.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(slog.NewTextHandler(testWriter{}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, err := zongzi.NewAgent("test", c.peers,
 		zongzi.WithAddrApi(n.api), zongzi.WithAddrRaft(n.raft), zongzi.WithDirRaft(n.dir),
 		zongzi.WithHostTags("geo:region=r1", "geo:zone="+n.zone), zongzi.WithLogger(log))
@@ -185,11 +186,39 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// testWriter sends logs to t.Log, so only failing tests are noisy.
-type testWriter struct{ t testing.TB }
+// testLog is the test that cluster logs go to. Dragonboat keeps the first
+// logger it is given for the rest of the process, so its logs would reach
+// the first test's t.Log even after that test has ended, which panics;
+// through testLog they reach the test that runs, or nothing between tests.
+var testLog struct {
+	mu sync.Mutex
+	t  testing.TB
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
+// logTo sends cluster logs to t until t ends.
+func logTo(t testing.TB) {
+	testLog.mu.Lock()
+	testLog.t = t
+	testLog.mu.Unlock()
+	t.Cleanup(func() {
+		testLog.mu.Lock()
+		defer testLog.mu.Unlock()
+		if testLog.t == t {
+			testLog.t = nil
+		}
+	})
+}
+
+// testWriter sends logs to the running test's t.Log, so only failing tests
+// are noisy.
+type testWriter struct{}
+
+func (testWriter) Write(p []byte) (int, error) {
+	testLog.mu.Lock()
+	defer testLog.mu.Unlock()
+	if testLog.t != nil {
+		testLog.t.Log(string(bytes.TrimRight(p, "\n")))
+	}
 	return len(p), nil
 }
 
