@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -110,6 +111,30 @@ func TestClusterPlacementJoinAndSnapshot(t *testing.T) {
 			t.Fatalf("leader read through host 4: %q %v", last, err)
 		}
 		ccancel()
+	}
+
+	// A write from host 4 goes to the leader's host first, wherever the
+	// leader is: the test state machine answers with the ID of the replica
+	// that proposed it. The leader moves to each replica in turn.
+	s0 := shards[0]
+	cl := a4.Client(s0.ID)
+	for _, r := range a1.State().ShardReplicas(s0.ID) {
+		waitFor(t, settle, fmt.Sprintf("replica %d to lead shard %d, as host 4 sees it", r.ID, s0.ID), func() bool {
+			if leader, _ := cl.Leader(); leader == r.ID {
+				return true
+			}
+			_ = a1.NodeHost().RequestLeaderTransfer(s0.ID, r.ID)
+			return false
+		})
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		_, served, err := cl.Apply(cctx, []byte("from-4"))
+		ccancel()
+		if err != nil {
+			t.Fatalf("apply through host 4: %v", err)
+		}
+		if leader, _ := cl.Leader(); leader == r.ID && string(served) != strconv.FormatUint(r.ID, 10) {
+			t.Fatalf("a write from host 4 was proposed by replica %s, want the leader %d", served, r.ID)
+		}
 	}
 
 	// The registry snapshot: header, 4 hosts, prime + guest shards, replicas.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -20,15 +21,19 @@ import (
 const testType = "zongzi://github.com/zongzi-kv/zongzi/test/log"
 
 // logSM is a test state machine: it counts the commands applied and keeps
-// the last one. Update returns the entry's index; Query returns the count
-// and the last command.
+// the last one. Update returns the entry's index, and the ID of the replica
+// that applied it as decimal Data, so a caller sees which replica served
+// its proposal. Query returns the count and the last command.
 type logSM struct {
-	mu    sync.RWMutex
-	count uint64
-	last  []byte
+	mu      sync.RWMutex
+	replica []byte // this replica's ID, in decimal
+	count   uint64
+	last    []byte
 }
 
-func newLogSM(uint64, uint64) zongzi.StateMachine { return &logSM{} }
+func newLogSM(_, replicaID uint64) zongzi.StateMachine {
+	return &logSM{replica: strconv.AppendUint(nil, replicaID, 10)}
+}
 
 func (s *logSM) Update(entries []zongzi.Entry) []zongzi.Entry {
 	s.mu.Lock()
@@ -36,7 +41,7 @@ func (s *logSM) Update(entries []zongzi.Entry) []zongzi.Entry {
 	for i := range entries {
 		s.count++
 		s.last = bytes.Clone(entries[i].Cmd)
-		entries[i].Result = zongzi.Result{Value: entries[i].Index}
+		entries[i].Result = zongzi.Result{Value: entries[i].Index, Data: s.replica}
 	}
 	return entries
 }

@@ -28,8 +28,10 @@ func (c *ShardClient) ShardID() uint64 { return c.shardID }
 
 // Apply proposes cmd, waits until it is applied and returns the state
 // machine's result. On ErrTimeout the command may or may not have applied.
+// A host without a replica sends it to the leader's host first: every
+// write goes through the leader.
 func (c *ShardClient) Apply(ctx context.Context, cmd []byte) (value uint64, data []byte, err error) {
-	err = c.do(ctx, false, func() (err error) {
+	err = c.do(ctx, leaderFirst, func() (err error) {
 		value, data, err = c.a.localApply(ctx, c.shardID, cmd)
 		return err
 	}, func(addr string) (err error) {
@@ -40,9 +42,9 @@ func (c *ShardClient) Apply(ctx context.Context, cmd []byte) (value uint64, data
 }
 
 // Commit proposes cmd and returns once it is committed, without waiting for
-// the state machine's result.
+// the state machine's result. Like Apply, it prefers the leader's host.
 func (c *ShardClient) Commit(ctx context.Context, cmd []byte) error {
-	return c.do(ctx, false, func() error {
+	return c.do(ctx, leaderFirst, func() error {
 		return c.a.localCommit(ctx, c.shardID, cmd)
 	}, func(addr string) error {
 		return c.a.pool.Commit(ctx, addr, c.shardID, cmd)
@@ -52,7 +54,7 @@ func (c *ShardClient) Commit(ctx context.Context, cmd []byte) error {
 // Read queries the shard. It is linearizable (a ReadIndex barrier) unless
 // stale, in which case any replica, voting or not, answers from its state.
 func (c *ShardClient) Read(ctx context.Context, query []byte, stale bool) (value uint64, data []byte, err error) {
-	err = c.do(ctx, false, func() (err error) {
+	err = c.do(ctx, anyReplica, func() (err error) {
 		value, data, err = c.a.localRead(ctx, c.shardID, query, stale)
 		return err
 	}, func(addr string) (err error) {
@@ -65,7 +67,7 @@ func (c *ShardClient) Read(ctx context.Context, query []byte, stale bool) (value
 // LeaderRead queries the shard on its current leader: a linearizable read
 // served by the replica that needs no round trip to confirm it.
 func (c *ShardClient) LeaderRead(ctx context.Context, query []byte) (value uint64, data []byte, err error) {
-	err = c.do(ctx, true, func() (err error) {
+	err = c.do(ctx, leaderOnly, func() (err error) {
 		value, data, err = c.a.localRead(ctx, c.shardID, query, false)
 		return err
 	}, func(addr string) (err error) {
@@ -77,7 +79,7 @@ func (c *ShardClient) LeaderRead(ctx context.Context, query []byte) (value uint6
 
 // Index returns the shard's applied index after a read barrier.
 func (c *ShardClient) Index(ctx context.Context) (index uint64, err error) {
-	err = c.do(ctx, false, func() (err error) {
+	err = c.do(ctx, anyReplica, func() (err error) {
 		index, err = c.a.localIndex(ctx, c.shardID)
 		return err
 	}, func(addr string) (err error) {
@@ -115,22 +117,37 @@ func (c *ShardClient) Watch(ctx context.Context, query []byte, results chan<- *R
 			return ctx.Err()
 		}
 	}
-	return c.do(ctx, false, func() error {
+	return c.do(ctx, anyReplica, func() error {
 		return c.a.localWatch(ctx, c.shardID, query, stale, send)
 	}, func(addr string) error {
 		return c.a.pool.Watch(ctx, addr, c.shardID, query, stale, send)
 	})
 }
 
-// do runs a request on the local replica when this host has one (for a
-// leader request: when it is the leader), else on the other hosts with an
-// active replica, nearest first, until one serves it. It moves on only when
-// a host says it cannot serve the shard, which means nothing was proposed.
-func (c *ShardClient) do(ctx context.Context, leader bool, local func() error, remote func(addr string) error) error {
+// target says which replica serves a request.
+type target uint8
+
+const (
+	// anyReplica: the local replica, else the nearest host with one.
+	anyReplica target = iota
+	// leaderFirst: the local replica, else the leader's host, then the
+	// nearest. For writes, which go through the leader anyway: sent to a
+	// follower's host they would take one more hop.
+	leaderFirst
+	// leaderOnly: the local replica if it leads, else the leader's host,
+	// then the nearest.
+	leaderOnly
+)
+
+// do runs a request where t says: on the local replica, else on the other
+// hosts with an active replica, in t's order, until one serves it. It
+// moves on only when a host says it cannot serve the shard, which means
+// nothing was proposed.
+func (c *ShardClient) do(ctx context.Context, t target, local func() error, remote func(addr string) error) error {
 	if c.a.Status() != AgentStatusReady {
 		return ErrAgentNotReady
 	}
-	if c.servesLocally(leader) {
+	if c.servesLocally(t == leaderOnly) {
 		err := local()
 		if !errors.Is(err, ErrShardNotReady) {
 			return err
@@ -140,14 +157,17 @@ func (c *ShardClient) do(ctx context.Context, leader bool, local func() error, r
 	if err != nil {
 		return err
 	}
-	addrs := rt.addrs
-	if leader && rt.leader != "" {
-		if err = remote(rt.leader); !errors.Is(err, ErrShardNotReady) || ctx.Err() != nil {
+	leader := ""
+	if t != anyReplica {
+		leader = rt.leader
+	}
+	if leader != "" {
+		if err = remote(leader); !errors.Is(err, ErrShardNotReady) || ctx.Err() != nil {
 			return err
 		}
 	}
-	for _, addr := range addrs {
-		if leader && addr == rt.leader {
+	for _, addr := range rt.addrs {
+		if addr == leader {
 			continue
 		}
 		if err = remote(addr); !errors.Is(err, ErrShardNotReady) || ctx.Err() != nil {
