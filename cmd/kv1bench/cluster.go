@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/bits"
 	"net/http"
@@ -21,18 +20,9 @@ func shardName(key string, n int) string {
 	return fmt.Sprintf("kv1-%05d", hi+1)
 }
 
-// status is the part of kv1's /_status that the benchmark reads.
-type status struct {
-	Shards []struct {
-		Name    string `json:"name"`
-		Leader  uint64 `json:"leader"`
-		Replica uint64 `json:"replica"`
-	} `json:"shards"`
-}
-
 // leads reports whether the node that answered st has the leader replica
 // of the named shard.
-func (st status) leads(shard string) bool {
+func leads(st kv1proc.HostStatus, shard string) bool {
 	for _, s := range st.Shards {
 		if s.Name == shard {
 			return s.Replica != 0 && s.Replica == s.Leader
@@ -44,13 +34,14 @@ func (st status) leads(shard string) bool {
 // leaderOf polls /_status until a node says it leads the shard of key.
 func leaderOf(ctx context.Context, c *kv1proc.Cluster, key string) (*kv1proc.Node, error) {
 	shard := shardName(key, c.Shards)
-	client := &http.Client{Timeout: time.Second}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {
 		for _, n := range c.Nodes {
-			var st status
-			if getJSON(ctx, client, n.URL("/_status"), &st) == nil && st.leads(shard) {
+			actx, acancel := context.WithTimeout(ctx, time.Second)
+			st, err := n.HostStatus(actx)
+			acancel()
+			if err == nil && leads(st, shard) {
 				return n, nil
 			}
 		}
@@ -60,23 +51,6 @@ func leaderOf(ctx context.Context, c *kv1proc.Cluster, key string) (*kv1proc.Nod
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// getJSON decodes the JSON body of a 200 answer to GET url into v.
-func getJSON(ctx context.Context, client *http.Client, url string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // put writes key=val on node n and returns the status code.
