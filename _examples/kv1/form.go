@@ -1,12 +1,13 @@
 package main
 
 import (
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/valyala/fasthttp"
 )
 
 // params are the form values of a key request.
@@ -34,18 +35,19 @@ var (
 	errContentType    = &httpError{status: http.StatusUnsupportedMediaType, msg: "Unsupported body: send values in the query string or as application/x-www-form-urlencoded"}
 )
 
-// params reads the form values of r: from an application/x-www-form-urlencoded
-// body (PUT and DELETE only), then from the query string; a value in the
-// body wins over the same value in the query string, as with
-// http.Request.FormValue. Unknown names are ignored.
-func (h *handler) params(r *http.Request) (params, *httpError) {
+// params reads the form values of a request: from an
+// application/x-www-form-urlencoded body (PUT and DELETE only), then from
+// query, the raw query string; a value in the body wins over the same value
+// in the query string, as with net/http's Request.FormValue. Unknown names
+// are ignored.
+func (h *handler) params(rc *fasthttp.RequestCtx, query string) (params, *httpError) {
 	var raw rawParams
-	if r.Method == http.MethodPut || r.Method == http.MethodDelete {
-		if herr := h.scanBody(r, &raw); herr != nil {
+	if rc.IsPut() || rc.IsDelete() {
+		if herr := h.scanBody(rc, &raw); herr != nil {
 			return params{}, herr
 		}
 	}
-	if err := scanForm(r.URL.RawQuery, &raw); err != nil {
+	if err := scanForm(query, &raw); err != nil {
 		return params{}, &httpError{status: http.StatusBadRequest, msg: "Bad query string: " + err.Error()}
 	}
 	var p params
@@ -72,29 +74,23 @@ func (h *handler) params(r *http.Request) (params, *httpError) {
 
 // scanBody reads an urlencoded body into raw. A non-empty body of any other
 // type is refused rather than ignored, so that no value is silently lost.
-func (h *handler) scanBody(r *http.Request, raw *rawParams) *httpError {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+// The server has read the whole body already, refusing one over
+// bodyLimit(h.maxVal) with 413 (see newHTTPServer).
+func (h *handler) scanBody(rc *fasthttp.RequestCtx, raw *rawParams) *httpError {
+	body := rc.PostBody()
+	if len(body) == 0 {
 		return nil
 	}
-	ct := r.Header.Get("Content-Type")
+	ct := string(rc.Request.Header.ContentType())
 	if ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err == nil {
 			ct = mt
 		}
 	}
 	if ct != "application/x-www-form-urlencoded" {
-		var one [1]byte
-		if n, _ := io.ReadFull(r.Body, one[:]); n == 0 {
-			return nil // empty body of unknown length
-		}
 		return errContentType
 	}
-	limit := h.maxBody()
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return &httpError{status: http.StatusBadRequest, msg: "Bad body: " + err.Error()}
-	}
-	if int64(len(body)) > limit {
+	if len(body) > bodyLimit(h.maxVal) {
 		return h.errValTooLarge()
 	}
 	if err := scanForm(string(body), raw); err != nil {
@@ -103,9 +99,9 @@ func (h *handler) scanBody(r *http.Request, raw *rawParams) *httpError {
 	return nil
 }
 
-// maxBody bounds an urlencoded body: the largest value, percent-encoded,
-// plus room for the other fields.
-func (h *handler) maxBody() int64 { return 3*int64(h.maxVal) + 4096 }
+// bodyLimit bounds an urlencoded body with values up to maxVal bytes: the
+// largest value, percent-encoded, plus room for the other fields.
+func bodyLimit(maxVal int) int { return 3*maxVal + 4096 }
 
 // scanForm scans an urlencoded string (a=1&b=2) for the names kv1 knows,
 // setting each field of raw not set already. Unlike url.ParseQuery it builds

@@ -9,11 +9,13 @@ import (
 	"io"
 	"math/bits"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/cespare/xxhash/v2"
+	"github.com/valyala/fasthttp"
 )
 
 // shardClient is what the handler needs of a shard; *zongzi.ShardClient
@@ -92,16 +94,51 @@ func newHandler(shards []shardClient, cfg handlerConfig) (*handler, error) {
 	return h, nil
 }
 
-// ServeHTTP serves one request and records its method, status and latency.
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// serve serves one request and records its method, status and latency.
+func (h *handler) serve(rc *fasthttp.RequestCtx) {
 	start := time.Now()
 	var code int
-	if isServerPath(r.URL.Path) {
-		code = h.serveServer(w, r)
-	} else {
-		code = h.serveKey(w, r)
+	path, query, ok := requestTarget(rc.Request.Header.RequestURI())
+	switch {
+	case !ok:
+		code = writeError(rc, errBadPath)
+	case isServerPath(path):
+		code = h.serveServer(rc, path)
+	default:
+		code = h.serveKey(rc, path, query)
 	}
-	h.metrics.observe(r.Method, code, time.Since(start))
+	h.metrics.observe(methodIndex(rc.Method()), code, time.Since(start))
+}
+
+// errBadPath answers a path that does not percent-decode.
+var errBadPath = &httpError{status: http.StatusBadRequest, msg: "Bad path: invalid URL escape"}
+
+// requestTarget splits a request line's target into its path,
+// percent-decoded, and its raw query string, as net/http's URL.Path and
+// URL.RawQuery have them. fasthttp's own URI would remove dot segments and
+// repeated slashes from the path, and take "//a/b" for host a and path
+// /b, which would change the key. ok is false when the path does not
+// decode.
+func requestTarget(target []byte) (path, query string, ok bool) {
+	// The absolute form, http://host/path?query (RFC 9112 §3.2.2).
+	if i := bytes.Index(target, []byte("://")); i > 0 && target[0] != '/' {
+		target = target[i+3:]
+		if j := bytes.IndexAny(target, "/?"); j >= 0 {
+			target = target[j:]
+		} else {
+			target = nil
+		}
+		if len(target) == 0 || target[0] == '?' {
+			target = append([]byte("/"), target...)
+		}
+	}
+	rawPath, rawQuery, _ := bytes.Cut(target, []byte("?"))
+	query = string(rawQuery)
+	if bytes.IndexByte(rawPath, '%') < 0 {
+		return string(rawPath), query, true
+	}
+	path, err := url.PathUnescape(string(rawPath))
+	return path, query, err == nil
 }
 
 // shardFor returns the shard of key: the high bits of xxh64(key) times the
@@ -125,56 +162,55 @@ var (
 // serveServer serves /healthz, /metrics, /_status and /_registry, refuses
 // writes to any server path with 400, and answers 404 for the other
 // reserved paths.
-func (h *handler) serveServer(w http.ResponseWriter, r *http.Request) int {
-	path := r.URL.Path
-	switch r.Method {
-	case http.MethodGet:
-	case http.MethodPut, http.MethodDelete:
-		return writeError(w, &httpError{status: http.StatusBadRequest,
+func (h *handler) serveServer(rc *fasthttp.RequestCtx, path string) int {
+	switch {
+	case rc.IsGet():
+	case rc.IsPut(), rc.IsDelete():
+		return writeError(rc, &httpError{status: http.StatusBadRequest,
 			msg: "Path " + path + " is reserved for the server, not a key"})
 	default:
-		w.Header()["Allow"] = hdrAllowPath
-		return writeError(w, errMethod)
+		rc.Response.Header.Set("Allow", hdrAllowPath)
+		return writeError(rc, errMethod)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 	defer cancel()
 	switch path {
 	case "/healthz":
 		if h.healthz != nil {
 			if err := h.healthz(ctx); err != nil {
-				return writeError(w, &httpError{status: http.StatusServiceUnavailable, msg: "Not ready: " + err.Error(), retry: true})
+				return writeError(rc, &httpError{status: http.StatusServiceUnavailable, msg: "Not ready: " + err.Error(), retry: true})
 			}
 		}
-		return writeText(w, http.StatusOK, "OK")
+		return writeText(rc, http.StatusOK, "OK")
 	case "/metrics":
-		w.Header()["Content-Type"] = hdrMetrics
-		w.WriteHeader(http.StatusOK)
-		h.metrics.writePrometheus(w)
-		metrics.WritePrometheus(w, true)
+		rc.SetContentType(hdrMetrics)
+		rc.SetStatusCode(http.StatusOK)
+		h.metrics.writePrometheus(rc)
+		metrics.WritePrometheus(rc, true)
 		return http.StatusOK
 	case "/_status":
-		return writeBuffered(ctx, w, h.status, hdrJSON)
+		return writeBuffered(ctx, rc, h.status, hdrJSON)
 	case "/_registry":
-		return writeBuffered(ctx, w, h.reg, hdrNDJSON)
+		return writeBuffered(ctx, rc, h.reg, hdrNDJSON)
 	}
-	return writeError(w, errNotFound)
+	return writeError(rc, errNotFound)
 }
 
 // writeBuffered runs fn into a buffer and writes it, or writes fn's error:
 // a half-written body is never sent.
-func writeBuffered(ctx context.Context, w http.ResponseWriter, fn func(context.Context, io.Writer) error, contentType []string) int {
+func writeBuffered(ctx context.Context, rc *fasthttp.RequestCtx, fn func(context.Context, io.Writer) error, contentType string) int {
 	if fn == nil {
-		return writeError(w, errNotFound)
+		return writeError(rc, errNotFound)
 	}
 	var buf bytes.Buffer
 	if err := fn(ctx, &buf); err != nil {
-		return writeError(w, clientError(err, false))
+		return writeError(rc, clientError(err, false))
 	}
 	if b := buf.Bytes(); len(b) == 0 || b[len(b)-1] != '\n' {
 		buf.WriteByte('\n')
 	}
-	w.Header()["Content-Type"] = contentType
-	w.WriteHeader(http.StatusOK)
-	w.Write(buf.Bytes())
+	rc.SetContentType(contentType)
+	rc.SetStatusCode(http.StatusOK)
+	rc.Response.AppendBody(buf.Bytes())
 	return http.StatusOK
 }

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,19 +31,61 @@ type response struct {
 	hdr  http.Header
 }
 
-func do(t testing.TB, h http.Handler, c call) response {
+// do sends c to h over real HTTP: through kv1's HTTP server, on loopback,
+// started for h on first use and stopped when t ends.
+func do(t testing.TB, h *handler, c call) response {
 	t.Helper()
 	var body io.Reader
 	if c.body != "" {
 		body = strings.NewReader(c.body)
 	}
-	req := httptest.NewRequest(c.method, c.target, body)
+	base := serverOf(t, h)
+	req, err := http.NewRequest(c.method, base+c.target, body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if c.ctype != "" {
 		req.Header.Set("Content-Type", c.ctype)
 	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	return response{code: rec.Code, body: rec.Body.String(), hdr: rec.Header()}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{code: resp.StatusCode, body: string(b), hdr: resp.Header}
+}
+
+// servers are the base URLs of the handlers' servers that do started.
+var servers sync.Map // *handler → string
+
+// serverOf returns the base URL of h's server, starting it on first use.
+func serverOf(t testing.TB, h *handler) string {
+	if base, ok := servers.Load(h); ok {
+		return base.(string)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newHTTPServer(h.serve, h.maxVal, slog.New(slog.DiscardHandler))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	base := "http://" + ln.Addr().String()
+	servers.Store(h, base)
+	t.Cleanup(func() {
+		servers.Delete(h)
+		http.DefaultClient.CloseIdleConnections()
+		_ = srv.Shutdown()
+		<-done
+	})
+	return base
 }
 
 // newTestHandler returns a handler over one fake shard whose first write
@@ -147,7 +191,7 @@ func TestHandlerContract(t *testing.T) {
 			hdr: map[string]string{"Allow": "GET, PUT, DELETE"}},
 		{name: "patch", req: call{method: "PATCH", target: "/testkey"}, code: 405, body: "Method not supported\n",
 			hdr: map[string]string{"Allow": "GET, PUT, DELETE"}},
-		{name: "head", req: call{method: "HEAD", target: "/testkey"}, code: 405, body: "Method not supported\n",
+		{name: "head", req: call{method: "HEAD", target: "/testkey"}, code: 405, body: "", // a HEAD answer has no body
 			hdr: map[string]string{"Allow": "GET, PUT, DELETE"}},
 		{name: "options", req: call{method: "OPTIONS", target: "/testkey"}, code: 405, body: "Method not supported\n",
 			hdr: map[string]string{"Allow": "GET, PUT, DELETE"}},
@@ -238,6 +282,14 @@ func TestHandlerContract(t *testing.T) {
 			code: 415, body: "Unsupported body: send values in the query string or as application/x-www-form-urlencoded\n"},
 		{name: "unknown names ignored", req: putReq("/testkey?val=testvalue&x=1&&y"), code: 200, body: rec6, proposes: 1},
 		{name: "first value wins", req: putReq("/testkey?val=testvalue&val=second"), code: 200, body: rec6, proposes: 1},
+
+		// the key is the path as sent, percent-decoded
+		{name: "key with dot segments", req: putReq("/a/../b?val=v"), code: 200,
+			body: `{"key":"/a/../b","ver":6,"val":"v"}` + "\n", proposes: 1},
+		{name: "key with two leading slashes", req: putReq("//a/b?val=v"), code: 200,
+			body: `{"key":"//a/b","ver":6,"val":"v"}` + "\n", proposes: 1},
+		{name: "escaped key", req: putReq("/a%2Fb%20c%3F?val=v"), code: 200,
+			body: `{"key":"/a/b c?","ver":6,"val":"v"}` + "\n", proposes: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, f := newTestHandler(t, tc.cfg)
@@ -270,6 +322,31 @@ func TestHandlerContract(t *testing.T) {
 				t.Errorf("%d reads, last %q, want one %q", r1-r0, f.lastRead(), tc.read)
 			}
 		})
+	}
+}
+
+func TestRequestTarget(t *testing.T) {
+	for _, tc := range []struct {
+		target, path, query string
+		ok                  bool
+	}{
+		{"/testkey?val=v&ver=6", "/testkey", "val=v&ver=6", true},
+		{"/testkey", "/testkey", "", true},
+		{"/a/../b//c", "/a/../b//c", "", true},
+		{"//a/b?x", "//a/b", "x", true},
+		{"/a?b?c", "/a", "b?c", true},
+		{"/%E2%9C%93%2F?q=%zz", "/✓/", "q=%zz", true},
+		{"/a%zz", "", "", false},
+		{"http://host/k?v=1", "/k", "v=1", true},
+		{"http://host?v=1", "/", "v=1", true},
+		{"http://host", "/", "", true},
+		{"*", "*", "", true},
+		{"", "", "", true},
+	} {
+		path, query, ok := requestTarget([]byte(tc.target))
+		if ok != tc.ok || (ok && (path != tc.path || query != tc.query)) {
+			t.Errorf("%q: (%q, %q, %v), want (%q, %q, %v)", tc.target, path, query, ok, tc.path, tc.query, tc.ok)
+		}
 	}
 }
 
@@ -444,18 +521,17 @@ func trunc(s string) string {
 // real HTTP server and client.
 func TestHandlerOverHTTP(t *testing.T) {
 	h, _ := newTestHandler(t, handlerConfig{})
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	base := serverOf(t, h)
 	send := func(method, target, ctype string, body io.Reader) (int, string, http.Header) {
 		t.Helper()
-		req, err := http.NewRequest(method, srv.URL+target, body)
+		req, err := http.NewRequest(method, base+target, body)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if ctype != "" {
 			req.Header.Set("Content-Type", ctype)
 		}
-		resp, err := srv.Client().Do(req)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

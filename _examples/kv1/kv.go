@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/valyala/fasthttp"
 	"github.com/zongzi-kv/zongzi"
 )
 
@@ -25,49 +26,46 @@ var (
 // accepted is the body of a write answered once committed (stale=true).
 const accepted = "Accepted"
 
-// serveKey serves GET, PUT and DELETE of a key: the URL path.
-func (h *handler) serveKey(w http.ResponseWriter, r *http.Request) int {
-	switch r.Method {
-	case http.MethodGet, http.MethodPut, http.MethodDelete:
-	default:
-		w.Header()["Allow"] = hdrAllowKey
-		return writeError(w, errMethod)
+// serveKey serves GET, PUT and DELETE of a key, the URL path; query is
+// the raw query string.
+func (h *handler) serveKey(rc *fasthttp.RequestCtx, key, query string) int {
+	if !rc.IsGet() && !rc.IsPut() && !rc.IsDelete() {
+		rc.Response.Header.Set("Allow", hdrAllowKey)
+		return writeError(rc, errMethod)
 	}
-	key := r.URL.Path
 	switch {
 	case key == "" || key == "/":
-		return writeError(w, errEmptyKey)
+		return writeError(rc, errEmptyKey)
 	case key[0] != '/':
-		return writeError(w, errKeySlash)
+		return writeError(rc, errKeySlash)
 	case len(key) > h.maxKey:
-		return writeError(w, &httpError{status: http.StatusRequestURITooLong,
-			msg: "Key too long (max " + strconv.Itoa(h.maxKey) + " bytes)"})
+		return writeError(rc, h.errKeyTooLong())
 	}
-	p, herr := h.params(r)
+	p, herr := h.params(rc, query)
 	if herr != nil {
-		return writeError(w, herr)
+		return writeError(rc, herr)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 	defer cancel()
-	switch r.Method {
-	case http.MethodGet:
-		return h.get(ctx, w, key, p)
-	case http.MethodPut:
+	switch {
+	case rc.IsGet():
+		return h.get(ctx, rc, key, p)
+	case rc.IsPut():
 		if len(p.val) > h.maxVal {
-			return writeError(w, h.errValTooLarge())
+			return writeError(rc, h.errValTooLarge())
 		}
 		cmd := appendPut(make([]byte, 0, putSize(key, p.val, p.hasVer, p.ver)), key, p.val, p.hasVer, p.ver)
-		return h.write(ctx, w, key, cmd, p)
+		return h.write(ctx, rc, key, cmd, p)
 	default:
 		cmd := appendDelete(make([]byte, 0, deleteSize(key, p.hasVer, p.ver)), key, p.hasVer, p.ver)
-		return h.write(ctx, w, key, cmd, p)
+		return h.write(ctx, rc, key, cmd, p)
 	}
 }
 
 // get reads key: linearizably, from any replica (stale) or from the leader.
-func (h *handler) get(ctx context.Context, w http.ResponseWriter, key string, p params) int {
+func (h *handler) get(ctx context.Context, rc *fasthttp.RequestCtx, key string, p params) int {
 	if p.stale && p.leader {
-		return writeError(w, errStaleAndLeader)
+		return writeError(rc, errStaleAndLeader)
 	}
 	q := appendGet(make([]byte, 0, getSize(key)), key)
 	s := h.shardFor(key)
@@ -80,55 +78,55 @@ func (h *handler) get(ctx context.Context, w http.ResponseWriter, key string, p 
 		value, data, err = s.Read(ctx, q, p.stale)
 	}
 	if err != nil {
-		return writeError(w, clientError(err, false))
+		return writeError(rc, clientError(err, false))
 	}
-	return writeResult(w, value, data, p)
+	return writeResult(rc, value, data, p)
 }
 
 // write proposes cmd to the shard of key. With stale it answers 202 once
 // the command is committed; otherwise it waits for the result. A DELETE
 // answers the record as it was before the delete.
-func (h *handler) write(ctx context.Context, w http.ResponseWriter, key string, cmd []byte, p params) int {
+func (h *handler) write(ctx context.Context, rc *fasthttp.RequestCtx, key string, cmd []byte, p params) int {
 	s := h.shardFor(key)
 	if p.stale {
 		if err := s.Commit(ctx, cmd); err != nil {
-			return writeError(w, clientError(err, true))
+			return writeError(rc, clientError(err, true))
 		}
-		return writeText(w, http.StatusAccepted, accepted)
+		return writeText(rc, http.StatusAccepted, accepted)
 	}
 	value, data, err := s.Apply(ctx, cmd)
 	if err != nil {
-		return writeError(w, clientError(err, true))
+		return writeError(rc, clientError(err, true))
 	}
-	return writeResult(w, value, data, p)
+	return writeResult(rc, value, data, p)
 }
 
 // writeResult turns a state machine result into a response.
-func writeResult(w http.ResponseWriter, value uint64, data []byte, p params) int {
+func writeResult(rc *fasthttp.RequestCtx, value uint64, data []byte, p params) int {
 	switch value {
 	case resultOK:
 		rv, err := decodeRecord(data)
 		if err != nil {
-			return writeError(w, errBadResult)
+			return writeError(rc, errBadResult)
 		}
-		return writeRecord(w, http.StatusOK, rv)
+		return writeRecord(rc, http.StatusOK, rv)
 	case resultNotFound:
-		return writeError(w, errNotFound)
+		return writeError(rc, errNotFound)
 	case resultMismatch:
 		stored, err := decodeMismatch(data)
 		if err != nil {
-			return writeError(w, errBadResult)
+			return writeError(rc, errBadResult)
 		}
 		want := uint64(0)
 		if p.hasVer {
 			want = p.ver
 		}
-		return writeText(w, http.StatusConflict,
+		return writeText(rc, http.StatusConflict,
 			"Version mismatch ("+strconv.FormatUint(want, 10)+" != "+strconv.FormatUint(stored, 10)+")")
 	case resultBadCommand:
-		return writeError(w, errBadCommand)
+		return writeError(rc, errBadCommand)
 	}
-	return writeError(w, &httpError{status: http.StatusInternalServerError,
+	return writeError(rc, &httpError{status: http.StatusInternalServerError,
 		msg: "Internal error: unknown result code " + strconv.FormatUint(value, 10)})
 }
 
@@ -156,6 +154,12 @@ func clientError(err error, write bool) *httpError {
 		msg += "; the write may or may not have been applied"
 	}
 	return &httpError{status: http.StatusServiceUnavailable, msg: msg, retry: true}
+}
+
+// errKeyTooLong is the response to a key over the limit.
+func (h *handler) errKeyTooLong() *httpError {
+	return &httpError{status: http.StatusRequestURITooLong,
+		msg: "Key too long (max " + strconv.Itoa(h.maxKey) + " bytes)"}
 }
 
 // errValTooLarge is the response to a value over the limit.

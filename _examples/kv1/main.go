@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4/config"
+	"github.com/valyala/fasthttp"
 
 	"github.com/zongzi-kv/zongzi"
 )
@@ -81,22 +81,16 @@ func run(ctx context.Context, o options, log *slog.Logger, stdout io.Writer) err
 	if o.pprof != "" {
 		go servePprof(o.pprof, log)
 	}
-	var current atomic.Pointer[http.Handler]
-	starting := http.Handler(http.HandlerFunc(serveStarting))
+	var current atomic.Pointer[fasthttp.RequestHandler]
+	starting := fasthttp.RequestHandler(serveStarting)
 	current.Store(&starting)
-	srv := &http.Server{
-		Addr:              o.http,
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*current.Load()).ServeHTTP(w, r) }),
-		ReadHeaderTimeout: slowClientTimeout,
-		ReadTimeout:       2 * slowClientTimeout,
-		IdleTimeout:       2 * time.Minute,
-	}
+	srv := newHTTPServer(func(rc *fasthttp.RequestCtx) { (*current.Load())(rc) }, defaultMaxVal, log)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.ListenAndServe() }()
+	go func() { serveErr <- srv.ListenAndServe(o.http) }()
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(sctx)
+		_ = srv.ShutdownWithContext(sctx)
 		agent.Stop()
 	}()
 
@@ -118,7 +112,7 @@ func run(ctx context.Context, o options, log *slog.Logger, stdout io.Writer) err
 	if err != nil {
 		return err
 	}
-	var kv http.Handler = h
+	kv := fasthttp.RequestHandler(h.serve)
 	current.Store(&kv)
 	log.Info("kv1: serving", "http", o.http, "host", agent.HostID(), "startup", time.Since(start).Round(time.Millisecond))
 	go printRegistryOnce(ctx, agent, shards, stdout, log)
@@ -130,19 +124,6 @@ func run(ctx context.Context, o options, log *slog.Logger, stdout io.Writer) err
 	case err := <-serveErr:
 		return fmt.Errorf("http: %w", err)
 	}
-}
-
-// slowClientTimeout is how long a client may take to send its request
-// headers (twice that for the whole request, a 1 MiB value included)
-// before the server closes the connection.
-const slowClientTimeout = 5 * time.Second
-
-// serveStarting answers every request while the node is starting.
-func serveStarting(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Retry-After", "1")
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(http.StatusServiceUnavailable)
-	io.WriteString(w, "Starting: this node is not ready yet, retry shortly\n")
 }
 
 func newAgent(o options, log *slog.Logger) (*zongzi.Agent, error) {

@@ -42,9 +42,9 @@ type httpMetrics struct {
 	series [len(metricMethods)][len(metricCodes)]series
 }
 
-// observe records one request.
-func (m *httpMetrics) observe(method string, code int, d time.Duration) {
-	s := &m.series[methodIndex(method)][codeIndex(code)]
+// observe records one request of the method at index mi of metricMethods.
+func (m *httpMetrics) observe(mi int, code int, d time.Duration) {
+	s := &m.series[mi][codeIndex(code)]
 	b := 0
 	for b < len(latencyBounds) && d > latencyBounds[b] {
 		b++
@@ -53,8 +53,9 @@ func (m *httpMetrics) observe(method string, code int, d time.Duration) {
 	s.nanos.Add(uint64(max(d, 0)))
 }
 
-func methodIndex(method string) int {
-	switch method {
+// methodIndex returns the index of method in metricMethods.
+func methodIndex(method []byte) int {
+	switch string(method) {
 	case http.MethodGet:
 		return 0
 	case http.MethodPut:

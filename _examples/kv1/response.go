@@ -1,10 +1,11 @@
 package main
 
 import (
-	"net/http"
 	"strconv"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
 )
 
 // httpError is a response for a request that did not succeed: a status
@@ -18,16 +19,14 @@ type httpError struct {
 // Error returns the message.
 func (e *httpError) Error() string { return e.msg }
 
-// Header values, shared by all responses: net/http does not modify them.
-var (
-	hdrText      = []string{"text/plain; charset=utf-8"}
-	hdrJSON      = []string{"application/json"}
-	hdrNDJSON    = []string{"application/x-ndjson"}
-	hdrMetrics   = []string{"text/plain; version=0.0.4; charset=utf-8"}
-	hdrNoSniff   = []string{"nosniff"}
-	hdrRetry     = []string{"1"}
-	hdrAllowKey  = []string{"GET, PUT, DELETE"}
-	hdrAllowPath = []string{"GET"}
+// Header values of the responses.
+const (
+	hdrText      = "text/plain; charset=utf-8"
+	hdrJSON      = "application/json"
+	hdrNDJSON    = "application/x-ndjson"
+	hdrMetrics   = "text/plain; version=0.0.4; charset=utf-8"
+	hdrAllowKey  = "GET, PUT, DELETE"
+	hdrAllowPath = "GET"
 )
 
 // bufPool holds response buffers of record bodies.
@@ -37,33 +36,30 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 const maxPooled = 64 << 10
 
 // writeError writes e and returns its status.
-func writeError(w http.ResponseWriter, e *httpError) int {
+func writeError(rc *fasthttp.RequestCtx, e *httpError) int {
 	if e.retry {
-		w.Header()["Retry-After"] = hdrRetry
+		rc.Response.Header.Set("Retry-After", "1")
 	}
-	return writeText(w, e.status, e.msg)
+	return writeText(rc, e.status, e.msg)
 }
 
 // writeText writes a text/plain response: msg and a newline.
-func writeText(w http.ResponseWriter, status int, msg string) int {
-	h := w.Header()
-	h["Content-Type"] = hdrText
-	h["X-Content-Type-Options"] = hdrNoSniff
-	w.WriteHeader(status)
-	bp := bufPool.Get().(*[]byte)
-	b := append(append((*bp)[:0], msg...), '\n')
-	w.Write(b)
-	putBuf(bp, b)
+func writeText(rc *fasthttp.RequestCtx, status int, msg string) int {
+	rc.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	rc.SetContentType(hdrText)
+	rc.SetStatusCode(status)
+	rc.Response.AppendBodyString(msg)
+	rc.Response.AppendBodyString("\n")
 	return status
 }
 
 // writeRecord writes a record as a JSON object and a newline.
-func writeRecord(w http.ResponseWriter, status int, rv recordView) int {
-	w.Header()["Content-Type"] = hdrJSON
-	w.WriteHeader(status)
+func writeRecord(rc *fasthttp.RequestCtx, status int, rv recordView) int {
+	rc.SetContentType(hdrJSON)
+	rc.SetStatusCode(status)
 	bp := bufPool.Get().(*[]byte)
 	b := appendRecordJSON((*bp)[:0], rv)
-	w.Write(b)
+	rc.Response.AppendBody(b)
 	putBuf(bp, b)
 	return status
 }
