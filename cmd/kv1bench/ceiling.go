@@ -10,35 +10,56 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // ceilingBody is what the ceiling server answers: 19 bytes, as in the
 // reference measurements.
 const ceilingBody = "ceiling: 19 bytes!\n"
 
-// serveCeiling serves ceilingBody on the listener inherited as file
-// descriptor 3 until the process is killed. It is kv1bench's -ceiling mode.
-func serveCeiling() error {
+// Servers of a ceiling.
+const (
+	// netHTTP is the ceiling the ratios are to: the trivial
+	// net/http server.
+	netHTTP = "net/http"
+	// fastHTTP is the same server on kv1's HTTP library, for comparison.
+	fastHTTP = "fasthttp"
+)
+
+// serveCeiling serves ceilingBody with server (netHTTP or fastHTTP) on the
+// listener inherited as file descriptor 3 until the process is killed. It
+// is kv1bench's -ceiling mode.
+func serveCeiling(server string) error {
 	ln, err := net.FileListener(os.NewFile(3, "ceiling"))
 	if err != nil {
 		return fmt.Errorf("ceiling: listener: %w", err)
 	}
-	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, ceilingBody)
-	}))
+	switch server {
+	case netHTTP:
+		return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			io.WriteString(w, ceilingBody)
+		}))
+	case fastHTTP:
+		return fasthttp.Serve(ln, func(rc *fasthttp.RequestCtx) {
+			rc.SetContentType("text/plain; charset=utf-8")
+			rc.WriteString(ceilingBody)
+		})
+	}
+	return fmt.Errorf("ceiling: unknown server %q", server)
 }
 
-// ceiling is the trivial net/http server in a process of its own, so its
-// CPU is accounted apart from the load generator's.
+// ceiling is a trivial HTTP server in a process of its own, so its CPU is
+// accounted apart from the load generator's.
 type ceiling struct {
 	URL  string
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
-// startCeiling re-executes kv1bench in -ceiling mode on a loopback port
-// and waits until it answers.
-func startCeiling(ctx context.Context) (*ceiling, error) {
+// startCeiling re-executes kv1bench in -ceiling mode with server on a
+// loopback port and waits until it answers.
+func startCeiling(ctx context.Context, server string) (*ceiling, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -53,7 +74,7 @@ func startCeiling(ctx context.Context) (*ceiling, error) {
 		return nil, err
 	}
 	defer f.Close()
-	cmd := exec.Command(self, "-ceiling")
+	cmd := exec.Command(self, "-ceiling", server)
 	cmd.ExtraFiles = []*os.File{f}
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -44,7 +44,7 @@ type config struct {
 
 func main() {
 	var cfg config
-	ceilingMode := flag.Bool("ceiling", false, "serve the ceiling on the listener inherited as fd 3 (internal)")
+	ceilingMode := flag.String("ceiling", "", "serve a ceiling with `server` (net/http or fasthttp) on the listener inherited as fd 3 (internal)")
 	flag.StringVar(&cfg.out, "out", "bench/results.json", "where to write the JSON report")
 	flag.IntVar(&cfg.concurrency, "c", 64, "concurrent requests")
 	flag.IntVar(&cfg.requests, "n", 0, "requests per load; 0 runs each load for -duration")
@@ -57,8 +57,8 @@ func main() {
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("kv1bench: ")
-	if *ceilingMode {
-		log.Fatal(serveCeiling())
+	if *ceilingMode != "" {
+		log.Fatal(serveCeiling(*ceilingMode))
 	}
 	if cfg.concurrency < 1 || (cfg.requests <= 0 && cfg.duration <= 0) {
 		log.Fatal("want -c ≥ 1 and -n or -duration > 0")
@@ -136,11 +136,16 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err != nil {
 		return err
 	}
-	ceil, err := startCeiling(ctx)
+	ceil, err := startCeiling(ctx, netHTTP)
 	if err != nil {
 		return err
 	}
 	defer ceil.Stop()
+	fastCeil, err := startCeiling(ctx, fastHTTP)
+	if err != nil {
+		return err
+	}
+	defer fastCeil.Stop()
 
 	c, err := kv1proc.New(bin, root, 3, cfg.shards)
 	if err != nil {
@@ -185,6 +190,9 @@ func run(ctx context.Context, cfg config) (err error) {
 	ceilingLoad := load{name: "ceiling (net/http, 19 B)", pids: []int{ceil.PID()}, ceiling: true, run: hey(ceil.URL)}
 	loads := []load{
 		ceilingLoad,
+		// What the same trivial server does on kv1's HTTP library: the
+		// part of kv1's lead over the ceiling that is HTTP alone.
+		{name: "trivial (fasthttp, 19 B)", pids: []int{fastCeil.PID()}, run: hey(fastCeil.URL)},
 		{name: "GET linearizable, follower", target: Target{MinRatio: 0.8, MaxCPUUS: 30}, run: hey(follower.URL(getKey))},
 		// The issue's "leader reads ≥ 0.85" is the linearizable read sent to
 		// the leader. leader=true sent to a follower adds a forwarding hop
