@@ -108,6 +108,11 @@ func WithHostTags(tags ...string) AgentOption {
 
 // WithHostConfig replaces Dragonboat's host configuration. Addresses and
 // directories set by other options still apply.
+//
+// Unless the config names its own transport (Expert.TransportFactory) or
+// asks for mutual TLS, raft messages between hosts go through the agent's
+// own TCP module, which sends a message batch with one system call instead
+// of Dragonboat's three. Every host of a cluster must use the same one.
 func WithHostConfig(cfg config.NodeHostConfig) AgentOption {
 	return func(a *Agent) error {
 		dir, wal := a.hostConfig.NodeHostDir, a.hostConfig.WALDir

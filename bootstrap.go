@@ -17,6 +17,7 @@ import (
 	"github.com/zongzi-kv/zongzi/internal/bus"
 	"github.com/zongzi-kv/zongzi/internal/bus/pb"
 	"github.com/zongzi-kv/zongzi/internal/memtrim"
+	"github.com/zongzi-kv/zongzi/internal/raftnet"
 	"github.com/zongzi-kv/zongzi/internal/registry"
 )
 
@@ -107,6 +108,13 @@ func (a *Agent) nodeHostConfig(ctx context.Context) (config.NodeHostConfig, erro
 	if nhc.Expert.LogDB.IsEmpty() {
 		nhc.Expert.LogDB = logDBConfig(a.memoryLimit)
 		memtrim.Fix()
+	}
+	// Raft messages go through raftnet, which writes a batch with one
+	// system call instead of three, unless the host config brings its own
+	// transport or asks for TLS, which raftnet does not do.
+	//lint:ignore SA1019 a config may still set the deprecated field; Dragonboat refuses both set
+	if nhc.Expert.TransportFactory == nil && nhc.RaftRPCFactory == nil && !nhc.MutualTLS {
+		nhc.Expert.TransportFactory = raftnet.Factory{}
 	}
 	if a.gossipAddr != "" {
 		seeds, err := a.gossipSeeds(ctx)

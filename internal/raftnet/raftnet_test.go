@@ -1,0 +1,256 @@
+package raftnet
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"hash/crc32"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lni/dragonboat/v4/config"
+	pb "github.com/lni/dragonboat/v4/raftpb"
+	"go.uber.org/goleak"
+)
+
+// receiver is a started Transport that records what it is handed.
+type receiver struct {
+	*Transport
+	mu      sync.Mutex
+	batches []pb.MessageBatch
+	chunks  []pb.Chunk
+	refuse  bool // refuse chunks
+	got     chan struct{}
+}
+
+func startReceiver(t *testing.T) *receiver {
+	t.Helper()
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	r := &receiver{got: make(chan struct{}, 1000)}
+	nhc := config.NodeHostConfig{RaftAddress: "127.0.0.1:0"}
+	tr := Factory{}.Create(nhc, func(b pb.MessageBatch) {
+		r.mu.Lock()
+		r.batches = append(r.batches, b)
+		r.mu.Unlock()
+		r.got <- struct{}{}
+	}, func(c pb.Chunk) bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.chunks = append(r.chunks, c)
+		r.got <- struct{}{}
+		return !r.refuse
+	})
+	r.Transport = tr.(*Transport)
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+// address returns the address the receiver listens on.
+func (r *receiver) address() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ln.Addr().String()
+}
+
+// await waits until n more things were handed over.
+func (r *receiver) await(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-r.got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("nothing handed over in 10 s")
+		}
+	}
+}
+
+func testBatch(i int, cmd []byte) pb.MessageBatch {
+	return pb.MessageBatch{
+		DeploymentId:  7,
+		SourceAddress: "127.0.0.1:1",
+		BinVer:        1,
+		Requests: []pb.Message{{
+			Type: pb.Replicate, To: 2, From: 1, ShardID: 9, Term: 3, LogTerm: 3, LogIndex: uint64(i), Commit: uint64(i),
+			Entries: []pb.Entry{{Term: 3, Index: uint64(i + 1), Cmd: cmd}},
+		}},
+	}
+}
+
+func TestBatchesArriveInOrder(t *testing.T) {
+	r := startReceiver(t)
+	conn, err := r.GetConnection(context.Background(), r.address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	big := bytes.Repeat([]byte("x"), 3<<20) // larger than the read buffer and the kept buffer
+	const n = 50
+	for i := range n {
+		cmd := []byte{byte(i)}
+		if i == 10 {
+			cmd = big
+		}
+		if err := conn.SendMessageBatch(testBatch(i, cmd)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.await(t, n)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, b := range r.batches {
+		m := b.Requests[0]
+		want := []byte{byte(i)}
+		if i == 10 {
+			want = big
+		}
+		if b.DeploymentId != 7 || b.SourceAddress != "127.0.0.1:1" || m.LogIndex != uint64(i) ||
+			m.Type != pb.Replicate || len(m.Entries) != 1 || !bytes.Equal(m.Entries[0].Cmd, want) {
+			t.Fatalf("batch %d: %+v", i, b)
+		}
+	}
+}
+
+func TestSnapshotChunksThenEnd(t *testing.T) {
+	r := startReceiver(t)
+	sc, err := r.GetSnapshotConnection(context.Background(), r.address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := sc.SendChunk(pb.Chunk{ShardID: 9, ReplicaID: 2, ChunkId: uint64(i), ChunkCount: 3, Data: []byte{byte(i), 1, 2}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Close returns once the receiver answered the end, so every chunk has
+	// been handed over by then.
+	sc.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.chunks) != 3 {
+		t.Fatalf("%d chunks handed over when Close returned, want 3", len(r.chunks))
+	}
+	for i, c := range r.chunks {
+		if c.ChunkId != uint64(i) || !bytes.Equal(c.Data, []byte{byte(i), 1, 2}) {
+			t.Fatalf("chunk %d: %+v", i, c)
+		}
+	}
+}
+
+func TestRefusedChunkEndsTheConnection(t *testing.T) {
+	r := startReceiver(t)
+	r.refuse = true
+	sc, err := r.GetSnapshotConnection(context.Background(), r.address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if err := sc.SendChunk(pb.Chunk{ShardID: 9, ChunkCount: 2, Data: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	r.await(t, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// The receiver closed its end: a write soon fails.
+		if err := sc.SendChunk(pb.Chunk{ShardID: 9, ChunkId: 1, ChunkCount: 2, Data: []byte("b")}); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("sends still succeed 10 s after the chunk was refused")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.chunks) != 1 {
+		t.Fatalf("%d chunks handed over after a refusal, want 1", len(r.chunks))
+	}
+}
+
+// TestBadFramesAreDropped sends raw frames that are corrupt: none is handed
+// over, and the good frame before them is.
+func TestBadFramesAreDropped(t *testing.T) {
+	good := testBatch(1, []byte("ok"))
+	payload, err := good.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := func(kind byte, p []byte, crc uint32) []byte {
+		f := make([]byte, headerSize, headerSize+len(p))
+		f[0] = kind
+		binary.BigEndian.PutUint32(f[1:5], uint32(len(p)))
+		binary.BigEndian.PutUint32(f[5:9], crc)
+		return append(f, p...)
+	}
+	sum := crc32.Checksum(payload, crcTable)
+	for name, bad := range map[string][]byte{
+		"checksum":     frame(frameBatch, payload, sum+1),
+		"unknown kind": frame(9, payload, sum),
+		"length":       {frameBatch, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0},
+		"not a batch":  frame(frameBatch, []byte{0xff, 0xff, 0xff}, crc32.Checksum([]byte{0xff, 0xff, 0xff}, crcTable)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := startReceiver(t)
+			c, err := net.Dial("tcp", r.address())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			// The good frame, the bad one, then a good one the receiver
+			// must not reach: it stops at the bad frame.
+			stream := append(append(frame(frameBatch, payload, sum), bad...), frame(frameBatch, payload, sum)...)
+			if _, err := c.Write(stream); err != nil {
+				t.Fatal(err)
+			}
+			r.await(t, 1)
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.Read(make([]byte, 1)); err == nil {
+				t.Fatal("the receiver answered a bad frame instead of closing")
+			}
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if len(r.batches) != 1 {
+				t.Fatalf("%d batches handed over, want only the one before the bad frame", len(r.batches))
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:17012": true, "localhost:1": true, "[::1]:9": true,
+		"127.0.0.1": false, ":17012": false, "127.0.0.1:0": false, "127.0.0.1:70000": false, "127.0.0.1:x": false,
+	} {
+		if got := (Factory{}).Validate(addr); got != want {
+			t.Errorf("Validate(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestCloseEndsAcceptedConnections(t *testing.T) {
+	r := startReceiver(t)
+	conn, err := r.GetConnection(context.Background(), r.address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SendMessageBatch(testBatch(1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	r.await(t, 1)
+	done := make(chan struct{})
+	go func() {
+		_ = r.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return with a connection open")
+	}
+}
