@@ -51,8 +51,9 @@ const (
 	// headerSize is the size of a frame header.
 	headerSize = 9
 	// maxPayload bounds a frame's payload: a longer length is taken for a
-	// corrupt stream, not allocated.
-	maxPayload = 1 << 30
+	// corrupt stream, not allocated. Dragonboat's batches stay under
+	// 64 MiB plus one entry of up to 64 MiB.
+	maxPayload = 256 << 20
 	// readBufferSize is the receiver's read buffer: most batches fit whole.
 	readBufferSize = 64 << 10
 	// keepBuffer is the largest payload buffer a connection keeps between
@@ -143,17 +144,23 @@ func (t *Transport) Close() error {
 	return nil
 }
 
+// accept serves the connections ln accepts until the transport closes. An
+// error that is not the listener's closing (out of file descriptors, say)
+// is retried after a pause that doubles up to a second.
 func (t *Transport) accept(ln net.Listener) {
 	defer t.wg.Done()
+	pause := time.Duration(0)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return // closed
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			time.Sleep(pause)
+			continue
 		}
+		pause = 0
 		t.mu.Lock()
 		if t.closed {
 			t.mu.Unlock()
