@@ -39,13 +39,19 @@ func do(t testing.TB, h *handler, c call) response {
 	if c.body != "" {
 		body = strings.NewReader(c.body)
 	}
-	base := serverOf(t, h)
-	req, err := http.NewRequest(c.method, base+c.target, body)
+	return send(t, serverOf(t, h), c.method, c.target, c.ctype, body)
+}
+
+// send makes one request to the server at base; a body of unknown length
+// goes chunked.
+func send(t testing.TB, base, method, target, ctype string, body io.Reader) response {
+	t.Helper()
+	req, err := http.NewRequest(method, base+target, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ctype != "" {
-		req.Header.Set("Content-Type", c.ctype)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -522,46 +528,31 @@ func trunc(s string) string {
 func TestHandlerOverHTTP(t *testing.T) {
 	h, _ := newTestHandler(t, handlerConfig{})
 	base := serverOf(t, h)
-	send := func(method, target, ctype string, body io.Reader) (int, string, http.Header) {
+	exchange := func(method, target, ctype string, body io.Reader) (int, string, http.Header) {
 		t.Helper()
-		req, err := http.NewRequest(method, base+target, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ctype != "" {
-			req.Header.Set("Content-Type", ctype)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, string(b), resp.Header
+		r := send(t, base, method, target, ctype, body)
+		return r.code, r.body, r.hdr
 	}
 	// fetch(url, {method: "PUT", body: new URLSearchParams({val: "a b&c"})})
-	if code, body, _ := send("PUT", "/testkey", formType+";charset=UTF-8", strings.NewReader("val=a+b%26c")); code != 200 ||
+	if code, body, _ := exchange("PUT", "/testkey", formType+";charset=UTF-8", strings.NewReader("val=a+b%26c")); code != 200 ||
 		body != `{"key":"/testkey","ver":6,"val":"a b&c"}`+"\n" {
 		t.Fatalf("browser PUT: %d %q", code, body)
 	}
 	// A chunked body of unknown length.
 	chunked := io.MultiReader(strings.NewReader("val=x&"), strings.NewReader("ver=6"))
-	if code, body, _ := send("PUT", "/testkey", formType, chunked); code != 200 ||
+	if code, body, _ := exchange("PUT", "/testkey", formType, chunked); code != 200 ||
 		body != `{"key":"/testkey","ver":7,"val":"x"}`+"\n" {
 		t.Fatalf("chunked PUT: %d %q", code, body)
 	}
-	if code, body, _ := send("PUT", "/testkey", formType, strings.NewReader("val="+strings.Repeat("v", 4<<20))); code != 413 ||
+	if code, body, _ := exchange("PUT", "/testkey", formType, strings.NewReader("val="+strings.Repeat("v", 4<<20))); code != 413 ||
 		body != "Value too large (max 1048576 bytes)\n" {
 		t.Fatalf("huge PUT: %d %q", code, body)
 	}
-	if code, body, hdr := send("PATCH", "/testkey", "", nil); code != 405 || body != "Method not supported\n" ||
+	if code, body, hdr := exchange("PATCH", "/testkey", "", nil); code != 405 || body != "Method not supported\n" ||
 		hdr.Get("Allow") != "GET, PUT, DELETE" {
 		t.Fatalf("PATCH: %d %q %v", code, body, hdr)
 	}
-	if code, body, _ := send("GET", "/testkey?stale=true", "", nil); code != 200 ||
+	if code, body, _ := exchange("GET", "/testkey?stale=true", "", nil); code != 200 ||
 		body != `{"key":"/testkey","ver":7,"val":"x"}`+"\n" {
 		t.Fatalf("GET: %d %q", code, body)
 	}
