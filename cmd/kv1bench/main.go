@@ -228,6 +228,13 @@ func run(ctx context.Context, cfg config) (err error) {
 			return err
 		}
 	}
+	// The platform's share of every row: what a sync costs on this disk,
+	// and what the cluster costs with no request at all.
+	if rep.Platform, err = probePlatform(ctx, root, nodes); err != nil {
+		return err
+	}
+	log.Printf("fdatasync %.0f µs (%.0f µs CPU); idle cluster %.1f%% of a core",
+		rep.Platform.FsyncUS, rep.Platform.FsyncCPUUS, rep.Platform.IdleCPUPct)
 	var ceilings []float64
 	for i, l := range loads {
 		if l.pids == nil {
@@ -263,12 +270,11 @@ func run(ctx context.Context, cfg config) (err error) {
 		log.Printf("filled at %.0f req/s, codes %v, errors %v", r.RPS, r.Codes, r.Errors)
 	}
 	// Ratios are to the mean of the ceiling's runs, first and last.
-	var ceilingRPS float64
 	for _, r := range ceilings {
-		ceilingRPS += r / float64(len(ceilings))
+		rep.CeilingRPS += r / float64(len(ceilings))
 	}
 	for i := range rep.Rows {
-		rep.Rows[i].Ratio = rep.Rows[i].RPS / ceilingRPS
+		rep.Rows[i].Ratio = rep.Rows[i].RPS / rep.CeilingRPS
 		rep.Rows[i].check()
 	}
 	for _, n := range c.Nodes {

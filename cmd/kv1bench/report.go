@@ -22,9 +22,13 @@ type Report struct {
 	Machine   Machine   `json:"machine"`
 	Settings  Settings  `json:"settings"`
 	StartupMS float64   `json:"startupMs"` // processes started → first successful PUT
-	Rows      []Row     `json:"rows"`
-	Writes    int       `json:"writes"` // PUT requests sent during the run
-	Nodes     []Usage   `json:"nodes"`  // after the whole benchmark
+	Platform  Platform  `json:"platform"`
+	// CeilingRPS is the mean of the ceiling's runs, first and last: the
+	// denominator of every row's ratio.
+	CeilingRPS float64 `json:"ceilingRps"`
+	Rows       []Row   `json:"rows"`
+	Writes     int     `json:"writes"` // PUT requests sent during the run
+	Nodes      []Usage `json:"nodes"`  // after the whole benchmark
 	// LoadAvg is the machine's 1-minute load average before the cluster
 	// started and after the last load: other work on the machine skews
 	// every figure.
@@ -162,7 +166,14 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "kv1bench %s: %d CPUs (%s), %s, linux %s, commit %s\n", r.Time.Format(time.DateTime), m.CPUs, m.Model, m.Go, m.Kernel, m.Commit)
 	fmt.Fprintf(w, "3 kv1 nodes, %d shards, -c %d, %s; load average %.2f before, %.2f after\n",
 		r.Settings.Shards, r.Settings.Concurrency, load, r.LoadAvg[0], r.LoadAvg[1])
-	fmt.Fprintf(w, "startup (processes start → first PUT 200): %.2f s\n\n", r.StartupMS/1000)
+	fmt.Fprintf(w, "startup (processes start → first PUT 200): %.2f s\n", r.StartupMS/1000)
+	p := r.Platform
+	fmt.Fprintf(w, "fdatasync after a 4 KiB append: %.0f µs, %.0f µs CPU\n", p.FsyncUS, p.FsyncCPUUS)
+	fmt.Fprintf(w, "idle cluster: %.1f%% of a core", p.IdleCPUPct)
+	if r.CeilingRPS > 0 {
+		fmt.Fprintf(w, ", %.1f µs per request at the ceiling's rate", p.IdleCPUPct/100*1e6/r.CeilingRPS)
+	}
+	fmt.Fprint(w, "\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "load\treq/s\t×ceil\tp50 ms\tp99 ms\tCPU µs/req\tcodes\ttarget\t\t")
 	for _, row := range r.Rows {

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestProbeFsync(t *testing.T) {
+	dir := t.TempDir()
+	wall, cpu, err := probeFsync(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wall <= 0 || cpu < 0 || cpu > 10*wall+time.Millisecond {
+		t.Errorf("one append and sync: wall %v, CPU %v", wall, cpu)
+	}
+	left, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("the probe left %d files behind", len(left))
+	}
+}
+
+// TestProbeIdle measures this process while one goroutine spins: the
+// probe must see it working.
+func TestProbeIdle(t *testing.T) {
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !stop.Load() {
+			runtime.Gosched()
+		}
+	}()
+	pct, err := probeIdle(context.Background(), []int{os.Getpid()}, 300*time.Millisecond)
+	stop.Store(true)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pct <= 0 || pct > 100*float64(runtime.NumCPU())+1 {
+		t.Errorf("a spinning goroutine measured at %.1f%% of a core", pct)
+	}
+}
