@@ -32,6 +32,7 @@ import (
 	"hash/crc32"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -52,8 +53,9 @@ const (
 	// headerSize is the size of a frame header.
 	headerSize = 9
 	// maxPayload bounds a frame's payload: a longer length is taken for a
-	// corrupt stream, not allocated. Dragonboat's batches stay under
-	// 64 MiB plus one entry of up to 64 MiB.
+	// corrupt stream. Dragonboat's batches stay under 64 MiB plus one entry
+	// of up to 64 MiB. A payload is allocated as its bytes arrive, not
+	// from the length alone (readPayload).
 	maxPayload = 256 << 20
 	// readBufferSize is the receiver's read buffer: most batches fit whole.
 	readBufferSize = 64 << 10
@@ -227,17 +229,37 @@ func readFrame(r *bufio.Reader, hdr, buf []byte) (kind byte, payload []byte, err
 	if n > maxPayload || (kind == frameEnd && n != 0) {
 		return 0, nil, errBadFrame
 	}
-	if uint32(cap(buf)) < n {
-		buf = make([]byte, n)
-	}
-	payload = buf[:n]
-	if _, err := io.ReadFull(r, payload); err != nil {
+	payload, err = readPayload(r, buf, int(n))
+	if err != nil {
 		return 0, nil, err
 	}
 	if crc32.Checksum(payload, crcTable) != binary.BigEndian.Uint32(hdr[5:9]) {
 		return 0, nil, errBadCRC
 	}
 	return kind, payload, nil
+}
+
+// readPayload reads an n-byte payload, into buf when it fits. A longer one
+// grows as its bytes arrive, doubling from readBufferSize, so a header
+// that promises more than the peer sends costs the receiver no more memory
+// than twice what it did send.
+func readPayload(r io.Reader, buf []byte, n int) ([]byte, error) {
+	if cap(buf) >= n {
+		p := buf[:n]
+		_, err := io.ReadFull(r, p)
+		return p, err
+	}
+	p := buf[:0]
+	for len(p) < n {
+		step := min(n-len(p), max(cap(p), readBufferSize))
+		p = slices.Grow(p, step)
+		m, err := io.ReadFull(r, p[len(p):len(p)+step])
+		p = p[:len(p)+m]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // GetConnection implements raftio.ITransport.

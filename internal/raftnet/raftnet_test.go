@@ -1,11 +1,15 @@
 package raftnet
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
+	"io"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -253,4 +257,62 @@ func TestCloseEndsAcceptedConnections(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not return with a connection open")
 	}
+}
+
+// TestPayloadGrowsAsItArrives reads payloads longer than the buffer: the
+// bytes come back whole, and a length the peer does not follow with its
+// bytes is not allocated.
+func TestPayloadGrowsAsItArrives(t *testing.T) {
+	want := make([]byte, 5*readBufferSize+123)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	got, err := readPayload(bytes.NewReader(want), make([]byte, 0, 100), len(want))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes (%v), want the %d sent", len(got), err, len(want))
+	}
+
+	hdr := make([]byte, headerSize)
+	hdr[0] = frameBatch
+	binary.BigEndian.PutUint32(hdr[1:5], 200<<20)
+	stream := append(hdr, make([]byte, 1000)...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err = readFrame(bufio.NewReader(bytes.NewReader(stream)), make([]byte, headerSize), nil)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("a frame cut short: %v, want %v", err, io.ErrUnexpectedEOF)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
+		t.Fatalf("a header promising 200 MiB, followed by 1000 bytes, allocated %d MiB", grew>>20)
+	}
+}
+
+// FuzzReadFrame feeds readFrame any stream: it returns a frame whose
+// checksum matched, or an error, and never panics.
+func FuzzReadFrame(f *testing.F) {
+	good := testBatch(1, []byte("ok"))
+	payload, err := good.Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	hdr := make([]byte, headerSize)
+	hdr[0] = frameBatch
+	binary.BigEndian.PutUint32(hdr[1:5], uint32(len(payload)))
+	binary.BigEndian.PutUint32(hdr[5:9], crc32.Checksum(payload, crcTable))
+	f.Add(append(hdr, payload...))
+	f.Add([]byte{frameEnd, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{frameBatch, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		r := bufio.NewReader(bytes.NewReader(stream))
+		for range 4 {
+			kind, p, err := readFrame(r, make([]byte, headerSize), nil)
+			if err != nil {
+				return
+			}
+			if kind == frameEnd && len(p) != 0 {
+				t.Fatalf("frameEnd with %d bytes of payload", len(p))
+			}
+		}
+	})
 }
