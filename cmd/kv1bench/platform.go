@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -91,7 +90,7 @@ func probeIdle(ctx context.Context, pids []int, d time.Duration) (float64, error
 
 // probePlatform measures the disk under root and the idle cluster.
 func probePlatform(ctx context.Context, root string, pids []int) (Platform, error) {
-	wall, cpu, err := probeFsync(filepath.Clean(root))
+	wall, cpu, err := probeFsync(root)
 	if err != nil {
 		return Platform{}, err
 	}

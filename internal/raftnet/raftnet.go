@@ -239,16 +239,11 @@ func readFrame(r *bufio.Reader, hdr, buf []byte) (kind byte, payload []byte, err
 	return kind, payload, nil
 }
 
-// readPayload reads an n-byte payload, into buf when it fits. A longer one
-// grows as its bytes arrive, doubling from readBufferSize, so a header
-// that promises more than the peer sends costs the receiver no more memory
-// than twice what it did send.
+// readPayload reads an n-byte payload, into buf when it fits (one read of
+// n bytes). A longer one grows as its bytes arrive, doubling from
+// readBufferSize, so a header that promises more than the peer sends costs
+// the receiver no more memory than twice what it did send.
 func readPayload(r io.Reader, buf []byte, n int) ([]byte, error) {
-	if cap(buf) >= n {
-		p := buf[:n]
-		_, err := io.ReadFull(r, p)
-		return p, err
-	}
 	p := buf[:0]
 	for len(p) < n {
 		step := min(n-len(p), max(cap(p), readBufferSize))
