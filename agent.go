@@ -102,7 +102,7 @@ func NewAgent(clusterName string, peers []string, opts ...AgentOption) (*Agent, 
 		apiAddr:     DefaultApiAddress, apiBind: DefaultApiAddress,
 		raftAddr: DefaultRaftAddress, raftBind: DefaultRaftAddress,
 		hostTags:      map[string]string{},
-		hostConfig:    config.NodeHostConfig{RTTMillisecond: 10},
+		hostConfig:    config.NodeHostConfig{RTTMillisecond: defaultRTTMillisecond},
 		replicaConfig: defaultReplicaConfig(),
 		memoryLimit:   DefaultHostMemoryLimit,
 		controller:    defaultShardController{},
@@ -119,17 +119,23 @@ func NewAgent(clusterName string, peers []string, opts ...AgentOption) (*Agent, 
 	if a.hostConfig.NodeHostDir == "" {
 		return nil, fmt.Errorf("%w: no raft dir (WithDirRaft)", ErrInvalidConfig)
 	}
+	if a.hostConfig.RTTMillisecond == 0 {
+		a.hostConfig.RTTMillisecond = defaultRTTMillisecond
+	}
+	if a.replicaConfig.ElectionRTT == 0 {
+		a.replicaConfig.ElectionRTT, a.replicaConfig.HeartbeatRTT = raftTicks(a.hostConfig.RTTMillisecond)
+	}
 	if len(a.hostTags) == 0 {
 		a.hostTags = nil
 	}
 	return a, nil
 }
 
-// defaultReplicaConfig is the Dragonboat replica configuration of guest shards.
+// defaultReplicaConfig is the Dragonboat replica configuration of guest
+// shards. NewAgent sets its election and heartbeat ticks from the host's
+// raft clock.
 func defaultReplicaConfig() config.Config {
 	return config.Config{
-		ElectionRTT:        20,
-		HeartbeatRTT:       2,
 		CheckQuorum:        true,
 		PreVote:            true,
 		SnapshotEntries:    10000,

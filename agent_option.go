@@ -109,6 +109,11 @@ func WithHostTags(tags ...string) AgentOption {
 // WithHostConfig replaces Dragonboat's host configuration. Addresses and
 // directories set by other options still apply.
 //
+// A zero RTTMillisecond, the raft clock's tick, means 20 ms. Unless
+// WithReplicaConfig says otherwise, the prime and guest shards count their
+// election timeout (200 ms, randomized up to 400) and heartbeat interval
+// (40 ms) in ticks of that clock.
+//
 // Unless the config names its own transport (Expert.TransportFactory) or
 // asks for mutual TLS, raft messages between hosts go through the agent's
 // own TCP module, which sends a message batch with one system call instead
@@ -128,7 +133,8 @@ func WithHostConfig(cfg config.NodeHostConfig) AgentOption {
 }
 
 // WithReplicaConfig sets the Dragonboat replica configuration used for guest
-// shards. ShardID, ReplicaID and IsNonVoting are filled in per replica.
+// shards. ShardID, ReplicaID and IsNonVoting are filled in per replica; its
+// ElectionRTT and HeartbeatRTT are ticks of the host's RTTMillisecond.
 func WithReplicaConfig(cfg config.Config) AgentOption {
 	return func(a *Agent) error {
 		if cfg.ElectionRTT == 0 || cfg.HeartbeatRTT == 0 || cfg.ElectionRTT <= 2*cfg.HeartbeatRTT {

@@ -102,9 +102,6 @@ func (a *Agent) nodeHostConfig(ctx context.Context) (config.NodeHostConfig, erro
 	}
 	nhc.RaftEventListener = raftEvents{a}
 	nhc.NotifyCommit = true
-	if nhc.RTTMillisecond == 0 {
-		nhc.RTTMillisecond = 10
-	}
 	if nhc.Expert.LogDB.IsEmpty() {
 		nhc.Expert.LogDB = logDBConfig(a.memoryLimit)
 		memtrim.Fix()
@@ -264,9 +261,10 @@ func (a *Agent) join(ctx context.Context, nonVoting bool) error {
 
 // startPrime starts this host's replica of the prime shard and records it on disk.
 func (a *Agent) startPrime(members map[uint64]dragonboat.Target, join bool, rec primeRecord) error {
+	election, heartbeat := raftTicks(a.hostConfig.RTTMillisecond)
 	cfg := config.Config{
 		ShardID: 0, ReplicaID: rec.ReplicaID, IsNonVoting: rec.NonVoting,
-		ElectionRTT: 20, HeartbeatRTT: 2, CheckQuorum: true, PreVote: true,
+		ElectionRTT: election, HeartbeatRTT: heartbeat, CheckQuorum: true, PreVote: true,
 		SnapshotEntries: 1000, CompactionOverhead: 500,
 	}
 	nh := a.NodeHost()

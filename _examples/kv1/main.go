@@ -132,7 +132,7 @@ func newAgent(o options, log *slog.Logger) (*zongzi.Agent, error) {
 		zongzi.WithAddrRaft(strings.Split(o.raft, ",")...),
 		zongzi.WithDirRaft(filepath.Join(o.dir, "raft")),
 		zongzi.WithHostTags("geo:region="+o.region, "geo:zone="+o.zone),
-		zongzi.WithHostConfig(config.NodeHostConfig{RTTMillisecond: 10, EnableMetrics: true}),
+		zongzi.WithHostConfig(config.NodeHostConfig{EnableMetrics: true}),
 		zongzi.WithLogger(log),
 	}
 	if o.gossip != "" {
