@@ -113,6 +113,22 @@ func TestClusterPlacementJoinAndSnapshot(t *testing.T) {
 		ccancel()
 	}
 
+	// A deadline closer than one raft tick (20 ms) is a timeout: Dragonboat
+	// refuses such a proposal as too small a timeout.
+	for _, commit := range []bool{false, true} {
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Millisecond)
+		var err error
+		if commit {
+			err = a1.Client(shards[0].ID).Commit(cctx, []byte("late"))
+		} else {
+			_, _, err = a1.Client(shards[0].ID).Apply(cctx, []byte("late"))
+		}
+		ccancel()
+		if !errors.Is(err, zongzi.ErrTimeout) {
+			t.Fatalf("write (commit=%v) with 5 ms left: %v, want ErrTimeout", commit, err)
+		}
+	}
+
 	// A write from host 4 goes to the leader's host first, wherever the
 	// leader is: the test state machine answers with the ID of the replica
 	// that proposed it. The leader moves to each replica in turn.

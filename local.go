@@ -183,7 +183,8 @@ func mapError(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, dragonboat.ErrTimeout):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, dragonboat.ErrTimeout),
+		errors.Is(err, dragonboat.ErrTimeoutTooSmall): // less than one raft tick left
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, dragonboat.ErrCanceled):
 		return fmt.Errorf("%w: %w", context.Canceled, err)
