@@ -1,10 +1,15 @@
 package zongzi_test
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/lni/dragonboat/v4/config"
+	"github.com/lni/vfs"
+	"go.uber.org/goleak"
 
 	"github.com/zongzi-kv/zongzi"
 )
@@ -95,5 +100,27 @@ func TestShardOptionsRejectBadValues(t *testing.T) {
 	}
 	if _, _, err := a.ShardCreate(ctx, "zongzi://x", zongzi.WithName("x")); !errors.Is(err, zongzi.ErrAgentNotReady) {
 		t.Errorf("create before Start: %v, want ErrAgentNotReady", err)
+	}
+}
+
+// customFS is a file system Dragonboat's log storage refuses: it takes only
+// its own default and in-memory ones.
+type customFS struct{ vfs.FS }
+
+// Dragonboat answers such a host config by returning neither a host nor an
+// error; Start must fail with ErrBootstrap, not dereference the missing host.
+func TestStartFailsWhenDragonboatReturnsNoHost(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	addrs := freeAddrs(t, 2)
+	cfg := config.NodeHostConfig{Expert: config.ExpertConfig{FS: customFS{vfs.Default}}}
+	a, err := zongzi.NewAgent("kv1", addrs[:1], zongzi.WithAddrApi(addrs[0]), zongzi.WithAddrRaft(addrs[1]),
+		zongzi.WithDirRaft(t.TempDir()), zongzi.WithHostConfig(cfg), zongzi.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Start(ctx); !errors.Is(err, zongzi.ErrBootstrap) {
+		t.Fatalf("Start: %v, want ErrBootstrap", err)
 	}
 }

@@ -32,6 +32,9 @@ type primeRecord struct {
 // retryInterval is the pause between bootstrap attempts.
 const retryInterval = 200 * time.Millisecond
 
+// errNoNodeHost is Start's error when Dragonboat returns no host and no error.
+var errNoNodeHost = errors.New("dragonboat returned no host and no error (it recovered from a panic; a custom Expert.FS is one cause)")
+
 // Start starts the host and brings it into the cluster: it forms the prime
 // shard with its peers when none is initialised, joins an existing cluster
 // (as non-voting when it is not a peer), or rejoins from its data on disk.
@@ -59,6 +62,12 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return err
 	}
 	nh, err := dragonboat.NewNodeHost(nhc)
+	if err == nil && nh == nil {
+		// NewNodeHost recovers from a panic whose value is not an error and
+		// then returns neither a host nor an error, e.g. when its log storage
+		// refuses a custom Expert.FS.
+		err = errNoNodeHost
+	}
 	if err != nil {
 		return fmt.Errorf("%w: start host: %w", ErrBootstrap, err)
 	}
