@@ -22,7 +22,7 @@ const (
 // keeping ElectionRTT above twice HeartbeatRTT as Dragonboat requires.
 func raftTicks(rtt uint64) (election, heartbeat uint64) {
 	tick := time.Duration(max(rtt, 1)) * time.Millisecond
-	heartbeat = max(uint64((heartbeatInterval+tick-1)/tick), 1)
+	heartbeat = uint64((heartbeatInterval + tick - 1) / tick)
 	election = max(uint64((electionTimeout+tick-1)/tick), 2*heartbeat+1)
 	return election, heartbeat
 }
