@@ -1,5 +1,5 @@
 # Zongzi: the library and its kv1 example.
-#   make test    every test, with the race detector (what CI runs)
+#   make test    every test, with the race detector, and every benchmark once (what CI runs)
 #   make run     a local 3-node kv1 cluster in the background; make stop ends it
 #   make bench   kv1 under load, next to a trivial net/http server
 #   make gen     regenerate the message bus's gRPC code
@@ -15,8 +15,11 @@ PKGS     := ./... ./_examples/kv1
 
 .PHONY: test test-short vet lint gen run stop bench chaos kv1
 
+# Every benchmark also runs once, so that a broken one fails here and not
+# only when someone measures with it.
 test: vet
 	$(GO) test -race -count=1 -timeout $(TESTTIME) $(PKGS)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 $(PKGS)
 
 test-short: vet
 	$(GO) test -race -short -count=1 $(PKGS)

@@ -126,11 +126,11 @@ func BenchmarkHandlerPut(b *testing.B) {
 			ver += 5 // the fake's first index is 6
 			batch = make([]string, 4096)
 			for i := range batch {
-				batch[i] = "val=" + benchVal + "&ver=" + strconv.Itoa(ver+i)
+				batch[i] = "/testkey?val=" + benchVal + "&ver=" + strconv.Itoa(ver+i)
 			}
 			b.StartTimer()
 		}
-		req.URI().SetQueryString(batch[0])
+		req.SetRequestURI(batch[0])
 		batch = batch[1:]
 	})
 }
