@@ -57,14 +57,15 @@ type handlerConfig struct {
 // over shards by a hash of the key; /healthz, /metrics and paths starting
 // with /_ are server paths.
 type handler struct {
-	shards  []shardClient
-	timeout time.Duration
-	maxKey  int
-	maxVal  int
-	healthz func(ctx context.Context) error
-	status  func(ctx context.Context, w io.Writer) error
-	reg     func(ctx context.Context, w io.Writer) error
-	metrics httpMetrics
+	shards    []shardClient
+	timeout   time.Duration
+	deadlines requestDeadlines
+	maxKey    int
+	maxVal    int
+	healthz   func(ctx context.Context) error
+	status    func(ctx context.Context, w io.Writer) error
+	reg       func(ctx context.Context, w io.Writer) error
+	metrics   httpMetrics
 }
 
 // newHandler returns the handler of the kv1 API over shards. The order of
@@ -91,6 +92,7 @@ func newHandler(shards []shardClient, cfg handlerConfig) (*handler, error) {
 		status:  cfg.Status,
 		reg:     cfg.Registry,
 	}
+	h.deadlines.timeout, h.deadlines.width = h.timeout, h.timeout/100
 	return h, nil
 }
 
@@ -172,8 +174,7 @@ func (h *handler) serveServer(rc *fasthttp.RequestCtx, path string) int {
 		rc.Response.Header.Set("Allow", hdrAllowPath)
 		return writeError(rc, errMethod)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
-	defer cancel()
+	ctx := h.deadlines.context()
 	switch path {
 	case "/healthz":
 		if h.healthz != nil {

@@ -45,8 +45,7 @@ func (h *handler) serveKey(rc *fasthttp.RequestCtx, key, query string) int {
 	if herr != nil {
 		return writeError(rc, herr)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
-	defer cancel()
+	ctx := h.deadlines.context()
 	switch {
 	case rc.IsGet():
 		return h.get(ctx, rc, key, p)
