@@ -58,8 +58,7 @@ type handlerConfig struct {
 // with /_ are server paths.
 type handler struct {
 	shards    []shardClient
-	timeout   time.Duration
-	deadlines requestDeadlines
+	deadlines requestDeadlines // bound each request by the configured timeout
 	maxKey    int
 	maxVal    int
 	healthz   func(ctx context.Context) error
@@ -85,14 +84,14 @@ func newHandler(shards []shardClient, cfg handlerConfig) (*handler, error) {
 	}
 	h := &handler{
 		shards:  append([]shardClient(nil), shards...),
-		timeout: cmp.Or(cfg.Timeout, defaultTimeout),
 		maxKey:  cmp.Or(cfg.MaxKey, defaultMaxKey),
 		maxVal:  cmp.Or(cfg.MaxVal, defaultMaxVal),
 		healthz: cfg.Healthz,
 		status:  cfg.Status,
 		reg:     cfg.Registry,
 	}
-	h.deadlines.timeout, h.deadlines.width = h.timeout, h.timeout/100
+	timeout := cmp.Or(cfg.Timeout, defaultTimeout)
+	h.deadlines.timeout, h.deadlines.width = timeout, timeout/100
 	return h, nil
 }
 
