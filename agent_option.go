@@ -133,12 +133,15 @@ func WithHostConfig(cfg config.NodeHostConfig) AgentOption {
 }
 
 // WithReplicaConfig sets the Dragonboat replica configuration used for guest
-// shards. ShardID, ReplicaID and IsNonVoting are filled in per replica; its
-// ElectionRTT and HeartbeatRTT are ticks of the host's RTTMillisecond.
+// shards; start from DefaultReplicaConfig. ShardID, ReplicaID and
+// IsNonVoting are filled in per replica. ElectionRTT and HeartbeatRTT are
+// ticks of the host's RTTMillisecond; leave both zero to have them set in
+// time as by default.
 func WithReplicaConfig(cfg config.Config) AgentOption {
 	return func(a *Agent) error {
-		if cfg.ElectionRTT == 0 || cfg.HeartbeatRTT == 0 || cfg.ElectionRTT <= 2*cfg.HeartbeatRTT {
-			return fmt.Errorf("%w: replica config needs ElectionRTT > 2*HeartbeatRTT > 0", ErrInvalidConfig)
+		inTime := cfg.ElectionRTT == 0 && cfg.HeartbeatRTT == 0
+		if !inTime && (cfg.ElectionRTT == 0 || cfg.HeartbeatRTT == 0 || cfg.ElectionRTT <= 2*cfg.HeartbeatRTT) {
+			return fmt.Errorf("%w: replica config needs ElectionRTT > 2*HeartbeatRTT > 0, or both zero", ErrInvalidConfig)
 		}
 		a.replicaConfig = cfg
 		return nil

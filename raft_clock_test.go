@@ -3,6 +3,8 @@ package zongzi
 import (
 	"testing"
 	"time"
+
+	"github.com/lni/dragonboat/v4/config"
 )
 
 func TestRaftTicks(t *testing.T) {
@@ -37,5 +39,23 @@ func TestRaftTicksValidAtEveryClock(t *testing.T) {
 		if got := time.Duration(election) * tick; got < electionTimeout {
 			t.Fatalf("raftTicks(%d): election after %v, under %v", rtt, got, electionTimeout)
 		}
+	}
+}
+
+// A replica config that leaves both ticks zero gets them set in time from
+// the host's clock, and keeps the rest of what it says.
+func TestReplicaConfigTicksSetInTime(t *testing.T) {
+	cfg := DefaultReplicaConfig()
+	cfg.SnapshotEntries = 7
+	a, err := NewAgent("zz", []string{DefaultApiAddress}, WithDirRaft(t.TempDir()),
+		WithHostConfig(config.NodeHostConfig{RTTMillisecond: 30}), WithReplicaConfig(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	election, heartbeat := raftTicks(30)
+	got := a.replicaConfig
+	if got.ElectionRTT != election || got.HeartbeatRTT != heartbeat || got.SnapshotEntries != 7 {
+		t.Errorf("replica config: election %d, heartbeat %d, snapshot entries %d; want %d, %d, 7",
+			got.ElectionRTT, got.HeartbeatRTT, got.SnapshotEntries, election, heartbeat)
 	}
 }
