@@ -30,6 +30,7 @@ const shardType = "zongzi://github.com/zongzi-kv/zongzi/_examples/kv1"
 type options struct {
 	dir, gossip, raft, api, http, peers, zone, region, name, pprof string
 	shards                                                         int
+	snapshotEntries                                                uint64
 	timeout                                                        time.Duration
 }
 
@@ -47,6 +48,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.shards, "s", 4, "number of kv shards")
 	fs.StringVar(&o.name, "n", "kv1", "cluster name")
 	fs.DurationVar(&o.timeout, "t", time.Second, "request timeout")
+	fs.Uint64Var(&o.snapshotEntries, "snap", 0, "snapshot each shard every `N` raft entries (0: Zongzi's default, 100000)")
 	fs.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this address (off when empty)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -137,6 +139,12 @@ func newAgent(o options, log *slog.Logger) (*zongzi.Agent, error) {
 	}
 	if o.gossip != "" {
 		opts = append(opts, zongzi.WithAddrGossip(strings.Split(o.gossip, ",")...))
+	}
+	if o.snapshotEntries > 0 {
+		// The log keeps half an interval of entries behind each snapshot.
+		cfg := zongzi.DefaultReplicaConfig()
+		cfg.SnapshotEntries, cfg.CompactionOverhead = o.snapshotEntries, o.snapshotEntries/2
+		opts = append(opts, zongzi.WithReplicaConfig(cfg))
 	}
 	agent, err := zongzi.NewAgent(o.name, strings.Split(o.peers, ","), opts...)
 	if err != nil {

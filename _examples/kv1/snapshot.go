@@ -9,6 +9,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 // Snapshot format: snapshotVersion, uvarint(count), then count records
@@ -16,6 +18,14 @@ import (
 // uvarint(len(x)) followed by the bytes of x. Sorting makes the snapshots
 // of replicas with equal state byte-identical.
 const snapshotVersion byte = 1
+
+// Snapshot counters, served on /metrics: the snapshots this process's
+// replicas wrote, and those they recovered from (at start, or sent by a
+// leader to a replica that lagged behind its log).
+var (
+	snapshotsSaved     = metrics.NewCounter("kv1_snapshots_saved_total")
+	snapshotsRecovered = metrics.NewCounter("kv1_snapshots_recovered_total")
+)
 
 // errSnapshotStopped is returned when a snapshot is abandoned because the
 // replica is stopping.
@@ -78,6 +88,7 @@ func (sm *stateMachine) SaveSnapshot(cursor any, w io.Writer, stop <-chan struct
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("kv1: write snapshot: %w", err)
 	}
+	snapshotsSaved.Inc()
 	return nil
 }
 
@@ -97,6 +108,7 @@ func (sm *stateMachine) RecoverFromSnapshot(r io.Reader, stop <-chan struct{}) e
 	for i := range sm.stripes {
 		sm.stripes[i].mu.Unlock()
 	}
+	snapshotsRecovered.Inc()
 	return nil
 }
 

@@ -332,3 +332,25 @@ func dump(sm zongzi.StateMachine) map[string]string {
 	}
 	return m
 }
+
+// Each snapshot saved or recovered counts once on /metrics; a failed
+// recovery does not count.
+func TestStateMachineSnapshotCounters(t *testing.T) {
+	saved, recovered := snapshotsSaved.Get(), snapshotsRecovered.Get()
+	sm := newStateMachine(1, 1)
+	sm.Update([]zongzi.Entry{{Index: 1, Cmd: put("/a", "1")}})
+	c, _ := sm.PrepareSnapshot()
+	var buf bytes.Buffer
+	if err := sm.SaveSnapshot(c, &buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := newStateMachine(1, 2).RecoverFromSnapshot(bytes.NewReader(buf.Bytes()[:1]), nil); err == nil {
+		t.Fatal("truncated snapshot recovered")
+	}
+	if err := newStateMachine(1, 2).RecoverFromSnapshot(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s, r := snapshotsSaved.Get()-saved, snapshotsRecovered.Get()-recovered; s != 1 || r != 1 {
+		t.Errorf("counted %d saved and %d recovered snapshots, want 1 and 1", s, r)
+	}
+}
