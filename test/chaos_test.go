@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -76,6 +77,12 @@ type chaosConfig struct {
 	Artifacts    string        // where failing histories and logs go
 	Summary      string        // JSON summary file, if any
 }
+
+// chaosSnapshotEntries is how often the chaos clusters' shards take a
+// snapshot (kv1's -snap): often enough that snapshots are taken, sent to
+// lagging replicas and recovered from while faults strike, which Zongzi's
+// default of 100,000 entries would seldom do in a run.
+const chaosSnapshotEntries = 1000
 
 // chaosShortDuration is the workload per scenario of the CI run.
 const chaosShortDuration = 4 * time.Second
@@ -424,6 +431,30 @@ func (r *chaosRun) registryConverged(ctx context.Context) error {
 	}
 }
 
+// snapshotCounts sums kv1's snapshot counters over the running nodes.
+func (r *chaosRun) snapshotCounts(ctx context.Context) (saved, recovered int, err error) {
+	for _, n := range r.running() {
+		code, body, err := linSend(ctx, time.Second, http.MethodGet, n.URL("/metrics"))
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("%d %s", code, body)
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("node %d: /metrics: %w", n.N, err)
+		}
+		for line := range strings.Lines(string(body)) {
+			name, v, _ := strings.Cut(strings.TrimSpace(line), " ")
+			c, _ := strconv.Atoi(v)
+			switch name {
+			case "kv1_snapshots_saved_total":
+				saved += c
+			case "kv1_snapshots_recovered_total":
+				recovered += c
+			}
+		}
+	}
+	return saved, recovered, nil
+}
+
 // chaosSummary is the outcome of one scenario.
 type chaosSummary struct {
 	Scenario        string `json:"scenario"`
@@ -437,14 +468,16 @@ type chaosSummary struct {
 	Linearizable    string `json:"linearizable"` // yes, no, or unknown (the checker ran out of time)
 	Lost            int    `json:"acknowledgedWritesLost"`
 	StaleViolations int    `json:"staleViolations"`
+	SnapshotsSaved  int    `json:"snapshotsSaved"`     // by the processes running at the end
+	Recovered       int    `json:"snapshotsRecovered"` // likewise
 	Registry        string `json:"registryConverged"` // yes or no
 	Visualization   string `json:"visualization,omitempty"`
 }
 
 // line formats s as one stable, greppable line.
 func (s chaosSummary) line() string {
-	return fmt.Sprintf("chaos: scenario=%s nodes=%d shards=%d duration=%s ops=%d indeterminate=%d stale_reads=%d faults=%d linearizable=%s lost=%d stale_violations=%d registry_converged=%s",
-		s.Scenario, s.Nodes, s.Shards, s.Duration, s.Ops, s.Indeterminate, s.StaleReads, s.Faults, s.Linearizable, s.Lost, s.StaleViolations, s.Registry)
+	return fmt.Sprintf("chaos: scenario=%s nodes=%d shards=%d duration=%s ops=%d indeterminate=%d stale_reads=%d faults=%d linearizable=%s lost=%d stale_violations=%d registry_converged=%s snapshots_saved=%d snapshots_recovered=%d",
+		s.Scenario, s.Nodes, s.Shards, s.Duration, s.Ops, s.Indeterminate, s.StaleReads, s.Faults, s.Linearizable, s.Lost, s.StaleViolations, s.Registry, s.SnapshotsSaved, s.Recovered)
 }
 
 // chaosRunScenario runs sc on a new cluster and checks its history.
@@ -455,6 +488,7 @@ func chaosRunScenario(t *testing.T, bin string, cfg chaosConfig, sc chaosScenari
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.Args = []string{"-snap", fmt.Sprint(chaosSnapshotEntries)}
 	t.Cleanup(func() {
 		c.Close()
 		if t.Failed() {
@@ -498,6 +532,9 @@ func chaosRunScenario(t *testing.T, bin string, cfg chaosConfig, sc chaosScenari
 	}
 	final, err := r.finalReads(ctx, h, cfg.Clients*1000)
 	if err != nil {
+		t.Error(err)
+	}
+	if sum.SnapshotsSaved, sum.Recovered, err = r.snapshotCounts(ctx); err != nil {
 		t.Error(err)
 	}
 	ops, stale := h.snapshot()
