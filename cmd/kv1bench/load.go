@@ -46,13 +46,15 @@ func (r Result) WriteSummary(w io.Writer) {
 // CASLoad is a write load that hey cannot make, because every request has
 // its own URL: each worker creates a key of its own (ver=0), then
 // compare-and-sets it again and again with the version the previous write
-// returned. Every request is a raft write of a distinct key.
+// returned. Every request is a raft write of a distinct key. With Fresh,
+// each write creates a key of its own instead.
 type CASLoad struct {
 	URL      string        // base URL of a kv1 node, e.g. http://127.0.0.1:8001
 	Prefix   string        // key prefix: worker i writes the key Prefix + i
 	Workers  int           // concurrent requests
 	Requests int           // total requests; 0 runs for Duration instead
 	Duration time.Duration // how long to run when Requests is 0
+	Fresh    bool          // each write creates a new key (Prefix + i + "-" + n), so the state grows
 }
 
 // mismatch finds the stored version in kv1's 409 body "Version mismatch
@@ -91,6 +93,7 @@ func (l CASLoad) Run(ctx context.Context) (Result, error) {
 	for i := range l.Workers {
 		wg.Go(func() {
 			w, err := newCASWorker(ctx, client, fmt.Sprintf("%s%s%d", l.URL, l.Prefix, i))
+			w.fresh = l.Fresh
 			if err != nil {
 				mu.Lock()
 				total.Errors[err.Error()]++
@@ -131,7 +134,9 @@ func (l CASLoad) Run(ctx context.Context) (Result, error) {
 // CPU per request than hey does on the same cores.
 type casWorker struct {
 	client *http.Client
-	req    *http.Request // the key's PUT; only its query changes
+	req    *http.Request // the key's PUT; only its query changes, or its path when fresh
+	path   string        // the key's path
+	fresh  bool          // each write creates the key path + "-" + seq
 	body   bytes.Buffer
 	query  []byte
 	ver    uint64 // the version the next write expects
@@ -146,7 +151,7 @@ func newCASWorker(ctx context.Context, client *http.Client, keyURL string) (*cas
 	if err != nil {
 		return nil, fmt.Errorf("cas load: %w", err)
 	}
-	return &casWorker{client: client, req: req, codes: map[int]int{}, errors: map[string]int{}}, nil
+	return &casWorker{client: client, req: req, path: req.URL.Path, codes: map[int]int{}, errors: map[string]int{}}, nil
 }
 
 // put sends one compare-and-set and learns the key's version from the
@@ -159,6 +164,9 @@ func (w *casWorker) put(ctx context.Context) {
 	q = append(q, "&ver="...)
 	w.query = strconv.AppendUint(q, w.ver, 10)
 	w.req.URL.RawQuery = string(w.query)
+	if w.fresh {
+		w.req.URL.Path = w.path + "-" + strconv.Itoa(w.seq)
+	}
 	start := time.Now()
 	resp, err := w.client.Do(w.req)
 	if err != nil {
@@ -176,6 +184,9 @@ func (w *casWorker) put(ctx context.Context) {
 	}
 	w.lats = append(w.lats, time.Since(start))
 	w.codes[resp.StatusCode]++
+	if w.fresh {
+		return // the next write creates another key: ver stays 0
+	}
 	switch resp.StatusCode {
 	case http.StatusOK:
 		if v, ok := recordVersion(w.body.Bytes()); ok {

@@ -8,7 +8,8 @@
 //	go run ./cmd/kv1bench -out bench/results.json
 //
 // With -cas URL it only runs its compare-and-set load against a running
-// kv1 node and prints a hey-like summary.
+// kv1 node and prints a hey-like summary; with -fresh as well, every write
+// of that load creates a new key, so that the state grows with the load.
 package main
 
 import (
@@ -39,6 +40,7 @@ type config struct {
 	keep        bool
 	verbose     bool
 	casURL      string
+	fresh       bool
 	fill        int
 }
 
@@ -53,6 +55,7 @@ func main() {
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the cluster's data dir")
 	flag.BoolVar(&cfg.verbose, "v", false, "print every load's hey-style output")
 	flag.StringVar(&cfg.casURL, "cas", "", "only run the compare-and-set load against this kv1 URL")
+	flag.BoolVar(&cfg.fresh, "fresh", false, "with -cas: every write creates a new key (ver=0) instead of updating the worker's key")
 	flag.IntVar(&cfg.fill, "fill", 0, "after the loads, write compare-and-sets until this many writes in all, then measure memory and disk")
 	flag.Parse()
 	log.SetFlags(0)
@@ -68,7 +71,9 @@ func main() {
 	var err error
 	if cfg.casURL != "" {
 		var r Result
-		r, err = cfg.casLoad(cfg.casURL, "/kv1bench-cas-").Run(ctx)
+		l := cfg.casLoad(cfg.casURL, "/kv1bench-cas-")
+		l.Fresh = cfg.fresh
+		r, err = l.Run(ctx)
 		r.WriteSummary(os.Stdout)
 	} else {
 		err = run(ctx, cfg)
