@@ -470,7 +470,7 @@ type chaosSummary struct {
 	StaleViolations int    `json:"staleViolations"`
 	SnapshotsSaved  int    `json:"snapshotsSaved"`     // by the processes running at the end
 	Recovered       int    `json:"snapshotsRecovered"` // likewise
-	Registry        string `json:"registryConverged"` // yes or no
+	Registry        string `json:"registryConverged"`  // yes or no
 	Visualization   string `json:"visualization,omitempty"`
 }
 
