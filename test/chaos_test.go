@@ -434,12 +434,12 @@ func (r *chaosRun) registryConverged(ctx context.Context) error {
 // snapshotCounts sums kv1's snapshot counters over the running nodes.
 func (r *chaosRun) snapshotCounts(ctx context.Context) (saved, recovered int, err error) {
 	for _, n := range r.running() {
-		code, body, err := linSend(ctx, time.Second, http.MethodGet, n.URL("/metrics"))
-		if err == nil && code != http.StatusOK {
-			err = fmt.Errorf("%d %s", code, body)
+		code, body, serr := linSend(ctx, time.Second, http.MethodGet, n.URL("/metrics"))
+		if serr == nil && code != http.StatusOK {
+			serr = fmt.Errorf("%d %s", code, body)
 		}
-		if err != nil {
-			return 0, 0, fmt.Errorf("node %d: /metrics: %w", n.N, err)
+		if serr != nil {
+			return 0, 0, fmt.Errorf("node %d: /metrics: %w", n.N, serr)
 		}
 		for line := range strings.Lines(string(body)) {
 			name, v, _ := strings.Cut(strings.TrimSpace(line), " ")
@@ -457,27 +457,27 @@ func (r *chaosRun) snapshotCounts(ctx context.Context) (saved, recovered int, er
 
 // chaosSummary is the outcome of one scenario.
 type chaosSummary struct {
-	Scenario        string `json:"scenario"`
-	Nodes           int    `json:"nodes"`
-	Shards          int    `json:"shards"`
-	Duration        string `json:"duration"`
-	Ops             int    `json:"operations"`
-	Indeterminate   int    `json:"indeterminate"`
-	StaleReads      int    `json:"staleReads"`
-	Faults          int    `json:"faults"`
-	Linearizable    string `json:"linearizable"` // yes, no, or unknown (the checker ran out of time)
-	Lost            int    `json:"acknowledgedWritesLost"`
-	StaleViolations int    `json:"staleViolations"`
-	SnapshotsSaved  int    `json:"snapshotsSaved"`     // by the processes running at the end
-	Recovered       int    `json:"snapshotsRecovered"` // likewise
-	Registry        string `json:"registryConverged"`  // yes or no
-	Visualization   string `json:"visualization,omitempty"`
+	Scenario           string `json:"scenario"`
+	Nodes              int    `json:"nodes"`
+	Shards             int    `json:"shards"`
+	Duration           string `json:"duration"`
+	Ops                int    `json:"operations"`
+	Indeterminate      int    `json:"indeterminate"`
+	StaleReads         int    `json:"staleReads"`
+	Faults             int    `json:"faults"`
+	Linearizable       string `json:"linearizable"` // yes, no, or unknown (the checker ran out of time)
+	Lost               int    `json:"acknowledgedWritesLost"`
+	StaleViolations    int    `json:"staleViolations"`
+	SnapshotsSaved     int    `json:"snapshotsSaved"`     // by the processes running at the end
+	SnapshotsRecovered int    `json:"snapshotsRecovered"` // likewise
+	Registry           string `json:"registryConverged"`  // yes or no
+	Visualization      string `json:"visualization,omitempty"`
 }
 
 // line formats s as one stable, greppable line.
 func (s chaosSummary) line() string {
 	return fmt.Sprintf("chaos: scenario=%s nodes=%d shards=%d duration=%s ops=%d indeterminate=%d stale_reads=%d faults=%d linearizable=%s lost=%d stale_violations=%d registry_converged=%s snapshots_saved=%d snapshots_recovered=%d",
-		s.Scenario, s.Nodes, s.Shards, s.Duration, s.Ops, s.Indeterminate, s.StaleReads, s.Faults, s.Linearizable, s.Lost, s.StaleViolations, s.Registry, s.SnapshotsSaved, s.Recovered)
+		s.Scenario, s.Nodes, s.Shards, s.Duration, s.Ops, s.Indeterminate, s.StaleReads, s.Faults, s.Linearizable, s.Lost, s.StaleViolations, s.Registry, s.SnapshotsSaved, s.SnapshotsRecovered)
 }
 
 // chaosRunScenario runs sc on a new cluster and checks its history.
@@ -534,7 +534,7 @@ func chaosRunScenario(t *testing.T, bin string, cfg chaosConfig, sc chaosScenari
 	if err != nil {
 		t.Error(err)
 	}
-	if sum.SnapshotsSaved, sum.Recovered, err = r.snapshotCounts(ctx); err != nil {
+	if sum.SnapshotsSaved, sum.SnapshotsRecovered, err = r.snapshotCounts(ctx); err != nil {
 		t.Error(err)
 	}
 	ops, stale := h.snapshot()

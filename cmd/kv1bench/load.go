@@ -93,13 +93,13 @@ func (l CASLoad) Run(ctx context.Context) (Result, error) {
 	for i := range l.Workers {
 		wg.Go(func() {
 			w, err := newCASWorker(ctx, client, fmt.Sprintf("%s%s%d", l.URL, l.Prefix, i))
-			w.fresh = l.Fresh
 			if err != nil {
 				mu.Lock()
 				total.Errors[err.Error()]++
 				mu.Unlock()
 				return
 			}
+			w.fresh = l.Fresh
 			for more() {
 				w.put(ctx)
 			}
