@@ -142,18 +142,6 @@ func (sm *stateMachine) Watch(ctx context.Context, _ []byte, _ chan<- *zongzi.Re
 // Close releases nothing; the state lives in memory only.
 func (sm *stateMachine) Close() error { return nil }
 
-// len returns the number of records.
-func (sm *stateMachine) len() int {
-	n := 0
-	for i := range sm.stripes {
-		st := &sm.stripes[i]
-		st.mu.RLock()
-		n += len(st.m)
-		st.mu.RUnlock()
-	}
-	return n
-}
-
 func mismatch(stored uint64) zongzi.Result {
 	return zongzi.Result{Value: resultMismatch, Data: appendMismatch(make([]byte, 0, 1+uvarintSize(stored)), stored)}
 }
