@@ -354,3 +354,44 @@ func TestStateMachineSnapshotCounters(t *testing.T) {
 		t.Errorf("counted %d saved and %d recovered snapshots, want 1 and 1", s, r)
 	}
 }
+
+// A snapshot saved while updates write to every stripe holds the state of
+// the moment it was prepared; under -race, this also checks that the
+// snapshot reads nothing an update writes.
+func TestStateMachineSnapshotBesideUpdates(t *testing.T) {
+	sm := newStateMachine(1, 1)
+	var entries []zongzi.Entry
+	for i := range 1000 {
+		entries = append(entries, zongzi.Entry{Index: uint64(i + 1), Cmd: put(fmt.Sprintf("/k%d", i), "before")})
+	}
+	sm.Update(entries)
+	cursor, err := sm.PrepareSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := dump(sm)
+	var buf bytes.Buffer
+	saved := make(chan error)
+	go func() { saved <- sm.SaveSnapshot(cursor, &buf, nil) }()
+	for i := range 1000 {
+		cmd := put(fmt.Sprintf("/new%d", i), "after")
+		if i%2 == 0 {
+			cmd = del(fmt.Sprintf("/k%d", i))
+		}
+		sm.Update([]zongzi.Entry{{Index: uint64(2000 + i), Cmd: cmd}})
+	}
+	if err := <-saved; err != nil {
+		t.Fatal(err)
+	}
+	other := newStateMachine(1, 2)
+	if err := other.RecoverFromSnapshot(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(other); !maps.Equal(got, want) {
+		t.Fatalf("snapshot holds %d records, want the %d of when it was prepared", len(got), len(want))
+	}
+	now := dump(sm)
+	if _, ok := now["/new1"]; !ok || len(now) != 1000 {
+		t.Fatalf("state has %d records after the updates (/new1 there: %v), want 1000 with /new1", len(now), ok)
+	}
+}
