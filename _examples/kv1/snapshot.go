@@ -77,8 +77,8 @@ func (sm *stateMachine) SaveSnapshot(cursor any, w io.Writer, stop <-chan struct
 		return fmt.Errorf("kv1: snapshot cursor of unexpected type %T", cursor)
 	}
 	n := 0
-	for _, m := range c {
-		n += len(m)
+	for _, entries := range c {
+		n += len(entries)
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var buf [2 * binary.MaxVarintLen64]byte
