@@ -31,9 +31,9 @@ func BenchmarkShardClient(b *testing.B) {
 	// raw runs first, so benchstat takes it as the base column.
 	pair := func(name string, client, raw func(ctx context.Context) error) {
 		if raw != nil {
-			b.Run(name+"/via=raw", func(b *testing.B) { runParallel(b, raw) })
+			b.Run(name+"/via=raw", func(b *testing.B) { runParallel(b, bc.term, raw) })
 		}
-		b.Run(name+"/via=client", func(b *testing.B) { runParallel(b, client) })
+		b.Run(name+"/via=client", func(b *testing.B) { runParallel(b, bc.term, client) })
 	}
 	hosts := []struct {
 		role  string
@@ -66,8 +66,11 @@ func BenchmarkShardClient(b *testing.B) {
 
 // runParallel runs op from benchConcurrency goroutines, each call with a
 // deadline, and reports operations per second. Failed calls fail the
-// benchmark.
-func runParallel(b *testing.B, op func(ctx context.Context) error) {
+// benchmark, saying whether the shard's term changed meanwhile (term
+// returns it): an election drops the proposals in flight, which then time
+// out with their outcome unknown.
+func runParallel(b *testing.B, term func() uint64, op func(ctx context.Context) error) {
+	before := term()
 	b.SetParallelism((benchConcurrency + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	var failed atomic.Int64
 	var once sync.Once
@@ -86,7 +89,7 @@ func runParallel(b *testing.B, op func(ctx context.Context) error) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 	if n := failed.Load(); n > 0 {
-		b.Errorf("%d of %d calls failed; the first: %v", n, b.N, first)
+		b.Errorf("%d of %d calls failed (the shard's term: %d before, %d after); the first: %v", n, b.N, before, term(), first)
 	}
 }
 
@@ -98,6 +101,12 @@ type benchCluster struct {
 	leader    *zongzi.Agent // has the shard's leader replica
 	follower  *zongzi.Agent // has a follower replica
 	forwarder *zongzi.Agent // has no replica: forwards over the bus
+}
+
+// term returns the shard's term as the leader's host last saw it.
+func (bc *benchCluster) term() uint64 {
+	_, t := bc.leader.Client(bc.shardID).Leader()
+	return t
 }
 
 // newBenchCluster starts the cluster, stopped when b ends.
