@@ -108,3 +108,32 @@ func leaderAndFollower(ctx context.Context, c *kv1proc.Cluster, key string) (lea
 	}
 	return leader, follower, nil
 }
+
+// shardTerms returns the highest term each shard has on any node.
+func shardTerms(ctx context.Context, c *kv1proc.Cluster) (map[uint64]uint64, error) {
+	terms := map[uint64]uint64{}
+	for _, n := range c.Nodes {
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := n.HostStatus(actx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("node %d: status: %w", n.N, err)
+		}
+		for _, s := range st.Shards {
+			terms[s.ID] = max(terms[s.ID], s.Term)
+		}
+	}
+	return terms, nil
+}
+
+// elections returns how many terms the shards went through between two
+// readings of shardTerms: each election a shard held, won or not.
+func elections(before, after map[uint64]uint64) int {
+	n := 0
+	for id, t := range after {
+		if b, ok := before[id]; ok && t > b {
+			n += int(t - b)
+		}
+	}
+	return n
+}

@@ -246,10 +246,21 @@ func run(ctx context.Context, cfg config) (err error) {
 			l.pids = nodes
 		}
 		log.Printf("%d/%d: %s", i+1, len(loads), l.name)
+		terms, err := shardTerms(ctx, c)
+		if err != nil {
+			return err
+		}
 		row, out, err := measure(ctx, l)
 		if err != nil {
 			return fmt.Errorf("%s: %w", l.name, err)
 		}
+		// An election moves leaders, so the rows after it may not
+		// measure the roles they name.
+		after, err := shardTerms(ctx, c)
+		if err != nil {
+			return err
+		}
+		row.Elections = elections(terms, after)
 		if l.ceiling {
 			ceilings = append(ceilings, row.RPS)
 		}
@@ -260,7 +271,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		if cfg.verbose {
 			io.WriteString(os.Stderr, out)
 		}
-		log.Printf("%.0f req/s, p99 %.2f ms, %.1f µs CPU/req, %s", row.RPS, row.P99MS, row.CPUUS, codes(row))
+		log.Printf("%.0f req/s, p99 %.2f ms, %.1f µs CPU/req, %s, %d elections", row.RPS, row.P99MS, row.CPUUS, codes(row), row.Elections)
 	}
 	rep.LoadAvg[1] = loadAvg()
 	if more := cfg.fill - rep.Writes; more > 0 {

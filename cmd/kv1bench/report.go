@@ -66,8 +66,11 @@ type Row struct {
 	Codes    map[string]int `json:"codes"`
 	Errors   int            `json:"errors"`
 	CPUUS    float64        `json:"cpuUsPerRequest"` // servers' user+system CPU
-	Target   Target         `json:"target"`
-	Missed   []string       `json:"missed,omitempty"` // targets not met
+	// Elections counts the terms the kv1 cluster's shards went through
+	// during the load; with none, leaders stayed where they were.
+	Elections int      `json:"elections"`
+	Target    Target   `json:"target"`
+	Missed    []string `json:"missed,omitempty"` // targets not met
 }
 
 // Target is what a row should reach; zero fields set no target.
@@ -175,7 +178,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	fmt.Fprint(w, "\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "load\treq/s\t×ceil\tp50 ms\tp99 ms\tCPU µs/req\tcodes\ttarget\t\t")
+	fmt.Fprintln(tw, "load\treq/s\t×ceil\tp50 ms\tp99 ms\tCPU µs/req\tcodes\telections\ttarget\t\t")
 	for _, row := range r.Rows {
 		verdict := "ok"
 		if len(row.Missed) > 0 {
@@ -184,8 +187,8 @@ func (r *Report) WriteTable(w io.Writer) {
 		if row.Target == (Target{}) {
 			verdict = ""
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%s\t%s\t%s\t\n", row.Name, row.RPS, row.Ratio,
-			row.P50MS, row.P99MS, row.CPUUS, codes(row), row.Target, verdict)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%s\t%d\t%s\t%s\t\n", row.Name, row.RPS, row.Ratio,
+			row.P50MS, row.P99MS, row.CPUUS, codes(row), row.Elections, row.Target, verdict)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nafter %d writes:\n", r.Writes)
