@@ -246,7 +246,7 @@ func run(ctx context.Context, cfg config) (err error) {
 			l.pids = nodes
 		}
 		log.Printf("%d/%d: %s", i+1, len(loads), l.name)
-		terms, err := shardTerms(ctx, c)
+		before, err := shardTerms(ctx, c)
 		if err != nil {
 			return err
 		}
@@ -260,7 +260,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		if err != nil {
 			return err
 		}
-		row.Elections = elections(terms, after)
+		row.Elections = elections(before, after)
 		if l.ceiling {
 			ceilings = append(ceilings, row.RPS)
 		}
