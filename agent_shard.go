@@ -123,7 +123,7 @@ func (a *Agent) proposeRegistryResult(ctx context.Context, cmd registry.Command)
 // startControllers starts the agent's background work, all ending with ctx.
 func (a *Agent) startControllers(ctx context.Context) {
 	for _, run := range []func(context.Context){
-		a.runHostController, a.runShardController, a.runLeaderWorker, a.runProber,
+		a.runHostController, a.runShardController, a.runLeaderWorker, a.runProber, a.runStallWatch,
 	} {
 		a.wg.Add(1)
 		go func() {

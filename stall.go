@@ -1,0 +1,66 @@
+package zongzi
+
+import (
+	"context"
+	"time"
+)
+
+// The stall watch. Dragonboat's clock, heartbeats and elections run on
+// goroutines of the host's process. When the process keeps them waiting
+// (goroutines that compute without blocking on every core, a paused VM),
+// followers stop hearing from their leaders and elect new ones, and the
+// writes in flight time out with their outcome unknown. Nothing in
+// Dragonboat's logs at error level says why, so the agent checks that one
+// of its own goroutines runs on time and warns when it ran late by half an
+// election timeout, from where leaders start to fall.
+const (
+	// stallCheck is how often the watch runs.
+	stallCheck = 100 * time.Millisecond
+	// stallWarnEvery is the least time between two warnings.
+	stallWarnEvery = 10 * time.Second
+)
+
+// stallWatch counts the checks that ran late.
+type stallWatch struct {
+	threshold time.Duration // lateness from which a check counts
+	last      time.Time     // when the previous check ran
+	warned    time.Time     // when the last warning went out
+	stalls    int           // late checks since then
+	worst     time.Duration // the latest of them
+}
+
+// observe records a check that ran at now, stallCheck after the previous
+// one was due, and reports whether to warn of the stalls counted so far.
+func (w *stallWatch) observe(now time.Time) bool {
+	if late := now.Sub(w.last) - stallCheck; late >= w.threshold {
+		w.stalls++
+		w.worst = max(w.worst, late)
+	}
+	w.last = now
+	if w.stalls == 0 || (!w.warned.IsZero() && now.Sub(w.warned) < stallWarnEvery) {
+		return false
+	}
+	w.warned = now
+	return true
+}
+
+// runStallWatch logs a warning, at most every stallWarnEvery, when the
+// agent's goroutines ran late by half the guest replicas' election timeout.
+func (a *Agent) runStallWatch(ctx context.Context) {
+	election := time.Duration(a.replicaConfig.ElectionRTT*a.hostConfig.RTTMillisecond) * time.Millisecond
+	w := stallWatch{threshold: election / 2, last: time.Now()}
+	tick := time.NewTicker(stallCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if w.observe(time.Now()) {
+			a.log.Warn("zongzi: the agent's goroutines ran late by half an election timeout or more, and replicas may lose their leaders: goroutines computing without pause on every core, or a paused machine?",
+				"stalls", w.stalls, "worst", w.worst, "electionTimeout", election)
+			w.stalls, w.worst = 0, 0
+		}
+	}
+}
