@@ -56,8 +56,9 @@ func (a *Agent) runStallWatch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		}
-		if w.observe(time.Now()) {
+			if !w.observe(time.Now()) {
+				continue
+			}
 			a.log.Warn("zongzi: the agent's goroutines ran late by half an election timeout or more, and replicas may lose their leaders: goroutines computing without pause on every core, or a paused machine?",
 				"stalls", w.stalls, "worst", w.worst, "electionTimeout", election)
 			w.stalls, w.worst = 0, 0
