@@ -30,18 +30,20 @@ type stallWatch struct {
 }
 
 // observe records a check that ran at now, stallCheck after the previous
-// one was due, and reports whether to warn of the stalls counted so far.
-func (w *stallWatch) observe(now time.Time) bool {
+// one was due. When it is time to warn of the stalls counted so far, it
+// returns their number and the worst, and starts counting again.
+func (w *stallWatch) observe(now time.Time) (stalls int, worst time.Duration, warn bool) {
 	if late := now.Sub(w.last) - stallCheck; late >= w.threshold {
 		w.stalls++
 		w.worst = max(w.worst, late)
 	}
 	w.last = now
 	if w.stalls == 0 || (!w.warned.IsZero() && now.Sub(w.warned) < stallWarnEvery) {
-		return false
+		return 0, 0, false
 	}
-	w.warned = now
-	return true
+	stalls, worst = w.stalls, w.worst
+	w.warned, w.stalls, w.worst = now, 0, 0
+	return stalls, worst, true
 }
 
 // runStallWatch logs a warning, at most every stallWarnEvery, when the
@@ -56,12 +58,10 @@ func (a *Agent) runStallWatch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if !w.observe(time.Now()) {
-				continue
+			if stalls, worst, warn := w.observe(time.Now()); warn {
+				a.log.Warn("zongzi: the agent's goroutines ran late by half an election timeout or more, and replicas may lose their leaders: goroutines computing without pause on every core, or a paused machine?",
+					"stalls", stalls, "worst", worst, "electionTimeout", election)
 			}
-			a.log.Warn("zongzi: the agent's goroutines ran late by half an election timeout or more, and replicas may lose their leaders: goroutines computing without pause on every core, or a paused machine?",
-				"stalls", w.stalls, "worst", w.worst, "electionTimeout", election)
-			w.stalls, w.worst = 0, 0
 		}
 	}
 }

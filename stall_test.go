@@ -12,14 +12,15 @@ func TestStallWatch(t *testing.T) {
 	check := func(after time.Duration, wantWarn bool, wantStalls int, wantWorst time.Duration) {
 		t.Helper()
 		now = now.Add(after)
-		if got := w.observe(now); got != wantWarn {
-			t.Errorf("check %v after the last: warn = %v, want %v", after, got, wantWarn)
+		stalls, worst, warn := w.observe(now)
+		if warn != wantWarn {
+			t.Errorf("check %v after the last: warn = %v, want %v", after, warn, wantWarn)
 		}
-		if w.stalls != wantStalls || w.worst != wantWorst {
-			t.Errorf("check %v after the last: stalls %d, worst %v; want %d, %v", after, w.stalls, w.worst, wantStalls, wantWorst)
+		if !warn { // still counting: what the next warning would carry
+			stalls, worst = w.stalls, w.worst
 		}
-		if wantWarn {
-			w.stalls, w.worst = 0, 0 // as runStallWatch does once it warned
+		if stalls != wantStalls || worst != wantWorst {
+			t.Errorf("check %v after the last: stalls %d, worst %v; want %d, %v", after, stalls, worst, wantStalls, wantWorst)
 		}
 	}
 	check(stallCheck, false, 0, 0)                     // on time
