@@ -62,7 +62,10 @@ func WithAddrRaft(addrs ...string) AgentOption {
 // WithAddrGossip sets the gossip address: advertise address, then an
 // optional bind address. Gossip is off unless this option is given; with it,
 // replicas are addressed by host ID and peers exchange gossip addresses
-// during bootstrap.
+// during bootstrap, so a host may restart on another raft address. Without
+// it, Dragonboat refuses to start on a data directory created with another
+// raft address. Gossip costs CPU on every host all the time, and a data
+// directory keeps the addressing it was created with.
 func WithAddrGossip(addrs ...string) AgentOption {
 	return func(a *Agent) (err error) {
 		a.gossipAddr, a.gossipBind, err = checkAddrs("gossip", addrs)

@@ -86,11 +86,12 @@ func (s *logSM) Close() error { return nil }
 
 // node is one agent of a test cluster with the settings to restart it.
 type node struct {
-	zone  string
-	api   string
-	raft  string
-	dir   string
-	agent *zongzi.Agent
+	zone   string
+	api    string
+	raft   string
+	gossip string // empty: gossip off
+	dir    string
+	agent  *zongzi.Agent
 }
 
 // cluster is a set of agents on loopback in one process.
@@ -133,9 +134,14 @@ func (c *cluster) addNode(zone string) *node {
 // newAgent creates the agent of n with the test state machine registered.
 func (c *cluster) newAgent(n *node) (*zongzi.Agent, error) {
 	log := slog.New(slog.NewTextHandler(testWriter{}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := zongzi.NewAgent("test", c.peers,
+	opts := []zongzi.AgentOption{
 		zongzi.WithAddrApi(n.api), zongzi.WithAddrRaft(n.raft), zongzi.WithDirRaft(n.dir),
-		zongzi.WithHostTags("geo:region=r1", "geo:zone="+n.zone), zongzi.WithLogger(log))
+		zongzi.WithHostTags("geo:region=r1", "geo:zone="+n.zone), zongzi.WithLogger(log),
+	}
+	if n.gossip != "" {
+		opts = append(opts, zongzi.WithAddrGossip(n.gossip))
+	}
+	a, err := zongzi.NewAgent("test", c.peers, opts...)
 	if err != nil {
 		return nil, err
 	}
