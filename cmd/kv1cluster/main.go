@@ -51,8 +51,8 @@ func cluster(bin, dir string, shards int) *kv1proc.Cluster {
 		node := filepath.Join(dir, fmt.Sprintf("node-%d", i))
 		n := &kv1proc.Node{
 			N: i, Dir: node, Zone: kv1proc.Zones[i-1],
-			Gossip: fmt.Sprintf("127.0.0.1:170%d1", i), Raft: fmt.Sprintf("127.0.0.1:170%d2", i),
-			API: fmt.Sprintf("127.0.0.1:170%d3", i), HTTP: fmt.Sprintf("127.0.0.1:800%d", i),
+			Raft: fmt.Sprintf("127.0.0.1:170%d2", i), API: fmt.Sprintf("127.0.0.1:170%d3", i),
+			HTTP:   fmt.Sprintf("127.0.0.1:800%d", i),
 			Stderr: node + ".log", Stdout: node + ".out",
 		}
 		c.Nodes = append(c.Nodes, n)

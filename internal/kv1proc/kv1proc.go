@@ -54,14 +54,15 @@ func moduleRoot(ctx context.Context) (string, error) {
 
 // Node is one kv1 process and the settings to restart it.
 type Node struct {
-	N                             int // 1-based
-	Dir                           string
-	Gossip, Raft, API, HTTP, Zone string
-	Pprof                         string // net/http/pprof address, empty for none
-	Stderr                        string // path of the node's log file
-	Stdout                        string // path of the node's stdout file
-	cmd                           *exec.Cmd
-	done                          chan struct{}
+	N                     int // 1-based
+	Dir                   string
+	Raft, API, HTTP, Zone string
+	Gossip                string // gossip address (kv1's -g), empty for none
+	Pprof                 string // net/http/pprof address, empty for none
+	Stderr                string // path of the node's log file
+	Stdout                string // path of the node's stdout file
+	cmd                   *exec.Cmd
+	done                  chan struct{}
 }
 
 // URL returns the node's HTTP URL for path (which starts with "/").
@@ -111,7 +112,7 @@ func New(bin, root string, peers, shards int) (*Cluster, error) {
 
 // Add prepares one more node; nodes after the peers join as non-voting.
 func (c *Cluster) Add() (*Node, error) {
-	ports, err := freeport.Addrs(5)
+	ports, err := freeport.Addrs(4)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +122,7 @@ func (c *Cluster) Add() (*Node, error) {
 	dir := filepath.Join(c.Root, fmt.Sprintf("node-%d", i))
 	n := &Node{
 		N: i, Dir: dir, Zone: Zones[(i-1)%len(Zones)],
-		Gossip: ports[0], Raft: ports[1], API: ports[2], HTTP: ports[3], Pprof: ports[4],
+		Raft: ports[0], API: ports[1], HTTP: ports[2], Pprof: ports[3],
 		Stderr: dir + ".log", Stdout: dir + ".out",
 	}
 	c.Nodes = append(c.Nodes, n)
@@ -130,8 +131,11 @@ func (c *Cluster) Add() (*Node, error) {
 
 // Command returns the kv1 command line of node n, as the Makefile builds it.
 func (c *Cluster) Command(n *Node) []string {
-	args := []string{c.Bin, "-d", n.Dir, "-g", n.Gossip, "-r", n.Raft, "-a", n.API, "-h", n.HTTP,
+	args := []string{c.Bin, "-d", n.Dir, "-r", n.Raft, "-a", n.API, "-h", n.HTTP,
 		"-p", strings.Join(c.Peers, ","), "-z", n.Zone, "-re", Region, "-s", fmt.Sprint(c.Shards)}
+	if n.Gossip != "" {
+		args = append(args, "-g", n.Gossip)
+	}
 	if n.Pprof != "" {
 		args = append(args, "-pprof", n.Pprof)
 	}
