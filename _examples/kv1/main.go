@@ -134,7 +134,7 @@ func newAgent(o options, log *slog.Logger) (*zongzi.Agent, error) {
 		zongzi.WithAddrRaft(strings.Split(o.raft, ",")...),
 		zongzi.WithDirRaft(filepath.Join(o.dir, "raft")),
 		zongzi.WithHostTags("geo:region="+o.region, "geo:zone="+o.zone),
-		zongzi.WithHostConfig(config.NodeHostConfig{EnableMetrics: true}),
+		zongzi.WithHostConfig(hostConfig()),
 		zongzi.WithLogger(log),
 	}
 	if o.gossip != "" {
@@ -154,6 +154,20 @@ func newAgent(o options, log *slog.Logger) (*zongzi.Agent, error) {
 		return nil, err
 	}
 	return agent, nil
+}
+
+// hostConfig is Dragonboat's host configuration for a kv1 node: metrics on,
+// and one engine worker of each kind that takes part in every write (raft
+// steps, commits, applies) instead of 16. A node runs a handful of shards
+// whose updates are cheap; with one worker, one raft step carries every
+// shard's entries, one log write and sync, and one message per peer, and
+// wakes one goroutine instead of one per shard. Fewer step workers is a
+// setting a data dir keeps: Dragonboat refuses to start on one created
+// with another.
+func hostConfig() config.NodeHostConfig {
+	engine := config.GetDefaultEngineConfig()
+	engine.ExecShards, engine.CommitShards, engine.ApplyShards = 1, 1, 1
+	return config.NodeHostConfig{EnableMetrics: true, Expert: config.ExpertConfig{Engine: engine}}
 }
 
 // createShards creates (or finds, when another node did) the kv shards,
