@@ -61,6 +61,51 @@ func cluster(bin, dir string, shards int) *kv1proc.Cluster {
 	return c
 }
 
+// logSizes returns the size of each node's log before this start: the logs
+// are appended to.
+func logSizes(c *kv1proc.Cluster) []int64 {
+	sizes := make([]int64, len(c.Nodes))
+	for i, n := range c.Nodes {
+		if fi, err := os.Stat(n.Stderr); err == nil {
+			sizes[i] = fi.Size()
+		}
+	}
+	return sizes
+}
+
+// withLastErrors adds to err the last error each node logged since this
+// start, and how to start afresh: a node that refuses its data dir (one
+// written by a kv1 with other settings) says so in its log, and the next
+// start would too.
+func withLastErrors(err error, c *kv1proc.Cluster, logged []int64, dir string) error {
+	var b strings.Builder
+	for i, n := range c.Nodes {
+		if line := lastError(n.Stderr, logged[i]); line != "" {
+			fmt.Fprintf(&b, "\nnode %d: %s", n.N, line)
+		}
+	}
+	if b.Len() == 0 {
+		return err
+	}
+	return fmt.Errorf("%w%s\nto start afresh, remove the cluster's data: rm -rf %s", err, b.String(), dir)
+}
+
+// lastError returns the last line with an error that the log at path got
+// after its first from bytes.
+func lastError(path string, from int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) < from {
+		return ""
+	}
+	var last string
+	for line := range strings.Lines(string(b[from:])) {
+		if strings.Contains(line, "level=ERROR") {
+			last = strings.TrimSpace(line)
+		}
+	}
+	return last
+}
+
 func pidFile(dir string, n *kv1proc.Node) string {
 	return filepath.Join(dir, fmt.Sprintf("node-%d.pid", n.N))
 }
@@ -82,6 +127,7 @@ func start(dir string, shards int, wait time.Duration) error {
 		return err
 	}
 	c.Bin = bin
+	logged := logSizes(c)
 	for _, n := range c.Nodes {
 		if err := c.Start(n); err != nil {
 			c.Close()
@@ -94,7 +140,7 @@ func start(dir string, shards int, wait time.Duration) error {
 	}
 	if err := c.WaitHealthy(ctx, c.Nodes...); err != nil {
 		c.Close()
-		return err
+		return withLastErrors(err, c, logged, dir)
 	}
 	fmt.Println("kv1 cluster is serving:")
 	for _, n := range c.Nodes {
