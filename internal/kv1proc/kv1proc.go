@@ -57,7 +57,6 @@ type Node struct {
 	N                     int // 1-based
 	Dir                   string
 	Raft, API, HTTP, Zone string
-	Gossip                string // gossip address (kv1's -g), empty for none
 	Pprof                 string // net/http/pprof address, empty for none
 	Stderr                string // path of the node's log file
 	Stdout                string // path of the node's stdout file
@@ -133,9 +132,6 @@ func (c *Cluster) Add() (*Node, error) {
 func (c *Cluster) Command(n *Node) []string {
 	args := []string{c.Bin, "-d", n.Dir, "-r", n.Raft, "-a", n.API, "-h", n.HTTP,
 		"-p", strings.Join(c.Peers, ","), "-z", n.Zone, "-re", Region, "-s", fmt.Sprint(c.Shards)}
-	if n.Gossip != "" {
-		args = append(args, "-g", n.Gossip)
-	}
 	if n.Pprof != "" {
 		args = append(args, "-pprof", n.Pprof)
 	}
