@@ -13,14 +13,21 @@
 //
 // A frame is a 9-byte header and a payload:
 //
-//	kind    1 byte   frameBatch, frameChunk or frameEnd
+//	kind    1 byte   frameHello, frameBatch, frameChunk or frameEnd
 //	length  4 bytes  payload length, big-endian
 //	crc     4 bytes  CRC-32C of the payload, big-endian
 //
-// A batch's payload is a marshalled pb.MessageBatch, a chunk's a
-// marshalled pb.Chunk. frameEnd has none: it closes a snapshot connection,
-// and the receiver answers it with one byte once every chunk before it was
-// handed over, so the sender knows they arrived.
+// A connection for message batches starts with frameHello, whose payload is
+// the raft address the sender listens on. A batch's payload is a
+// marshalled pb.MessageBatch, a chunk's a marshalled pb.Chunk. frameEnd has
+// none: it closes a snapshot connection, and the receiver answers it with
+// one byte once every chunk before it was handed over, so the sender knows
+// they arrived.
+//
+// When replicas are addressed by host ID, a batch's source is the sending
+// host's ID; with the address from frameHello, the receiver learns where
+// that host listens (Factory.Learn), so hosts can reach each other without
+// gossip, even after one comes back on another address.
 package raftnet
 
 import (
@@ -47,6 +54,7 @@ const (
 	frameBatch byte = 1
 	frameChunk byte = 2
 	frameEnd   byte = 3
+	frameHello byte = 4
 )
 
 const (
@@ -69,6 +77,8 @@ const (
 	writeTimeout = 10 * time.Second
 	// endTimeout bounds the wait for the answer to frameEnd.
 	endTimeout = 10 * time.Second
+	// maxHello bounds frameHello's payload, a host:port.
+	maxHello = 1024
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -80,13 +90,22 @@ var (
 )
 
 // Factory creates the module; set it as NodeHostConfig.Expert.TransportFactory.
-type Factory struct{}
+type Factory struct {
+	// Learn, when set, is told where a host listens: source is a batch's
+	// source (the sending host's ID when replicas are addressed by host
+	// ID) and addr the raft address in the hello of its connection. It is
+	// called once per connection and source, from the connection's reader.
+	Learn func(source, addr string)
+}
 
 var _ config.TransportFactory = Factory{}
 
 // Create implements config.TransportFactory.
-func (Factory) Create(nhc config.NodeHostConfig, onBatch raftio.MessageHandler, onChunk raftio.ChunkHandler) raftio.ITransport {
-	return &Transport{addr: nhc.GetListenAddress(), onBatch: onBatch, onChunk: onChunk, conns: map[net.Conn]struct{}{}}
+func (f Factory) Create(nhc config.NodeHostConfig, onBatch raftio.MessageHandler, onChunk raftio.ChunkHandler) raftio.ITransport {
+	return &Transport{
+		addr: nhc.GetListenAddress(), advertise: nhc.RaftAddress, learn: f.Learn,
+		onBatch: onBatch, onChunk: onChunk, conns: map[net.Conn]struct{}{},
+	}
 }
 
 // Validate implements config.TransportFactory: addr is host:port.
@@ -101,9 +120,11 @@ func (Factory) Validate(addr string) bool {
 
 // Transport listens for frames from other hosts and dials them.
 type Transport struct {
-	addr    string
-	onBatch raftio.MessageHandler
-	onChunk raftio.ChunkHandler
+	addr      string // listened on
+	advertise string // sent in hellos
+	learn     func(source, addr string)
+	onBatch   raftio.MessageHandler
+	onChunk   raftio.ChunkHandler
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -190,6 +211,7 @@ func (t *Transport) serve(c net.Conn) {
 	r := bufio.NewReaderSize(c, readBufferSize)
 	var hdr [headerSize]byte
 	var buf []byte
+	var from, learnt string // the sender's address, and the source last learnt at it
 	for {
 		kind, payload, err := readFrame(r, hdr[:], buf)
 		if err != nil {
@@ -199,10 +221,22 @@ func (t *Transport) serve(c net.Conn) {
 			buf = payload[:0]
 		}
 		switch kind {
+		case frameHello:
+			if len(payload) > maxHello {
+				return
+			}
+			from, learnt = string(payload), ""
+			if !(Factory{}).Validate(from) {
+				from = "" // teaches nothing
+			}
 		case frameBatch:
 			var b pb.MessageBatch
 			if b.Unmarshal(payload) != nil {
 				return
+			}
+			if t.learn != nil && from != "" && b.SourceAddress != "" && b.SourceAddress != learnt {
+				learnt = b.SourceAddress
+				t.learn(learnt, from)
 			}
 			t.onBatch(b) // copies what it keeps: buf is reused
 		case frameChunk:
@@ -257,13 +291,21 @@ func readPayload(r io.Reader, buf []byte, n int) ([]byte, error) {
 	return p, nil
 }
 
-// GetConnection implements raftio.ITransport.
+// GetConnection implements raftio.ITransport. The connection starts with
+// a hello that says where this host listens.
 func (t *Transport) GetConnection(ctx context.Context, target string) (raftio.IConnection, error) {
 	c, err := dial(ctx, target)
 	if err != nil {
 		return nil, err
 	}
-	return &Connection{c: c}, nil
+	conn := &Connection{c: c}
+	conn.grow(len(t.advertise))
+	n := copy(conn.buf[headerSize:], t.advertise)
+	if err := conn.send(frameHello, n); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }
 
 // GetSnapshotConnection implements raftio.ITransport.

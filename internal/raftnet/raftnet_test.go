@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +26,8 @@ type receiver struct {
 	mu      sync.Mutex
 	batches []pb.MessageBatch
 	chunks  []pb.Chunk
-	refuse  bool // refuse chunks
+	refuse  bool     // refuse chunks
+	learnt  []string // "source addr" as Factory.Learn was told
 	got     chan struct{}
 }
 
@@ -35,7 +37,12 @@ func startReceiver(t *testing.T) *receiver {
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	r := &receiver{got: make(chan struct{}, 1000)}
 	nhc := config.NodeHostConfig{RaftAddress: "127.0.0.1:0"}
-	tr := Factory{}.Create(nhc, func(b pb.MessageBatch) {
+	learn := func(source, addr string) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.learnt = append(r.learnt, source+" "+addr)
+	}
+	tr := Factory{Learn: learn}.Create(nhc, func(b pb.MessageBatch) {
 		r.mu.Lock()
 		r.batches = append(r.batches, b)
 		r.mu.Unlock()
@@ -120,6 +127,56 @@ func TestBatchesArriveInOrder(t *testing.T) {
 	}
 }
 
+// TestHelloTeachesWhereSourcesListen sends batches from two sources over one
+// connection whose hello names the sender's raft address: the receiver
+// learns each source at that address, once per change of source.
+func TestHelloTeachesWhereSourcesListen(t *testing.T) {
+	r := startReceiver(t)
+	sender := Factory{}.Create(config.NodeHostConfig{RaftAddress: "127.0.0.1:4242"}, nil, nil).(*Transport)
+	conn, err := sender.GetConnection(context.Background(), r.address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sources := []string{"host-a", "host-a", "host-b", "", "host-b", "host-a"}
+	for i, src := range sources {
+		b := testBatch(i, []byte{1})
+		b.SourceAddress = src
+		if err := conn.SendMessageBatch(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.await(t, len(sources))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	want := []string{"host-a 127.0.0.1:4242", "host-b 127.0.0.1:4242", "host-a 127.0.0.1:4242"}
+	if !slices.Equal(r.learnt, want) {
+		t.Fatalf("learnt %q, want %q", r.learnt, want)
+	}
+}
+
+// TestHelloWithoutAddressTeachesNothing: a sender whose hello is not
+// host:port still delivers its batches, and the receiver learns nothing.
+func TestHelloWithoutAddressTeachesNothing(t *testing.T) {
+	r := startReceiver(t)
+	conn, err := r.GetConnection(context.Background(), r.address()) // says 127.0.0.1:0
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	b := testBatch(1, nil)
+	b.SourceAddress = "host-a"
+	if err := conn.SendMessageBatch(b); err != nil {
+		t.Fatal(err)
+	}
+	r.await(t, 1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.learnt) != 0 {
+		t.Fatalf("learnt %q from a hello without an address", r.learnt)
+	}
+}
+
 func TestSnapshotChunksThenEnd(t *testing.T) {
 	r := startReceiver(t)
 	sc, err := r.GetSnapshotConnection(context.Background(), r.address())
@@ -195,6 +252,7 @@ func TestBadFramesAreDropped(t *testing.T) {
 	for name, bad := range map[string][]byte{
 		"checksum":     frame(frameBatch, payload, sum+1),
 		"unknown kind": frame(9, payload, sum),
+		"long hello":   frame(frameHello, bytes.Repeat([]byte("1"), maxHello+1), crc32.Checksum(bytes.Repeat([]byte("1"), maxHello+1), crcTable)),
 		"length":       {frameBatch, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0},
 		"not a batch":  frame(frameBatch, []byte{0xff, 0xff, 0xff}, crc32.Checksum([]byte{0xff, 0xff, 0xff}, crcTable)),
 	} {
