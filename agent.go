@@ -36,6 +36,7 @@ type Agent struct {
 	status   atomic.Int32
 	store    *registry.Store
 	registry registrySession // proposes registry commands exactly once
+	resolver *hostResolver   // Dragonboat's node registry without gossip
 
 	nh       atomic.Pointer[dragonboat.NodeHost]
 	primeID  atomic.Uint64                 // this host's prime replica ID
@@ -110,6 +111,7 @@ func NewAgent(clusterName string, peers []string, opts ...AgentOption) (*Agent, 
 		types:         map[string]stateMachineType{},
 		events:        make(chan leaderInfo, 1024),
 	}
+	a.resolver = newHostResolver(a.store.State)
 	for _, opt := range opts {
 		if err := opt(a); err != nil {
 			return nil, err

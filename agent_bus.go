@@ -184,11 +184,12 @@ func (a *Agent) changeMembership(ctx context.Context, req *pb.MembershipRequest)
 	return nil
 }
 
-// hostTarget returns how Dragonboat addresses the host with the given ID.
+// hostTarget returns how Dragonboat addresses the host with the given ID:
+// by the ID, once the registry has the host.
 func (a *Agent) hostTarget(hostID string) (string, error) {
 	h, ok := a.store.State().Host(hostID)
 	if !ok {
 		return "", fmt.Errorf("%w: host %s not in registry", ErrShardNotReady, hostID)
 	}
-	return a.target(h.ID, h.RaftAddress), nil
+	return h.ID, nil
 }

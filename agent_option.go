@@ -60,12 +60,13 @@ func WithAddrRaft(addrs ...string) AgentOption {
 }
 
 // WithAddrGossip sets the gossip address: advertise address, then an
-// optional bind address. Gossip is off unless this option is given; with it,
-// replicas are addressed by host ID and peers exchange gossip addresses
-// during bootstrap, so a host may restart on another raft address. Without
-// it, Dragonboat refuses to start on a data directory created with another
-// raft address. Gossip costs CPU on every host all the time, and a data
-// directory keeps the addressing it was created with.
+// optional bind address. Gossip is off unless this option is given. Either
+// way replicas are addressed by host ID and a host may restart on another
+// raft address. Without gossip, the agent finds hosts in the registry and
+// through raftnet, whose connections say where their sender listens; with
+// it, Dragonboat's gossip finds them, and peers exchange gossip addresses
+// during bootstrap. Gossip costs CPU on every host all the time, and a
+// data directory keeps the mode it was created with.
 func WithAddrGossip(addrs ...string) AgentOption {
 	return func(a *Agent) (err error) {
 		a.gossipAddr, a.gossipBind, err = checkAddrs("gossip", addrs)

@@ -115,12 +115,19 @@ func (a *Agent) nodeHostConfig(ctx context.Context) (config.NodeHostConfig, erro
 		nhc.Expert.LogDB = logDBConfig(a.memoryLimit)
 		memtrim.Fix()
 	}
+	// Replicas are addressed by host ID. Without gossip, the agent's
+	// resolver finds hosts: in the registry, or as raftnet heard from them.
+	var learn func(hostID, addr string)
+	if a.gossipAddr == "" && nhc.Expert.NodeRegistryFactory == nil && !nhc.DefaultNodeRegistryEnabled {
+		nhc.Expert.NodeRegistryFactory = a.resolver
+		learn = a.resolver.learn
+	}
 	// Raft messages go through raftnet, which writes a batch with one
 	// system call instead of three, unless the host config brings its own
 	// transport or asks for TLS, which raftnet does not do.
 	//lint:ignore SA1019 a config may still set the deprecated field; Dragonboat refuses both set
 	if nhc.Expert.TransportFactory == nil && nhc.RaftRPCFactory == nil && !nhc.MutualTLS {
-		nhc.Expert.TransportFactory = raftnet.Factory{}
+		nhc.Expert.TransportFactory = raftnet.Factory{Learn: learn}
 	}
 	if a.gossipAddr != "" {
 		seeds, err := a.gossipSeeds(ctx)
@@ -186,10 +193,11 @@ func (a *Agent) formOrJoin(ctx context.Context) error {
 		all := true
 		for i, p := range a.peers {
 			info, err := a.info(ctx, p)
-			if err != nil || info.RaftAddress == "" || (a.gossipAddr != "" && info.HostId == "") {
+			if err != nil || info.RaftAddress == "" || info.HostId == "" {
 				all = false
 				continue
 			}
+			a.resolver.learn(info.HostId, info.RaftAddress)
 			if info.Ready {
 				return a.join(ctx, false)
 			}
@@ -213,7 +221,7 @@ func (a *Agent) form(ctx context.Context, infos []*pb.InfoResponse) error {
 	var self uint64
 	for i, info := range infos {
 		id := uint64(i + 1)
-		members[id] = a.target(info.HostId, info.RaftAddress)
+		members[id] = info.HostId
 		if a.peers[i] == a.apiAddr {
 			self = id
 		}
@@ -253,6 +261,11 @@ func (a *Agent) join(ctx context.Context, nonVoting bool) error {
 		for _, p := range a.peers {
 			if p == a.apiAddr {
 				continue
+			}
+			if info, err := a.info(ctx, p); err == nil {
+				// The peer may lead the prime shard: this host must
+				// reach it before it has the registry.
+				a.resolver.learn(info.HostId, info.RaftAddress)
 			}
 			jctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			id, err := a.pool.Join(jctx, p, req)
@@ -304,14 +317,6 @@ func (a *Agent) awaitPrime(ctx context.Context) error {
 			return fmt.Errorf("%w: waiting for the prime shard: %w", ErrBootstrap, err)
 		}
 	}
-}
-
-// target is how Dragonboat addresses a host: by ID under gossip, else by raft address.
-func (a *Agent) target(hostID, raftAddr string) dragonboat.Target {
-	if a.gossipAddr != "" {
-		return hostID
-	}
-	return raftAddr
 }
 
 func (a *Agent) shardTypes() []string {

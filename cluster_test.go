@@ -235,11 +235,12 @@ func TestShardCreateRace(t *testing.T) {
 	}
 }
 
-// TestRestartRejoins stops a host and starts it again: it rejoins with its
-// replicas and catches up. With gossip, replicas are addressed by host ID,
-// so the host may come back on another raft address; the registry records
-// it, and only that address reaches the host. Without gossip, Dragonboat
-// refuses a data dir whose raft address changed, so the host keeps its own.
+// TestRestartRejoins stops a host and starts it again on another raft
+// address: it rejoins with its replicas and catches up, and the registry
+// records the new address. Replicas are addressed by host ID; the others
+// find the host at its new address through gossip, or, without gossip,
+// because its raft connections say where it listens (hostResolver), as
+// the registry still has the old address until the host's update commits.
 func TestRestartRejoins(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for _, gossip := range []bool{false, true} {
@@ -281,9 +282,9 @@ func testRestartRejoins(t *testing.T, gossip bool) {
 		return err == nil
 	})
 
-	if gossip {
-		n3.raft = freeAddrs(t, 1)[0]
-	}
+	// The host comes back on another raft address: the others learn it
+	// from the host itself, by gossip or from its raft connections.
+	n3.raft = freeAddrs(t, 1)[0]
 	c.startAll(ctx, n3)
 	if n3.agent.HostID() != hostID {
 		t.Fatalf("restarted host has ID %s, want %s", n3.agent.HostID(), hostID)

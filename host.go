@@ -177,7 +177,7 @@ func (a *Agent) initialMembers(st *State, r Replica) map[uint64]dragonboat.Targe
 		if !ok {
 			return nil
 		}
-		members[o.ID] = a.target(h.ID, h.RaftAddress)
+		members[o.ID] = h.ID
 	}
 	return members
 }
