@@ -251,9 +251,10 @@ type e2eRegistry struct {
 		Replicas int    `json:"replicas"`
 	}
 	Hosts []struct {
-		ID         string `json:"id"`
-		Status     string `json:"status"`
-		APIAddress string `json:"apiAddress"`
+		ID          string `json:"id"`
+		Status      string `json:"status"`
+		APIAddress  string `json:"apiAddress"`
+		RaftAddress string `json:"raftAddress"`
 	}
 	Shards []struct {
 		ID   uint64 `json:"id"`

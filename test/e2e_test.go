@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zongzi-kv/zongzi/internal/freeport"
 	"github.com/zongzi-kv/zongzi/internal/kv1proc"
 )
 
@@ -344,7 +345,8 @@ func e2eNonVoting(t *testing.T, bin string) {
 	e2eExpect(t, "GET deleted via 4th", e2eGet(t, n4, "/nv-peer"), http.StatusNotFound, "Not found\n")
 }
 
-// e2eCrash kills a peer, writes through the other two, restarts it and
+// e2eCrash kills a peer, writes through the other two, restarts it on
+// another raft address (as a machine that comes back with a new one) and
 // reads every acknowledged write from it; then restarts the whole cluster
 // and reads them all again.
 func e2eCrash(t *testing.T, bin string) {
@@ -366,6 +368,11 @@ func e2eCrash(t *testing.T, bin string) {
 	e2eAwaitLeaders(t, live)
 	write(live, "during", 24)
 
+	addrs, err := freeport.Addrs(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim.Raft = addrs[0]
 	if err := c.Start(victim); err != nil {
 		t.Fatal(err)
 	}
@@ -374,6 +381,17 @@ func e2eCrash(t *testing.T, bin string) {
 		e2eReadDurable(t, victim, rec, "?stale=true")
 		e2eReadDurable(t, victim, rec, "")
 	}
+	e2eEventually(t, e2eCatchUp, "the registry to record the new raft address", func() string {
+		for _, h := range e2eGetRegistry(t, live[0]).Hosts {
+			if h.APIAddress == victim.API {
+				if h.RaftAddress == victim.Raft {
+					return ""
+				}
+				return "host " + h.ID + " at " + h.RaftAddress
+			}
+		}
+		return "no host at API address " + victim.API
+	})
 
 	if testing.Short() {
 		return
