@@ -7,9 +7,11 @@
 // sends each batch, header and payload together, with one write, and reads
 // through a buffer, so a batch usually costs one call on each side.
 //
-// It does not do TLS: an agent whose host config asks for mutual TLS keeps
-// Dragonboat's module. Batches, retries, connection reuse and snapshot
-// chunking stay Dragonboat's; this module only moves bytes.
+// It trusts the network, as Dragonboat's TCP module does: a hello is
+// believed like the batches after it. It does not do TLS: an agent whose
+// host config asks for mutual TLS keeps Dragonboat's module. Batches,
+// retries, connection reuse and snapshot chunking stay Dragonboat's; this
+// module only moves bytes.
 //
 // A frame is a 9-byte header and a payload:
 //
