@@ -18,7 +18,8 @@ var errUnknownHost = errors.New("zongzi: raft address of host unknown")
 // hostResolver is Dragonboat's node registry when gossip is off. Replicas
 // are addressed by host ID, as under gossip, and a host's raft address
 // comes from the registry, or from the host itself: raftnet tells the
-// resolver the address each connecting host listens on (learn). So a host
+// resolver the address each connecting host listens on, and peers say
+// theirs at bootstrap (learn, both). So a host
 // may come back on another raft address without gossip, and a host that
 // joins can answer the prime shard's leader before it has the registry.
 //
