@@ -30,6 +30,7 @@ type Agent struct {
 	hostConfig             config.NodeHostConfig
 	replicaConfig          config.Config
 	memoryLimit            uint64
+	leaderAffinity         bool
 	controller             ShardController
 	log                    *slog.Logger
 

@@ -180,6 +180,24 @@ func WithShardController(c ShardController) AgentOption {
 	}
 }
 
+// WithLeaderAffinity gathers the leaders of guest shards on one host: while
+// this host leads the prime shard, it asks for the leadership of every guest
+// shard it has a voting replica of. Give it to every agent of a cluster, so
+// that leaders follow the prime shard's leader wherever it moves.
+//
+// In a small cluster this saves CPU on every write: one raft step on the
+// leaders' host carries the entries of every shard, and each follower takes
+// them in one step, with one log sync. It also puts all the leaders' work
+// on one host, which becomes the limit in a larger cluster; and while a
+// leadership moves, a shard takes no proposals. Off by default: Zongzi
+// leaves leaders where Raft elects them.
+func WithLeaderAffinity() AgentOption {
+	return func(a *Agent) error {
+		a.leaderAffinity = true
+		return nil
+	}
+}
+
 // WithLogger sets the logger for the agent's own logs. Dragonboat's logs go
 // to the first logger given to any agent in the process, at error level.
 func WithLogger(l *slog.Logger) AgentOption {

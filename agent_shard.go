@@ -124,6 +124,7 @@ func (a *Agent) proposeRegistryResult(ctx context.Context, cmd registry.Command)
 func (a *Agent) startControllers(ctx context.Context) {
 	for _, run := range []func(context.Context){
 		a.runHostController, a.runShardController, a.runLeaderWorker, a.runProber, a.runStallWatch,
+		a.runLeaderAffinity,
 	} {
 		a.wg.Add(1)
 		go func() {

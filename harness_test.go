@@ -90,6 +90,7 @@ type node struct {
 	api    string
 	raft   string
 	gossip string // empty: gossip off
+	opts   []zongzi.AgentOption
 	dir    string
 	agent  *zongzi.Agent
 }
@@ -141,6 +142,7 @@ func (c *cluster) newAgent(n *node) (*zongzi.Agent, error) {
 	if n.gossip != "" {
 		opts = append(opts, zongzi.WithAddrGossip(n.gossip))
 	}
+	opts = append(opts, n.opts...)
 	a, err := zongzi.NewAgent("test", c.peers, opts...)
 	if err != nil {
 		return nil, err

@@ -32,6 +32,7 @@ type options struct {
 	shards                                                         int
 	snapshotEntries                                                uint64
 	timeout                                                        time.Duration
+	leaderAffinity                                                 bool
 }
 
 func parseFlags(args []string) (options, error) {
@@ -50,6 +51,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.timeout, "t", time.Second, "request timeout")
 	fs.Uint64Var(&o.snapshotEntries, "snap", 0, "snapshot each shard every `N` raft entries (0: Zongzi's default, 100000)")
 	fs.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this address (off when empty)")
+	fs.BoolVar(&o.leaderAffinity, "affinity", false, "gather the kv shards' leaders on the prime shard's leader (give it to every node)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -139,6 +141,9 @@ func newAgent(o options, log *slog.Logger) (*zongzi.Agent, error) {
 	}
 	if o.gossip != "" {
 		opts = append(opts, zongzi.WithAddrGossip(strings.Split(o.gossip, ",")...))
+	}
+	if o.leaderAffinity {
+		opts = append(opts, zongzi.WithLeaderAffinity())
 	}
 	if o.snapshotEntries > 0 {
 		// The log keeps half an interval of entries behind each snapshot.
