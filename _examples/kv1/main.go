@@ -51,7 +51,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.timeout, "t", time.Second, "request timeout")
 	fs.Uint64Var(&o.snapshotEntries, "snap", 0, "snapshot each shard every `N` raft entries (0: Zongzi's default, 100000)")
 	fs.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this address (off when empty)")
-	fs.BoolVar(&o.leaderAffinity, "affinity", false, "gather the kv shards' leaders on the prime shard's leader (give it to every node)")
+	fs.BoolVar(&o.leaderAffinity, "affinity", true, "gather the kv shards' leaders on the prime shard's leader (give every node the same)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
