@@ -172,6 +172,39 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err := c.WaitHealthy(ctx, c.Nodes...); err != nil {
 		return err
 	}
+	if code, err := put(ctx, http.DefaultClient, c.Nodes[0], getKey, "benchmark"); err != nil || code != http.StatusOK {
+		return fmt.Errorf("PUT %s: %d %v", getKey, code, err)
+	}
+	var nodes []int
+	for _, n := range c.Nodes {
+		nodes = append(nodes, n.PID())
+	}
+	rep := &Report{
+		Time: time.Now().UTC(), Machine: machine(), StartupMS: float64(startup.Microseconds()) / 1000,
+		Settings: Settings{Concurrency: cfg.concurrency, Requests: cfg.requests, Shards: cfg.shards, Fill: cfg.fill},
+		LoadAvg:  [2]float64{load0, 0},
+	}
+	if cfg.requests <= 0 {
+		rep.Settings.Duration = cfg.duration.String()
+	}
+	log.Print("warming up")
+	warm := cfg
+	warm.duration, warm.requests = max(time.Second, cfg.duration/10), cfg.requests/10
+	for _, u := range []string{ceil.URL, c.Nodes[0].URL(getKey)} {
+		if _, _, err := runHey(ctx, heyBin, warm.heyArgs(u)...); err != nil {
+			return err
+		}
+	}
+	// The platform's share of every row: what a sync costs on this disk,
+	// and what the cluster costs with no request at all.
+	if rep.Platform, err = probePlatform(ctx, root, nodes); err != nil {
+		return err
+	}
+	log.Printf("fdatasync %.0f µs (%.0f µs CPU); idle cluster %.1f%% of a core",
+		rep.Platform.FsyncUS, rep.Platform.FsyncCPUUS, rep.Platform.IdleCPUPct)
+	// Roles are read once the cluster has run a while: an agent may move
+	// leaders after the start (kv1 gathers them on one node), and a load
+	// that sees an election after this is flagged below.
 	leader, follower, err := leaderAndFollower(ctx, c, getKey)
 	if err != nil {
 		return err
@@ -179,13 +212,6 @@ func run(ctx context.Context, cfg config) (err error) {
 	putLeader, putFollower, err := leaderAndFollower(ctx, c, putKey)
 	if err != nil {
 		return err
-	}
-	if code, err := put(ctx, http.DefaultClient, follower, getKey, "benchmark"); err != nil || code != http.StatusOK {
-		return fmt.Errorf("PUT %s: %d %v", getKey, code, err)
-	}
-	var nodes []int
-	for _, n := range c.Nodes {
-		nodes = append(nodes, n.PID())
 	}
 	hey := func(extra ...string) func(context.Context) (Result, string, error) {
 		return func(ctx context.Context) (Result, string, error) {
@@ -217,29 +243,6 @@ func run(ctx context.Context, cfg config) (err error) {
 			}},
 		ceilingLoad, // again: a drift of the machine shows as two ceilings apart
 	}
-	rep := &Report{
-		Time: time.Now().UTC(), Machine: machine(), StartupMS: float64(startup.Microseconds()) / 1000,
-		Settings: Settings{Concurrency: cfg.concurrency, Requests: cfg.requests, Shards: cfg.shards, Fill: cfg.fill},
-		LoadAvg:  [2]float64{load0, 0},
-	}
-	if cfg.requests <= 0 {
-		rep.Settings.Duration = cfg.duration.String()
-	}
-	log.Print("warming up")
-	warm := cfg
-	warm.duration, warm.requests = max(time.Second, cfg.duration/10), cfg.requests/10
-	for _, u := range []string{ceil.URL, follower.URL(getKey)} {
-		if _, _, err := runHey(ctx, heyBin, warm.heyArgs(u)...); err != nil {
-			return err
-		}
-	}
-	// The platform's share of every row: what a sync costs on this disk,
-	// and what the cluster costs with no request at all.
-	if rep.Platform, err = probePlatform(ctx, root, nodes); err != nil {
-		return err
-	}
-	log.Printf("fdatasync %.0f µs (%.0f µs CPU); idle cluster %.1f%% of a core",
-		rep.Platform.FsyncUS, rep.Platform.FsyncCPUUS, rep.Platform.IdleCPUPct)
 	var ceilings []float64
 	for i, l := range loads {
 		if l.pids == nil {
