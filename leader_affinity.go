@@ -17,16 +17,7 @@ func (a *Agent) runLeaderAffinity(ctx context.Context) {
 	if !a.leaderAffinity {
 		return
 	}
-	tick := time.NewTicker(leaderAffinityInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			a.gatherLeaders()
-		}
-	}
+	every(ctx, leaderAffinityInterval, a.gatherLeaders)
 }
 
 // gatherLeaders asks, while this host leads the prime shard, for the
