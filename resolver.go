@@ -2,6 +2,7 @@ package zongzi
 
 import (
 	"errors"
+	"maps"
 	"sync"
 	"sync/atomic"
 
@@ -128,9 +129,9 @@ func (r *hostResolver) learn(hostID, addr string) {
 	if a, ok := b.learned[hostID]; ok && a == addr {
 		return
 	}
-	next := &addrBook{state: b.state, reg: b.reg, learned: make(map[string]string, len(b.learned)+1)}
-	for id, a := range b.learned {
-		next.learned[id] = a
+	next := &addrBook{state: b.state, reg: b.reg, learned: maps.Clone(b.learned)}
+	if next.learned == nil {
+		next.learned = map[string]string{}
 	}
 	next.learned[hostID] = addr
 	r.book.Store(next)
