@@ -26,7 +26,8 @@ var busErrors = []struct {
 	{ErrShardNotFound, codes.NotFound},
 	{ErrShardNotReady, codes.Unavailable},
 	{ErrAgentNotReady, codes.FailedPrecondition},
-	{ErrTimeout, codes.DeadlineExceeded},
+	{ErrTimeout, codes.DeadlineExceeded}, // before ErrOutcomeUnknown, which it wraps
+	{ErrOutcomeUnknown, codes.Unknown},
 	{ErrRejected, codes.Aborted},
 	{ErrInvalidConfig, codes.InvalidArgument},
 	{ErrShardTypeUnknown, codes.Unimplemented},
@@ -40,7 +41,7 @@ var busCodes = bus.Codes{
 				return uint32(e.code)
 			}
 		}
-		return uint32(codes.Unknown)
+		return uint32(codes.Internal)
 	},
 	ToError: func(code uint32, msg string) error {
 		for _, e := range busErrors {
@@ -50,6 +51,7 @@ var busCodes = bus.Codes{
 		}
 		return errors.New(msg)
 	},
+	Unknown: ErrOutcomeUnknown,
 }
 
 func (h busHandler) Info(context.Context) (*pb.InfoResponse, error) {

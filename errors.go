@@ -12,13 +12,32 @@ var (
 	// ErrShardNotFound: no shard has the given ID or name.
 	ErrShardNotFound = errors.New("zongzi: shard not found")
 	// ErrShardNotReady: the shard exists but no replica can serve it yet.
+	// A proposal that fails with it was not applied: no replica took it.
 	ErrShardNotReady = errors.New("zongzi: shard not ready")
 	// ErrShardTypeUnknown: no state machine is registered for the shard type.
 	ErrShardTypeUnknown = errors.New("zongzi: shard type not registered")
-	// ErrTimeout: the deadline passed; a proposal may or may not have applied.
-	ErrTimeout = errors.New("zongzi: timeout, outcome unknown")
+	// ErrOutcomeUnknown: a proposal was made but its result never came
+	// back, so it may or may not have applied: the deadline passed
+	// (ErrTimeout, which wraps it), the replica that took it closed, or the
+	// connection to the host serving it broke. Such a proposal is never
+	// retried elsewhere; the caller decides, e.g. by reading the state.
+	ErrOutcomeUnknown = errors.New("zongzi: outcome unknown")
+	// ErrTimeout: the deadline passed; a proposal may or may not have
+	// applied. It wraps ErrOutcomeUnknown.
+	ErrTimeout error = &childError{msg: "zongzi: timeout, outcome unknown", parent: ErrOutcomeUnknown}
 	// ErrRejected: the request was rejected and not applied.
 	ErrRejected = errors.New("zongzi: request rejected")
 	// ErrBootstrap: the agent could not form or join the cluster.
 	ErrBootstrap = errors.New("zongzi: bootstrap failed")
 )
+
+// childError is a sentinel that is also a case of a broader one: errors.Is
+// matches it and its parent.
+type childError struct {
+	msg    string
+	parent error
+}
+
+func (e *childError) Error() string { return e.msg }
+
+func (e *childError) Unwrap() error { return e.parent }

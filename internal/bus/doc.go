@@ -10,4 +10,7 @@
 //
 // Errors cross the bus as gRPC status codes. The caller supplies the mapping
 // both ways (Codes), so the root package's sentinel errors survive a hop.
+// Every error a Server answers carries an ErrorInfo detail; a forwarded
+// write whose call failed without one (the connection broke, the host
+// stopped) has an unknown outcome, whatever the code (Pool.Apply).
 package bus

@@ -34,4 +34,8 @@ type Codes struct {
 	ToCode func(error) uint32
 	// ToError rebuilds an error from a received code and message.
 	ToError func(code uint32, msg string) error
+	// Unknown is wrapped by the error of a forwarded write whose call
+	// failed without an answer from the serving host: the connection broke
+	// or the host stopped, perhaps after it had proposed the write.
+	Unknown error
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/zongzi-kv/zongzi/internal/bus/pb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
@@ -30,8 +31,14 @@ type peer struct {
 	reads  *readBatcher
 }
 
+// errOutcomeUnknown is Codes.Unknown when the caller sets none.
+var errOutcomeUnknown = errors.New("bus: outcome unknown")
+
 // NewPool returns an empty pool.
 func NewPool(c Codes) *Pool {
+	if c.Unknown == nil {
+		c.Unknown = errOutcomeUnknown
+	}
 	return &Pool{codes: c, peers: map[string]*peer{}}
 }
 
@@ -99,6 +106,24 @@ func (p *Pool) err(addr string, err error) error {
 	return fmt.Errorf("bus %s: %w", addr, p.codes.ToError(uint32(st.Code()), st.Message()))
 }
 
+// writeErr is the error of a forwarded write (Apply, Commit). What the
+// serving host answered maps as in err. A call that failed otherwise (the
+// connection broke, the host stopped) may have failed after the host
+// proposed the write, so its outcome is unknown: the error wraps
+// Codes.Unknown, and the write must not be sent elsewhere. That includes a
+// call gRPC failed before sending it (no connection), which it does not
+// tell apart.
+func (p *Pool) writeErr(addr string, err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok || answered(st) || st.Code() == codes.DeadlineExceeded || st.Code() == codes.Canceled {
+		return p.err(addr, err)
+	}
+	return fmt.Errorf("bus %s: %w: the call failed: %s", addr, p.codes.Unknown, st.Message())
+}
+
 // Info asks the host at addr to describe itself and records the round trip.
 func (p *Pool) Info(ctx context.Context, addr string) (*pb.InfoResponse, error) {
 	pe, err := p.get(addr)
@@ -144,7 +169,8 @@ func (p *Pool) Membership(ctx context.Context, addr string, req *pb.MembershipRe
 	return p.err(addr, err)
 }
 
-// Apply forwards a proposal to the host at addr.
+// Apply forwards a proposal to the host at addr. If the call fails without
+// the host's answer, the error wraps Codes.Unknown (see writeErr).
 func (p *Pool) Apply(ctx context.Context, addr string, shardID uint64, cmd []byte) (uint64, []byte, error) {
 	pe, err := p.get(addr)
 	if err != nil {
@@ -152,7 +178,7 @@ func (p *Pool) Apply(ctx context.Context, addr string, shardID uint64, cmd []byt
 	}
 	res, err := pe.client.Apply(ctx, &pb.ApplyRequest{ShardId: shardID, Cmd: cmd})
 	if err != nil {
-		return 0, nil, p.err(addr, err)
+		return 0, nil, p.writeErr(addr, err)
 	}
 	return res.Value, res.Data, nil
 }
@@ -164,7 +190,7 @@ func (p *Pool) Commit(ctx context.Context, addr string, shardID uint64, cmd []by
 		return err
 	}
 	_, err = pe.client.Commit(ctx, &pb.ApplyRequest{ShardId: shardID, Cmd: cmd})
-	return p.err(addr, err)
+	return p.writeErr(addr, err)
 }
 
 // Read forwards a query to the host at addr. Reads to the same address

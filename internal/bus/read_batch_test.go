@@ -26,6 +26,7 @@ import (
 var (
 	errNotReady = errors.New("test: shard not ready")
 	errNotFound = errors.New("test: shard not found")
+	errUnknown  = errors.New("test: outcome unknown")
 )
 
 var testCodes = Codes{
@@ -51,6 +52,7 @@ var testCodes = Codes{
 		}
 		return errors.New(msg)
 	},
+	Unknown: errUnknown,
 }
 
 // Shard IDs with a special meaning to fakeHandler.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zongzi-kv/zongzi/internal/bus/pb"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -41,11 +42,42 @@ func (s *Server) Listen(addr string) (net.Addr, error) {
 // Stop closes the listener and every open connection at once.
 func (s *Server) Stop() { s.grpc.Stop() }
 
+// status is the gRPC status of a handler's error, marked as this server's
+// answer.
 func (s *Server) status(err error) error {
 	if err == nil {
 		return nil
 	}
-	return status.Error(codes.Code(s.codes.ToCode(err)), err.Error())
+	return answer(codes.Code(s.codes.ToCode(err)), err.Error())
+}
+
+// answerDomain names the ErrorInfo that every error status of a Server
+// carries. A caller that finds none knows the call itself failed (the
+// connection broke, the host stopped) instead of being answered; for a
+// write that means the outcome is unknown (Pool.Apply).
+const answerDomain = "bus.zongzi"
+
+// answerInfo is the detail that marks a status as a Server's answer.
+var answerInfo = &errdetails.ErrorInfo{Reason: "ANSWERED", Domain: answerDomain}
+
+// answer returns an error status marked as a Server's answer.
+func answer(c codes.Code, msg string) error {
+	st := status.New(c, msg)
+	if marked, err := st.WithDetails(answerInfo); err == nil {
+		st = marked
+	}
+	return st.Err()
+}
+
+// answered says whether st is a Server's answer rather than a failure of
+// the call.
+func answered(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == answerDomain {
+			return true
+		}
+	}
+	return false
 }
 
 // Info implements pb.BusServer.
@@ -122,7 +154,7 @@ const (
 func (s *Server) ReadBatch(req *pb.ReadBatchRequest, stream grpc.ServerStreamingServer[pb.ReadBatchResponse]) error {
 	n := len(req.Reads)
 	if n > serveBatchMaxReads {
-		return status.Errorf(codes.InvalidArgument, "bus: read batch of %d reads, at most %d", n, serveBatchMaxReads)
+		return answer(codes.InvalidArgument, fmt.Sprintf("bus: read batch of %d reads, at most %d", n, serveBatchMaxReads))
 	}
 	ctx := stream.Context()
 	if n == 1 { // no goroutine, channel or timer for a batch of one
@@ -230,7 +262,7 @@ func (s *Server) itemCode(err error) uint32 {
 	if c := s.codes.ToCode(err); c != uint32(codes.OK) {
 		return c
 	}
-	return uint32(codes.Unknown)
+	return uint32(codes.Internal)
 }
 
 // Index implements pb.BusServer.
