@@ -39,39 +39,56 @@ func (a *Agent) localHost(shardID uint64) (*dragonboat.NodeHost, error) {
 }
 
 func (a *Agent) localApply(ctx context.Context, shardID uint64, cmd []byte) (uint64, []byte, error) {
-	nh, err := a.localHost(shardID)
+	rs, err := a.localPropose(ctx, shardID, cmd)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, fmt.Errorf("shard %d: apply: %w", shardID, err)
 	}
-	res, err := nh.SyncPropose(ctx, nh.GetNoOPSession(shardID), cmd)
-	if err != nil {
-		return 0, nil, fmt.Errorf("shard %d: apply: %w", shardID, mapError(err))
+	select {
+	case r := <-rs.AppliedC():
+		if !r.Completed() {
+			return 0, nil, fmt.Errorf("shard %d: apply: %w", shardID, resultError(r))
+		}
+		res := r.GetResult()
+		rs.Release()
+		return res.Value, res.Data, nil
+	case <-ctx.Done():
+		return 0, nil, fmt.Errorf("shard %d: apply: %w", shardID, mapError(ctx.Err()))
 	}
-	return res.Value, res.Data, nil
 }
 
 func (a *Agent) localCommit(ctx context.Context, shardID uint64, cmd []byte) error {
-	nh, err := a.localHost(shardID)
+	rs, err := a.localPropose(ctx, shardID, cmd)
 	if err != nil {
-		return err
-	}
-	timeout, err := timeoutOf(ctx)
-	if err != nil {
-		return err
-	}
-	rs, err := nh.Propose(nh.GetNoOPSession(shardID), cmd, timeout)
-	if err != nil {
-		return fmt.Errorf("shard %d: commit: %w", shardID, mapError(err))
+		return fmt.Errorf("shard %d: commit: %w", shardID, err)
 	}
 	select {
 	case r := <-rs.ResultC():
-		if r.Committed() {
+		if r.Committed() || r.Completed() {
 			return nil
 		}
 		return fmt.Errorf("shard %d: commit: %w", shardID, resultError(r))
 	case <-ctx.Done():
 		return fmt.Errorf("shard %d: commit: %w", shardID, mapError(ctx.Err()))
 	}
+}
+
+// localPropose hands cmd to the local replica. An error here means that
+// nothing was proposed, but for ErrTimeout (the deadline is too near); the
+// outcome of what was proposed comes on the returned request's channels.
+func (a *Agent) localPropose(ctx context.Context, shardID uint64, cmd []byte) (*dragonboat.RequestState, error) {
+	nh, err := a.localHost(shardID)
+	if err != nil {
+		return nil, err
+	}
+	timeout, err := timeoutOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := nh.Propose(nh.GetNoOPSession(shardID), cmd, timeout)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return rs, nil
 }
 
 func (a *Agent) localRead(ctx context.Context, shardID uint64, query []byte, stale bool) (uint64, []byte, error) {
@@ -166,19 +183,28 @@ func timeoutOf(ctx context.Context) (time.Duration, error) {
 	return left, nil
 }
 
-// resultError maps a Dragonboat request result that is not a success.
+// resultError maps the result of a proposal that did not succeed. Only a
+// dropped proposal (no leader, or one handing over its leadership) is known
+// not to have applied; a replica that closed with the proposal pending
+// leaves its outcome unknown, since the proposal may already be in the log.
 func resultError(r dragonboat.RequestResult) error {
 	switch {
 	case r.Timeout():
 		return ErrTimeout
 	case r.Rejected():
 		return ErrRejected
+	case r.Dropped():
+		return fmt.Errorf("%w: proposal dropped (no leader)", ErrShardNotReady)
+	case r.Terminated():
+		return fmt.Errorf("%w: the replica closed with the proposal pending", ErrOutcomeUnknown)
 	default:
-		return ErrShardNotReady
+		return ErrOutcomeUnknown
 	}
 }
 
 // mapError wraps Dragonboat and context errors in this package's sentinels.
+// For a proposal it maps only errors returned before anything was proposed
+// (a closed shard then means that nothing was); resultError maps the rest.
 func mapError(err error) error {
 	switch {
 	case err == nil:

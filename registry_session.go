@@ -41,7 +41,7 @@ func (r *registrySession) propose(ctx context.Context, nh *dragonboat.NodeHost, 
 		if err == nil {
 			return res, nil
 		}
-		if !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrShardNotReady) {
+		if !errors.Is(err, ErrOutcomeUnknown) && !errors.Is(err, ErrShardNotReady) {
 			return res, fmt.Errorf("registry: %w", err)
 		}
 		if ctx.Err() != nil {

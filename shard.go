@@ -27,9 +27,10 @@ type ShardClient struct {
 func (c *ShardClient) ShardID() uint64 { return c.shardID }
 
 // Apply proposes cmd, waits until it is applied and returns the state
-// machine's result. On ErrTimeout the command may or may not have applied.
-// A host without a replica sends it to the leader's host first: every
-// write goes through the leader.
+// machine's result. On ErrOutcomeUnknown (ErrTimeout among others) the
+// command may or may not have applied; on ErrShardNotReady it did not, and
+// only then is it tried on another host. A host without a replica sends it
+// to the leader's host first: every write goes through the leader.
 func (c *ShardClient) Apply(ctx context.Context, cmd []byte) (value uint64, data []byte, err error) {
 	err = c.do(ctx, leaderFirst, func() (err error) {
 		value, data, err = c.a.localApply(ctx, c.shardID, cmd)

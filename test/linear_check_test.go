@@ -191,7 +191,10 @@ func TestLinearParse(t *testing.T) {
 	}
 	if !linNeverSent(0, nil, &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}) ||
 		!linNeverSent(http.StatusServiceUnavailable, []byte("Starting: this node is not ready yet, retry shortly\n"), nil) ||
-		linNeverSent(http.StatusServiceUnavailable, []byte("Timeout: the write may or may not have been applied\n"), nil) {
+		!linNeverSent(http.StatusServiceUnavailable, []byte("Unavailable: shard 1: apply: zongzi: shard not ready: proposal dropped (no leader)\n"), nil) ||
+		linNeverSent(http.StatusServiceUnavailable, []byte("Unavailable: bus 127.0.0.1:1: zongzi: outcome unknown: the call failed: EOF; the write may or may not have been applied\n"), nil) ||
+		linNeverSent(http.StatusServiceUnavailable, []byte("Timeout: the write may or may not have been applied\n"), nil) ||
+		linNeverSent(0, nil, errors.New("EOF")) {
 		t.Error("linNeverSent: wrong")
 	}
 }

@@ -221,11 +221,18 @@ func (c *linClient) do(ctx context.Context, n *kv1proc.Node, in linInput) (out l
 }
 
 // linNeverSent reports whether an answer proves that kv1 did not act on
-// the request: the connection was refused, or the node answered that it is
-// still starting, before its handler exists.
+// the request: the connection was refused, the node answered that it is
+// still starting, before its handler exists, or it answered Unavailable
+// without saying that a write may have applied (Zongzi's ErrShardNotReady
+// and the like: nothing was proposed, or what was proposed was dropped).
+// Taking those at their word makes the check stricter: a write they
+// refused that had applied after all would show up in later reads.
 func linNeverSent(status int, body []byte, err error) bool {
-	return errors.Is(err, syscall.ECONNREFUSED) ||
-		err == nil && status == http.StatusServiceUnavailable && bytes.HasPrefix(body, []byte("Starting:"))
+	if err != nil {
+		return errors.Is(err, syscall.ECONNREFUSED)
+	}
+	return status == http.StatusServiceUnavailable && (bytes.HasPrefix(body, []byte("Starting:")) ||
+		bytes.HasPrefix(body, []byte("Unavailable:")) && !bytes.Contains(body, []byte("may or may not")))
 }
 
 // linSend makes one request, bounded by timeout, and reads the body.
