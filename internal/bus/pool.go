@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -107,21 +108,29 @@ func (p *Pool) err(addr string, err error) error {
 }
 
 // writeErr is the error of a forwarded write (Apply, Commit). What the
-// serving host answered maps as in err. A call that failed otherwise (the
-// connection broke, the host stopped) may have failed after the host
-// proposed the write, so its outcome is unknown: the error wraps
-// Codes.Unknown, and the write must not be sent elsewhere. That includes a
-// call gRPC failed before sending it (no connection), which it does not
-// tell apart.
+// serving host answered maps as in err, and so does a call gRPC failed
+// because it could not connect, which it never sent. A call that failed
+// otherwise (the connection broke, the host stopped) may have failed after
+// the host proposed the write, so its outcome is unknown: the error wraps
+// Codes.Unknown, and the write must not be sent elsewhere.
 func (p *Pool) writeErr(addr string, err error) error {
 	if err == nil {
 		return nil
 	}
 	st, ok := status.FromError(err)
-	if !ok || answered(st) || st.Code() == codes.DeadlineExceeded || st.Code() == codes.Canceled {
+	if !ok || answered(st) || notConnected(st) || st.Code() == codes.DeadlineExceeded || st.Code() == codes.Canceled {
 		return p.err(addr, err)
 	}
 	return fmt.Errorf("bus %s: %w: the call failed: %s", addr, p.codes.Unknown, st.Message())
+}
+
+// notConnected says whether gRPC failed a call because its connection
+// could not be made: it fails a call with the last dial's error only while
+// it has no connection to send it on. Were gRPC to word that error
+// differently, such calls would be taken as of unknown outcome, which is
+// safe (TestWriteNotConnected would say so).
+func notConnected(st *status.Status) bool {
+	return st.Code() == codes.Unavailable && strings.Contains(st.Message(), "Error while dialing")
 }
 
 // Info asks the host at addr to describe itself and records the round trip.

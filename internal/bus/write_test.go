@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
 )
@@ -79,5 +80,27 @@ func TestWriteCallFails(t *testing.T) {
 				t.Fatalf("%s still waiting after the server stopped", op)
 			}
 		})
+	}
+}
+
+// TestWriteNotConnected checks that a write to a host that cannot be
+// reached is known not to have been made, so that the root package tries
+// the next host: gRPC never sent it.
+func TestWriteNotConnected(t *testing.T) {
+	checkLeaks(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // nothing listens there now
+	p := NewPool(testCodes)
+	t.Cleanup(p.Close)
+	ctx := testContext(t)
+	if _, _, err := p.Apply(ctx, addr, 1, []byte("w")); !errors.Is(err, errNotReady) || errors.Is(err, errUnknown) {
+		t.Errorf("apply: %v, want %v", err, errNotReady)
+	}
+	if err := p.Commit(ctx, addr, 1, []byte("w")); !errors.Is(err, errNotReady) || errors.Is(err, errUnknown) {
+		t.Errorf("commit: %v, want %v", err, errNotReady)
 	}
 }
