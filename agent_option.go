@@ -122,6 +122,12 @@ func WithHostTags(tags ...string) AgentOption {
 // asks for mutual TLS, raft messages between hosts go through the agent's
 // own TCP module, which sends a message batch with one system call instead
 // of Dragonboat's three. Every host of a cluster must use the same one.
+//
+// NotifyCommit is the config's own, off by default: with it on,
+// ShardClient.Commit returns as soon as its command is committed rather
+// than once the replica that took it has applied it, and every write on
+// the host passes through one more stage of Dragonboat's pipeline (a
+// commit worker between its raft step and its apply).
 func WithHostConfig(cfg config.NodeHostConfig) AgentOption {
 	return func(a *Agent) error {
 		dir, wal := a.hostConfig.NodeHostDir, a.hostConfig.WALDir

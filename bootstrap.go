@@ -110,7 +110,6 @@ func (a *Agent) nodeHostConfig(ctx context.Context) (config.NodeHostConfig, erro
 		nhc.ListenAddress = a.raftBind
 	}
 	nhc.RaftEventListener = raftEvents{a}
-	nhc.NotifyCommit = true
 	if nhc.Expert.LogDB.IsEmpty() {
 		nhc.Expert.LogDB = logDBConfig(a.memoryLimit)
 		memtrim.Fix()

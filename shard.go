@@ -42,8 +42,10 @@ func (c *ShardClient) Apply(ctx context.Context, cmd []byte) (value uint64, data
 	return value, data, err
 }
 
-// Commit proposes cmd and returns once it is committed, without waiting for
-// the state machine's result. Like Apply, it prefers the leader's host.
+// Commit proposes cmd and returns once it is committed, without the state
+// machine's result: once the replica that took it has applied it, or as
+// soon as it is committed where the host config sets NotifyCommit (see
+// WithHostConfig). Like Apply, it prefers the leader's host.
 func (c *ShardClient) Commit(ctx context.Context, cmd []byte) error {
 	return c.do(ctx, leaderFirst, func() error {
 		return c.a.localCommit(ctx, c.shardID, cmd)

@@ -163,7 +163,8 @@ func newAgent(o options, log *slog.Logger) (*zongzi.Agent, error) {
 
 // hostConfig is Dragonboat's host configuration for a kv1 node: metrics on,
 // and one engine worker of each kind that takes part in every write (raft
-// steps, commits, applies) instead of 16. A node runs a handful of shards
+// steps, commits, applies) instead of 16; commit workers run only with
+// NotifyCommit, which kv1 leaves off. A node runs a handful of shards
 // whose updates are cheap; with one worker, one raft step carries every
 // shard's entries, one log write and sync, and one message per peer, and
 // wakes one goroutine instead of one per shard. Fewer step workers is a
