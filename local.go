@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/client"
 )
 
 // This file holds the operations on replicas running on this host. The
@@ -84,7 +85,13 @@ func (a *Agent) localPropose(ctx context.Context, shardID uint64, cmd []byte) (*
 	if err != nil {
 		return nil, err
 	}
-	rs, err := nh.Propose(nh.GetNoOPSession(shardID), cmd, timeout)
+	var session *client.Session
+	if _, lr, ok := a.localReplicaOf(shardID); ok {
+		session = lr.session
+	} else { // the prime shard
+		session = nh.GetNoOPSession(shardID)
+	}
+	rs, err := nh.Propose(session, cmd, timeout)
 	if err != nil {
 		return nil, mapError(err)
 	}
