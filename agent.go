@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 
 	"github.com/lni/dragonboat/v4"
-	"github.com/lni/dragonboat/v4/client"
 	"github.com/lni/dragonboat/v4/config"
 
 	"github.com/zongzi-kv/zongzi/internal/bus"
@@ -71,10 +70,6 @@ type localReplica struct {
 	replicaID uint64
 	nonVoting bool
 	guest     *guest
-	// session is the shard's no-op client session, made once: Dragonboat
-	// lets goroutines share one, and making one per proposal allocates and
-	// takes a process-wide lock for its random client ID.
-	session *client.Session
 }
 
 // leaderInfo is a shard's leader as reported by a raft event.

@@ -133,7 +133,7 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 	}
 	cfg := a.replicaConfig
 	cfg.ShardID, cfg.ReplicaID, cfg.IsNonVoting = r.ShardID, r.ID, r.IsNonVoting
-	lr := &localReplica{replicaID: r.ID, nonVoting: r.IsNonVoting, session: nh.GetNoOPSession(r.ShardID)}
+	lr := &localReplica{replicaID: r.ID, nonVoting: r.IsNonVoting}
 	var err error
 	if t.disk != nil {
 		err = nh.StartOnDiskReplica(members, join, func(shardID, replicaID uint64) sm.IOnDiskStateMachine {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4"
-	"github.com/lni/dragonboat/v4/client"
 )
 
 // This file holds the operations on replicas running on this host. The
@@ -85,13 +84,7 @@ func (a *Agent) localPropose(ctx context.Context, shardID uint64, cmd []byte) (*
 	if err != nil {
 		return nil, err
 	}
-	var session *client.Session
-	if _, lr, ok := a.localReplicaOf(shardID); ok {
-		session = lr.session
-	} else { // the prime shard
-		session = nh.GetNoOPSession(shardID)
-	}
-	rs, err := nh.Propose(session, cmd, timeout)
+	rs, err := nh.Propose(nh.GetNoOPSession(shardID), cmd, timeout)
 	if err != nil {
 		return nil, mapError(err)
 	}
