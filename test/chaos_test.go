@@ -463,6 +463,7 @@ type chaosSummary struct {
 	Duration           string `json:"duration"`
 	Ops                int    `json:"operations"`
 	Indeterminate      int    `json:"indeterminate"`
+	Refused            int    `json:"refusedWrites"` // plain 503 Unavailable: taken as not applied
 	StaleReads         int    `json:"staleReads"`
 	Faults             int    `json:"faults"`
 	Linearizable       string `json:"linearizable"` // yes, no, or unknown (the checker ran out of time)
@@ -476,8 +477,8 @@ type chaosSummary struct {
 
 // line formats s as one stable, greppable line.
 func (s chaosSummary) line() string {
-	return fmt.Sprintf("chaos: scenario=%s nodes=%d shards=%d duration=%s ops=%d indeterminate=%d stale_reads=%d faults=%d linearizable=%s lost=%d stale_violations=%d registry_converged=%s snapshots_saved=%d snapshots_recovered=%d",
-		s.Scenario, s.Nodes, s.Shards, s.Duration, s.Ops, s.Indeterminate, s.StaleReads, s.Faults, s.Linearizable, s.Lost, s.StaleViolations, s.Registry, s.SnapshotsSaved, s.SnapshotsRecovered)
+	return fmt.Sprintf("chaos: scenario=%s nodes=%d shards=%d duration=%s ops=%d indeterminate=%d refused_writes=%d stale_reads=%d faults=%d linearizable=%s lost=%d stale_violations=%d registry_converged=%s snapshots_saved=%d snapshots_recovered=%d",
+		s.Scenario, s.Nodes, s.Shards, s.Duration, s.Ops, s.Indeterminate, s.Refused, s.StaleReads, s.Faults, s.Linearizable, s.Lost, s.StaleViolations, s.Registry, s.SnapshotsSaved, s.SnapshotsRecovered)
 }
 
 // chaosRunScenario runs sc on a new cluster and checks its history.
@@ -539,6 +540,7 @@ func chaosRunScenario(t *testing.T, bin string, cfg chaosConfig, sc chaosScenari
 	}
 	ops, stale := h.snapshot()
 	sum.Ops, sum.Indeterminate = linCount(ops)
+	sum.Refused = int(h.refused.Load())
 	sum.StaleReads = len(stale)
 	r.logUnknown(ops)
 

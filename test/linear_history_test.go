@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -47,6 +48,9 @@ type linHistory struct {
 	mu    sync.Mutex
 	ops   []linOp
 	stale []linStaleRead
+	// refused counts the writes kv1 refused with a plain 503 Unavailable,
+	// left out of ops as not applied (see linNeverSent).
+	refused atomic.Int64
 }
 
 func newLinHistory() *linHistory { return &linHistory{start: time.Now()} }

@@ -143,6 +143,9 @@ func (c *linClient) step(ctx context.Context, t linTarget, keys []string, h *lin
 	}
 	call := h.now()
 	out, sent := c.do(ctx, t.Node, in)
+	if !sent && in.Kind != linGet && out.Why == linRefused {
+		h.refused.Add(1)
+	}
 	if !sent || in.Kind == linGet && out.Status == linUnknown {
 		return false // never reached kv1, or a failed read: no effect
 	}
@@ -211,6 +214,9 @@ func (c *linClient) do(ctx context.Context, n *kv1proc.Node, in linInput) (out l
 	}
 	status, body, err := linSend(ctx, c.timeout, method, u)
 	if linNeverSent(status, body, err) {
+		if err == nil && bytes.HasPrefix(body, []byte("Unavailable:")) {
+			return linOutput{Why: linRefused}, false
+		}
 		return linOutput{}, false
 	}
 	out = linParseOutput(in, status, body, err)
@@ -219,6 +225,9 @@ func (c *linClient) do(ctx context.Context, n *kv1proc.Node, in linInput) (out l
 	}
 	return out, true
 }
+
+// linRefused is the Why of a request kv1 refused with a plain Unavailable.
+const linRefused = "refused"
 
 // linNeverSent reports whether an answer proves that kv1 did not act on
 // the request: the connection was refused, the node answered that it is
