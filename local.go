@@ -72,9 +72,10 @@ func (a *Agent) localCommit(ctx context.Context, shardID uint64, cmd []byte) err
 	}
 }
 
-// localPropose hands cmd to the local replica. An error here means that
-// nothing was proposed, but for ErrTimeout (the deadline is too near); the
-// outcome of what was proposed comes on the returned request's channels.
+// localPropose hands cmd to the local replica. When it fails, nothing was
+// proposed; among its errors is ErrTimeout for a deadline less than a raft
+// tick away, which reads as unknown but is not. A proposal made reports
+// its outcome on the returned request's channels.
 func (a *Agent) localPropose(ctx context.Context, shardID uint64, cmd []byte) (*dragonboat.RequestState, error) {
 	nh, err := a.localHost(shardID)
 	if err != nil {
