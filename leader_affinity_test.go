@@ -88,11 +88,9 @@ func leaderHost(live []*node, shardID uint64) string {
 // replicaOn returns the ID of a's replica of the shard.
 func replicaOn(t *testing.T, a *zongzi.Agent, shardID uint64) uint64 {
 	t.Helper()
-	for _, r := range a.State().HostReplicas(a.HostID()) {
-		if r.ShardID == shardID {
-			return r.ID
-		}
+	ids := replicasOn(a, shardID)
+	if len(ids) == 0 {
+		t.Fatalf("host %s has no replica of shard %d", a.HostID(), shardID)
 	}
-	t.Fatalf("host %s has no replica of shard %d", a.HostID(), shardID)
-	return 0
+	return ids[0]
 }

@@ -13,46 +13,94 @@ import (
 	"github.com/zongzi-kv/zongzi"
 )
 
-// TestApplyPendingAtClose proposes on a shard's leader after its followers
-// have stopped, so the proposal is in the leader's log but cannot commit,
-// then stops the leader's host. The proposal may yet commit when the hosts
-// come back, so Apply must report an unknown outcome, not the "shard not
-// ready" that would have it sent to another host and applied twice.
+// A proposal whose replica closes before it commits may yet commit when
+// the hosts come back. These tests propose on a shard whose followers have
+// stopped, so that the proposal is in the leader's log but cannot commit,
+// then stop the leader's host: the caller must hear that the outcome is
+// unknown, not the "shard not ready" that would have the write sent to
+// another host and applied twice.
+
+// TestApplyPendingAtClose proposes on the leader's own host.
 func TestApplyPendingAtClose(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	c, s, lead := startPendingCluster(t, "a", "b", "c")
+	defer c.stop()
+	err := applyPendingAtStop(t, c, lead, lead.agent.Client(s.ID))
+	// Forwarded writes fail with "bus <address>: …"; this one must have
+	// gone to no other host.
+	if strings.Contains(err.Error(), "bus ") {
+		t.Fatalf("the pending write was sent on to another host: %v", err)
+	}
+}
+
+// TestForwardedApplyPendingAtClose proposes from a host without a replica,
+// which forwards the write to the leader's host.
+func TestForwardedApplyPendingAtClose(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	c, s, lead := startPendingCluster(t, "a", "b", "c", "d")
+	defer c.stop()
+	var out *node
+	for _, n := range c.nodes {
+		if len(replicasOn(n.agent, s.ID)) == 0 {
+			out = n
+		}
+	}
+	if out == nil {
+		t.Fatal("every host has a replica of the shard")
+	}
+	applyPendingAtStop(t, c, lead, out.agent.Client(s.ID))
+}
+
+// startPendingCluster starts a cluster in the given zones, creates a shard
+// with three replicas and returns it with the node whose replica leads it.
+// The leader stays leader without its followers for as long as a proposal
+// waits: with CheckQuorum it would step down after an election timeout
+// (which leaves the proposal pending all the same, but drops any made
+// after it).
+func startPendingCluster(t *testing.T, zones ...string) (*cluster, zongzi.Shard, *node) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
-	// The leader must stay leader without its followers for as long as the
-	// proposal waits; with CheckQuorum it would step down after an
-	// election timeout (which leaves the proposal pending all the same,
-	// but drops a proposal made after it).
+	c := newCluster(t, zones...)
 	cfg := zongzi.DefaultReplicaConfig()
 	cfg.CheckQuorum = false
 	for _, n := range c.nodes {
 		n.opts = []zongzi.AgentOption{zongzi.WithReplicaConfig(cfg)}
 	}
 	c.startAll(ctx, c.nodes...)
-	defer c.stop()
 	s := c.createActive(ctx, c.nodes[0].agent, testType, "pending")
 	var lead *node
 	waitFor(t, settle, "the shard's leader", func() bool {
-		id := leaderHost(c.nodes, s.ID)
+		var replicas []*node
 		for _, n := range c.nodes {
+			if len(replicasOn(n.agent, s.ID)) > 0 {
+				replicas = append(replicas, n)
+			}
+		}
+		id := leaderHost(replicas, s.ID)
+		for _, n := range replicas {
 			if id != "" && n.agent.HostID() == id {
 				lead = n
 			}
 		}
 		return lead != nil
 	})
-	client := lead.agent.Client(s.ID)
+	return c, s, lead
+}
+
+// applyPendingAtStop makes a first write through client, stops every host
+// of the shard but lead, applies a second write through client, and stops
+// lead while it waits. It checks that the write reported an unknown
+// outcome, before its deadline, and returns the error.
+func applyPendingAtStop(t *testing.T, c *cluster, lead *node, client *zongzi.ShardClient) error {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
 	if _, _, err := client.Apply(ctx, []byte("first")); err != nil {
 		t.Fatalf("first write: %v", err)
 	}
-
+	id := client.ShardID()
 	var wg sync.WaitGroup
 	for _, n := range c.nodes {
-		if n != lead {
+		if n != lead && len(replicasOn(n.agent, id)) > 0 {
 			wg.Go(n.agent.Stop)
 		}
 	}
@@ -73,14 +121,22 @@ func TestApplyPendingAtClose(t *testing.T) {
 	lead.agent.Stop()
 	err := <-errs
 	if !errors.Is(err, zongzi.ErrOutcomeUnknown) || errors.Is(err, zongzi.ErrShardNotReady) {
-		t.Fatalf("apply pending when its host stopped: %v, want %v", err, zongzi.ErrOutcomeUnknown)
-	}
-	// Forwarded writes fail with "bus <address>: …"; this one must have
-	// gone to no other host.
-	if strings.Contains(err.Error(), "bus ") {
-		t.Fatalf("the pending write was sent on to another host: %v", err)
+		t.Fatalf("apply pending when the leader's host stopped: %v, want %v", err, zongzi.ErrOutcomeUnknown)
 	}
 	if actx.Err() != nil {
 		t.Fatalf("apply returned only at its deadline: %v", err)
 	}
+	return err
+}
+
+// replicasOn returns the replicas of the shard that the host of a has, as
+// a sees the registry.
+func replicasOn(a *zongzi.Agent, shardID uint64) []uint64 {
+	var ids []uint64
+	for _, r := range a.State().HostReplicas(a.HostID()) {
+		if r.ShardID == shardID {
+			ids = append(ids, r.ID)
+		}
+	}
+	return ids
 }
