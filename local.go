@@ -63,7 +63,7 @@ func (a *Agent) localCommit(ctx context.Context, shardID uint64, cmd []byte) err
 	}
 	select {
 	case r := <-rs.ResultC():
-		if r.Committed() || r.Completed() {
+		if r.Committed() { // or applied, which Committed counts too
 			return nil
 		}
 		return fmt.Errorf("shard %d: commit: %w", shardID, resultError(r))
