@@ -32,6 +32,14 @@ type peer struct {
 	reads  *readBatcher
 }
 
+// windowSize is the HTTP/2 flow-control window of every bus stream and
+// connection, on both sides. A static window turns off gRPC's estimate of
+// the bandwidth-delay product, which pings the peer once per round of data
+// frames and grows the window from 64 KiB as it learns. Reads forwarded to
+// a shard's leader made about 8% fewer system calls and cost about 7% less
+// CPU (bench/README.md). A value of 1 MiB, kv1's limit, fits in one window.
+const windowSize = 1 << 20
+
 // errOutcomeUnknown is Codes.Unknown when the caller sets none.
 var errOutcomeUnknown = errors.New("bus: outcome unknown")
 
@@ -52,6 +60,7 @@ func (p *Pool) get(addr string) (*peer, error) {
 	// A host that restarts must be reachable again within a second, not
 	// after gRPC's default reconnect backoff of up to two minutes.
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStaticStreamWindowSize(windowSize), grpc.WithStaticConnWindowSize(windowSize),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: time.Second,

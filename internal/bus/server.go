@@ -21,9 +21,11 @@ type Server struct {
 	grpc  *grpc.Server
 }
 
-// NewServer returns a server for h; opts go to grpc.NewServer. Call Listen
-// to start it.
+// NewServer returns a server for h; opts go to grpc.NewServer, after the
+// bus's own static flow-control windows (windowSize). Call Listen to start
+// it.
 func NewServer(h Handler, c Codes, opts ...grpc.ServerOption) *Server {
+	opts = append([]grpc.ServerOption{grpc.StaticStreamWindowSize(windowSize), grpc.StaticConnWindowSize(windowSize)}, opts...)
 	s := &Server{h: h, codes: c, grpc: grpc.NewServer(opts...)}
 	pb.RegisterBusServer(s.grpc, s)
 	return s
