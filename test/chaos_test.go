@@ -640,15 +640,25 @@ func chaosSaveLogs(t *testing.T, c *kv1proc.Cluster, dir string) {
 	t.Logf("node logs saved in %s", dir)
 }
 
-// logUnknown logs why operations had an unknown outcome, by reason.
+// logUnknown logs why operations had an unknown outcome, by reason, with
+// the span of their calls since the workload started.
 func (r *chaosRun) logUnknown(ops []linOp) {
-	why := map[string]int{}
+	type span struct{ n, first, last int64 }
+	why := map[string]*span{}
 	for _, op := range ops {
-		if op.Out.Status == linUnknown {
-			why[op.Out.Why]++
+		if op.Out.Status != linUnknown {
+			continue
 		}
+		s := why[op.Out.Why]
+		if s == nil {
+			s = &span{first: op.Call, last: op.Call}
+			why[op.Out.Why] = s
+		}
+		s.n++
+		s.first, s.last = min(s.first, op.Call), max(s.last, op.Call)
 	}
-	for w, n := range why {
-		r.t.Logf("%d unknown outcomes: %s", n, w)
+	for w, s := range why {
+		r.t.Logf("%d unknown outcomes, called %.2f–%.2f s into the workload: %s",
+			s.n, time.Duration(s.first).Seconds(), time.Duration(s.last).Seconds(), w)
 	}
 }
