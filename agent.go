@@ -57,6 +57,8 @@ type Agent struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	events chan leaderInfo
+	// leaderMoved wakes runLeaderAffinity when a leader changes.
+	leaderMoved chan struct{}
 }
 
 // stateMachineType is a registered guest shard type.
@@ -111,6 +113,7 @@ func NewAgent(clusterName string, peers []string, opts ...AgentOption) (*Agent, 
 		store:         registry.New(),
 		types:         map[string]stateMachineType{},
 		events:        make(chan leaderInfo, 1024),
+		leaderMoved:   make(chan struct{}, 1),
 	}
 	a.resolver = newHostResolver(a.store.State)
 	for _, opt := range opts {

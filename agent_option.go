@@ -195,8 +195,9 @@ func WithShardController(c ShardController) AgentOption {
 // leaders' host carries the entries of every shard, and each follower takes
 // them in one step, with one log sync. It also puts all the leaders' work
 // on one host, which becomes the limit in a larger cluster; and while a
-// leadership moves, a shard takes no proposals. Off by default: Zongzi
-// leaves leaders where Raft elects them.
+// leadership moves, a shard takes no proposals (Agent.LeadersGathered
+// says when the moves are done). Off by default: Zongzi leaves leaders
+// where Raft elects them.
 func WithLeaderAffinity() AgentOption {
 	return func(a *Agent) error {
 		a.leaderAffinity = true

@@ -26,6 +26,12 @@ func (e raftEvents) LeaderUpdated(info raftio.LeaderInfo) {
 	case e.a.events <- li:
 	default: // the periodic sweep of the leader worker catches up
 	}
+	if e.a.leaderAffinity {
+		select {
+		case e.a.leaderMoved <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	}
 }
 
 // localLeader returns the leader of a shard as seen by this host's replica.

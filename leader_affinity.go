@@ -3,21 +3,46 @@ package zongzi
 import (
 	"context"
 	"time"
+
+	"github.com/zongzi-kv/zongzi/internal/registry"
 )
 
 // leaderAffinityInterval is how often the prime shard's leader asks for the
-// leadership of the guest shards it does not lead yet (WithLeaderAffinity).
-// A transfer takes a round trip once the replica has caught up; asking again
-// before then does no harm.
+// leadership of the guest shards it does not lead yet (WithLeaderAffinity),
+// besides each time a leader changes. A transfer takes a round trip once
+// the replica has caught up; asking again before then does no harm.
 const leaderAffinityInterval = time.Second
 
+// leaderAffinityGap is the least time between two passes. It bounds the
+// requests while two hosts each still believe they lead the prime shard,
+// for at most a heartbeat after a change.
+const leaderAffinityGap = 50 * time.Millisecond
+
 // runLeaderAffinity gathers guest shard leaders on the prime shard's leader,
-// when the agent was given WithLeaderAffinity.
+// when the agent was given WithLeaderAffinity. It asks as soon as a shard
+// elects a leader elsewhere, or this host comes to lead the prime shard: a
+// shard takes no proposals while its leadership moves, and a proposal a
+// follower forwarded to the old leader then is dropped without a word (its
+// write times out, outcome unknown). Moving leaders right after an election,
+// before clients find the shard, keeps that window out of their way.
 func (a *Agent) runLeaderAffinity(ctx context.Context) {
 	if !a.leaderAffinity {
 		return
 	}
-	every(ctx, leaderAffinityInterval, a.gatherLeaders)
+	tick := time.NewTicker(leaderAffinityInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-a.leaderMoved:
+		}
+		a.gatherLeaders()
+		if sleep(ctx, leaderAffinityGap) != nil {
+			return
+		}
+	}
 }
 
 // gatherLeaders asks, while this host leads the prime shard, for the
@@ -40,4 +65,34 @@ func (a *Agent) gatherLeaders() {
 			a.log.Debug("zongzi: leader transfer", "shard", shardID, "replica", lr.replicaID, "err", err)
 		}
 	}
+}
+
+// LeadersGathered reports whether the guest shards' leaders have gathered
+// on the host that leads the prime shard, as this host's copy of the
+// registry sees it: every guest shard of which that host runs an active
+// voting replica is led by that replica. Without WithLeaderAffinity it is always
+// true. A server may hold back its readiness on it for a while after it
+// starts (kv1's /healthz does), so that clients do not meet the moves.
+func (a *Agent) LeadersGathered() bool {
+	if !a.leaderAffinity {
+		return true
+	}
+	st := a.store.State()
+	prime, ok := st.Shard(0)
+	if !ok {
+		return false
+	}
+	leader, ok := st.Replica(prime.Leader)
+	if !ok {
+		return false
+	}
+	for _, r := range st.HostReplicas(leader.HostID) {
+		if r.ShardID == 0 || r.IsNonVoting || r.IsWitness || r.Status != registry.ReplicaStatusActive {
+			continue
+		}
+		if s, ok := st.Shard(r.ShardID); !ok || s.Leader != r.ID {
+			return false
+		}
+	}
+	return true
 }

@@ -40,23 +40,35 @@ func TestLeaderAffinity(t *testing.T) {
 					return false
 				}
 			}
+			for _, n := range live {
+				if !n.agent.LeadersGathered() {
+					return false
+				}
+			}
 			return true
 		}
 	}
 	waitFor(t, settle, "guest shard leaders on the prime shard's leader", gathered(c.nodes))
 
-	// Moved away by hand, a leadership comes back.
+	// Moved away by hand, a leadership comes back: each move is an
+	// election, so the term goes up by two at least. The move back may come
+	// before a check could see the leader away.
 	lead := leaderHost(c.nodes, 0)
 	away := c.nodes[0]
 	if away.agent.HostID() == lead {
 		away = c.nodes[1]
 	}
 	target := replicaOn(t, away.agent, shards[0])
+	_, term0 := away.agent.Client(shards[0]).Leader()
 	waitFor(t, settle, "shard moved away from the prime shard's leader", func() bool {
 		_ = away.agent.NodeHost().RequestLeaderTransfer(shards[0], target)
-		return leaderHost(c.nodes, shards[0]) == away.agent.HostID()
+		_, term := away.agent.Client(shards[0]).Leader()
+		return term > term0
 	})
-	waitFor(t, settle, "the moved shard back on the prime shard's leader", gathered(c.nodes))
+	waitFor(t, settle, "the moved shard back on the prime shard's leader", func() bool {
+		_, term := away.agent.Client(shards[0]).Leader()
+		return term >= term0+2 && gathered(c.nodes)()
+	})
 
 	// The prime shard's leader stops: the leaders follow its successor.
 	var live []*node
@@ -68,6 +80,42 @@ func TestLeaderAffinity(t *testing.T) {
 		live = append(live, n)
 	}
 	waitFor(t, settle, "guest shard leaders on the new prime shard's leader", gathered(live))
+}
+
+// TestLeadersGathered checks LeadersGathered against leaders moved by hand.
+// Only one agent has WithLeaderAffinity, and another leads the prime shard,
+// so no agent moves leaders: the registry shows wherever the test put them.
+func TestLeadersGathered(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	watcher := c.nodes[2]
+	watcher.opts = []zongzi.AgentOption{zongzi.WithLeaderAffinity()}
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	if !c.nodes[0].agent.LeadersGathered() {
+		t.Errorf("LeadersGathered is false on an agent without WithLeaderAffinity")
+	}
+	moveLeader := func(shardID uint64, to *node) {
+		t.Helper()
+		target := replicaOn(t, to.agent, shardID)
+		waitFor(t, settle, fmt.Sprintf("shard %d led from %s", shardID, to.agent.HostID()), func() bool {
+			_ = to.agent.NodeHost().RequestLeaderTransfer(shardID, target)
+			s, ok := watcher.agent.State().Shard(shardID)
+			return ok && s.Leader == target && leaderHost(c.nodes, shardID) == to.agent.HostID()
+		})
+	}
+	moveLeader(0, c.nodes[0])
+	shardID := c.createActive(ctx, c.nodes[0].agent, testType, "gathered").ID
+	moveLeader(shardID, c.nodes[1])
+	if watcher.agent.LeadersGathered() {
+		t.Errorf("LeadersGathered is true with shard %d led away from the prime shard's leader", shardID)
+	}
+	moveLeader(shardID, c.nodes[0])
+	if !watcher.agent.LeadersGathered() {
+		t.Errorf("LeadersGathered is false with every shard led from the prime shard's leader")
+	}
 }
 
 // leaderHost returns the ID of the host whose replica leads the shard, as
