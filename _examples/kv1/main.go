@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -112,7 +113,7 @@ func run(ctx context.Context, o options, log *slog.Logger, stdout io.Writer) err
 		}
 		return err
 	}
-	h, err := newKVHandler(agent, shards, o.timeout)
+	h, err := newKVHandler(agent, shards, o.timeout, start.Add(gatherWait))
 	if err != nil {
 		return err
 	}
@@ -193,15 +194,16 @@ func createShards(ctx context.Context, agent *zongzi.Agent, o options) ([]zongzi
 	return shards, nil
 }
 
-// newKVHandler wires the HTTP handler to the agent.
-func newKVHandler(agent *zongzi.Agent, shards []zongzi.Shard, timeout time.Duration) (*handler, error) {
+// newKVHandler wires the HTTP handler to the agent. Until gatherBy, the
+// node is not ready while the kv shards' leaders move (healthz).
+func newKVHandler(agent *zongzi.Agent, shards []zongzi.Shard, timeout time.Duration, gatherBy time.Time) (*handler, error) {
 	clients := make([]shardClient, len(shards))
 	for i, s := range shards {
 		clients[i] = agent.Client(s.ID)
 	}
 	return newHandler(clients, handlerConfig{
 		Timeout: timeout,
-		Healthz: func(ctx context.Context) error { return healthz(ctx, agent, shards) },
+		Healthz: func(ctx context.Context) error { return healthz(ctx, agent, shards, gatherBy) },
 		Status:  func(_ context.Context, w io.Writer) error { return writeStatus(w, agent) },
 		Registry: func(ctx context.Context, w io.Writer) error {
 			st, err := agent.StateLinearizable(ctx)
@@ -213,10 +215,21 @@ func newKVHandler(agent *zongzi.Agent, shards []zongzi.Shard, timeout time.Durat
 	})
 }
 
-// healthz says whether this node can serve: the agent is ready and a
+// gatherWait is how long after its start a node waits, at most, for the
+// kv shards' leaders to gather (-affinity) before it says it is ready.
+// A shard takes no proposals while its leadership moves, and a write that a
+// follower forwarded to the old leader then times out with its outcome
+// unknown; the moves come right after each shard's first election, so a
+// node that waits for them keeps its first clients out of their way. The
+// wait is bounded so that a leader that cannot move (its host lags) delays
+// readiness by seconds, not for good.
+const gatherWait = 3 * time.Second
+
+// healthz says whether this node can serve: the agent is ready, a
 // linearizable read barrier (ReadIndex) completes on every kv shard, through
-// the local replica or the host a request would be forwarded to.
-func healthz(ctx context.Context, agent *zongzi.Agent, shards []zongzi.Shard) error {
+// the local replica or the host a request would be forwarded to, and, until
+// gatherBy, the kv shards' leaders have gathered (Agent.LeadersGathered).
+func healthz(ctx context.Context, agent *zongzi.Agent, shards []zongzi.Shard, gatherBy time.Time) error {
 	if s := agent.Status(); s != zongzi.AgentStatusReady {
 		return fmt.Errorf("agent %s", s)
 	}
@@ -224,6 +237,9 @@ func healthz(ctx context.Context, agent *zongzi.Agent, shards []zongzi.Shard) er
 		if _, err := agent.Client(s.ID).Index(ctx); err != nil {
 			return fmt.Errorf("%s: %w", s.Name, err)
 		}
+	}
+	if time.Now().Before(gatherBy) && !agent.LeadersGathered() {
+		return errors.New("the kv shards' leaders are moving to the prime shard's leader")
 	}
 	return nil
 }
