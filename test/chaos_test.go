@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -640,6 +641,10 @@ func chaosSaveLogs(t *testing.T, c *kv1proc.Cluster, dir string) {
 	t.Logf("node logs saved in %s", dir)
 }
 
+// hostPort matches the addresses in an error, which logUnknown masks so
+// that the errors of one kind count together.
+var hostPort = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
+
 // logUnknown logs why operations had an unknown outcome, by reason, with
 // the span of their calls since the workload started.
 func (r *chaosRun) logUnknown(ops []linOp) {
@@ -649,10 +654,11 @@ func (r *chaosRun) logUnknown(ops []linOp) {
 		if op.Out.Status != linUnknown {
 			continue
 		}
-		s := why[op.Out.Why]
+		reason := hostPort.ReplaceAllString(op.Out.Why, "<addr>")
+		s := why[reason]
 		if s == nil {
 			s = &span{first: op.Call, last: op.Call}
-			why[op.Out.Why] = s
+			why[reason] = s
 		}
 		s.n++
 		s.first, s.last = min(s.first, op.Call), max(s.last, op.Call)
