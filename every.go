@@ -5,8 +5,10 @@ import (
 	"time"
 )
 
-// every calls f every d until ctx is done; the first call comes after d.
-func every(ctx context.Context, d time.Duration, f func()) {
+// every calls f every d, and each time wake receives, until ctx is done;
+// the first call comes after d or at the first wake. A nil wake never
+// receives.
+func every(ctx context.Context, d time.Duration, wake <-chan struct{}, f func()) {
 	tick := time.NewTicker(d)
 	defer tick.Stop()
 	for {
@@ -14,7 +16,8 @@ func every(ctx context.Context, d time.Duration, f func()) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			f()
+		case <-wake:
 		}
+		f()
 	}
 }

@@ -29,20 +29,10 @@ func (a *Agent) runLeaderAffinity(ctx context.Context) {
 	if !a.leaderAffinity {
 		return
 	}
-	tick := time.NewTicker(leaderAffinityInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-a.leaderMoved:
-		}
+	every(ctx, leaderAffinityInterval, a.leaderMoved, func() {
 		a.gatherLeaders()
-		if sleep(ctx, leaderAffinityGap) != nil {
-			return
-		}
-	}
+		_ = sleep(ctx, leaderAffinityGap) // every returns once ctx is done
+	})
 }
 
 // gatherLeaders asks, while this host leads the prime shard, for the
