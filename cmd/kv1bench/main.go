@@ -42,6 +42,7 @@ type config struct {
 	casURL      string
 	fresh       bool
 	fill        int
+	profile     string
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.StringVar(&cfg.casURL, "cas", "", "only run the compare-and-set load against this kv1 URL")
 	flag.BoolVar(&cfg.fresh, "fresh", false, "with -cas: every write creates a new key (ver=0) instead of updating the worker's key")
 	flag.IntVar(&cfg.fill, "fill", 0, "after the loads, write compare-and-sets until this many writes in all, then measure memory and disk")
+	flag.StringVar(&cfg.profile, "profile", "", "write a CPU profile of every kv1 node during each load on them to `dir` (<load>-node<N>.pb.gz, for go tool pprof)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("kv1bench: ")
@@ -244,8 +246,19 @@ func run(ctx context.Context, cfg config) (err error) {
 		ceilingLoad, // again: a drift of the machine shows as two ceilings apart
 	}
 	var ceilings []float64
+	var prof *profiler
+	if cfg.profile != "" {
+		d := cfg.duration
+		if cfg.requests > 0 {
+			d = 0 // loads end by count, not time
+		}
+		if prof, err = newProfiler(cfg.profile, c.Nodes, d); err != nil {
+			return err
+		}
+	}
 	for i, l := range loads {
-		if l.pids == nil {
+		onNodes := l.pids == nil
+		if onNodes {
 			l.pids = nodes
 		}
 		log.Printf("%d/%d: %s", i+1, len(loads), l.name)
@@ -253,7 +266,14 @@ func run(ctx context.Context, cfg config) (err error) {
 		if err != nil {
 			return err
 		}
+		profiled := func() error { return nil }
+		if prof != nil && onNodes {
+			profiled = prof.start(ctx, l.name)
+		}
 		row, out, err := measure(ctx, l)
+		if perr := profiled(); err == nil && perr != nil {
+			err = perr
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", l.name, err)
 		}
