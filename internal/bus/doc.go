@@ -3,10 +3,12 @@
 // requests. It knows nothing of the agent: a Server serves a Handler, and a
 // Pool keeps one connection per remote address with its measured round trip.
 //
-// Forwarded reads to one address coalesce: reads made while a call to it is
-// outstanding travel together in one ReadBatch call, whose results stream
+// Forwarded reads to one address coalesce: reads made while a batch to it
+// is outstanding travel together in the next batch, whose results stream
 // back as they complete (read_batch.go explains why this keeps reads
-// linearizable). Hosts that lack ReadBatch get one unary Read per read.
+// linearizable). Batches go on one long-lived ReadStream per address
+// (read_stream.go). Hosts that lack ReadStream get a ReadBatch call per
+// batch, and hosts that lack that too a unary Read per read.
 //
 // Errors cross the bus as gRPC status codes. The caller supplies the mapping
 // both ways (Codes), so the root package's sentinel errors survive a hop.

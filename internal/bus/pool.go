@@ -212,9 +212,9 @@ func (p *Pool) Commit(ctx context.Context, addr string, shardID uint64, cmd []by
 }
 
 // Read forwards a query to the host at addr. Reads to the same address
-// made while a call to it is outstanding travel together in one ReadBatch
-// call (see readBatcher); each returns when its own result arrives or its
-// ctx is done.
+// made while a batch to it is outstanding travel together in the next
+// batch, on the address's ReadStream (see readBatcher); each returns when
+// its own result arrives or its ctx is done.
 func (p *Pool) Read(ctx context.Context, addr string, shardID uint64, query []byte, stale, leader bool) (uint64, []byte, error) {
 	pe, err := p.get(addr)
 	if err != nil {

@@ -39,9 +39,10 @@ const (
 	batchStallAfter = 100 * time.Millisecond
 	// batchNoDeadline bounds a batch whose reads carry no deadline.
 	batchNoDeadline = 5 * time.Second
-	// unaryFallback is how long reads to a host that lacks ReadBatch (an
-	// older version) go one unary Read each before ReadBatch is tried again.
-	unaryFallback = 30 * time.Second
+	// olderPeer is how long batches to a host that lacks ReadStream, or
+	// reads to one that lacks ReadBatch too (an older version), go the
+	// older way before the newer one is tried again.
+	olderPeer = 30 * time.Second
 )
 
 // errNoBatch tells a waiting read that its host lacks ReadBatch, so it
@@ -50,34 +51,37 @@ var errNoBatch = errors.New("bus: peer does not serve ReadBatch")
 
 // readBatcher coalesces the reads forwarded to one address. A read that
 // finds fewer than live calls to the address outstanding, and no read
-// queued, goes at once and alone: a unary Read under its caller's ctx, on
-// its caller's goroutine. Otherwise it queues, and everything queued (up to
-// batchMaxReads reads or batchMaxBytes of queries) goes in one ReadBatch
-// call as soon as an outstanding call brings back its first results,
-// finishes, or stalls. Results come back tagged with their read's
-// position, so each read gets its own, and returns when it arrives or when
-// its own ctx is done.
+// queued, goes at once and alone, under its caller's ctx, on its caller's
+// goroutine. Otherwise it queues, and everything queued (up to
+// batchMaxReads reads or batchMaxBytes of queries) goes in one batch as soon
+// as an outstanding call brings back its first results, finishes, or
+// stalls. Batches, a read alone too, go on one long-lived ReadStream per
+// address (readStream), which costs no call of its own per batch; to an
+// older host, in a ReadBatch call each, or one unary Read per read. Results
+// come back tagged with their read's position, so each read gets its own,
+// and returns when it arrives or when its own ctx is done.
 //
 // Linearizability. A linearizable read must observe every write
 // acknowledged before the read was issued. A read joins only a batch sent
-// after the read was queued (the queue is drained only into calls that
-// start afterwards, and nothing is retried from here), and the serving host
-// starts on a batch only once it has received it. There it serves every
-// read with Handler.Read, concurrently, as it serves a unary Read: a read
-// that is not stale waits for a ReadIndex round that started after
-// Handler.Read was called, hence after the read was issued, and then
-// queries a replica that has applied at least up to that index. So it
-// observes every write acknowledged before it was issued, however many
-// other reads shared its call or its round. A read whose caller gave up
-// returns its ctx's error, never a late result.
+// after the read was queued (the queue is drained only into batches that
+// start afterwards, and nothing is retried from here but a whole batch that
+// a host without ReadStream never received), and the serving host starts on
+// a batch only once it has received it. There it serves every read with
+// Handler.Read, concurrently, as it serves a unary Read: a read that is not
+// stale waits for a ReadIndex round that started after Handler.Read was
+// called, hence after the read was issued, and then queries a replica that
+// has applied at least up to that index. So it observes every write
+// acknowledged before it was issued, however many other reads shared its
+// batch or its round. A read whose caller gave up returns its ctx's error,
+// never a late result.
 //
-// Cancellation. A ReadBatch call carries no caller's cancellation: it
-// runs under a context of its own whose deadline is the latest among its
-// reads (reads without one count as batchNoDeadline), so one caller giving
-// up cancels no other's read. A read has no side effect, so giving up early
-// is safe. A call that fails as a whole (the host is down, say) fails every
-// read it carried that has no result yet, with the error a unary Read
-// would get.
+// Cancellation. A batch carries no caller's cancellation but a read alone
+// does: a batch's deadline is the latest among its reads' (reads without
+// one count as batchNoDeadline), and the serving host serves it under that
+// deadline, so one caller giving up cancels no other's read. A read has no
+// side effect, so giving up early is safe. A batch that fails as a whole
+// (the host is down, say) fails every read it carried that has no result
+// yet, with the error a unary Read would get.
 type readBatcher struct {
 	p    *Pool
 	addr string
@@ -89,9 +93,11 @@ type readBatcher struct {
 
 	mu        sync.Mutex
 	queue     []*pendingRead
-	liveCalls int       // outstanding calls that hold back the next batch
-	calls     int       // all outstanding calls
-	unaryTill time.Time // reads go unary until then (an older peer)
+	liveCalls int         // outstanding calls that hold back the next batch
+	calls     int         // all outstanding calls
+	unaryTill time.Time   // reads go unary until then (an older peer)
+	batchTill time.Time   // batches go in ReadBatch calls until then (an older peer)
+	rs        *readStream // the stream batches go on; nil until one is opened
 }
 
 // pendingRead is one read waiting in, or sent with, a batch.
@@ -143,18 +149,39 @@ func (b *readBatcher) read(ctx context.Context, req *pb.ReadRequest) (uint64, []
 }
 
 // readAlone makes a read that found nothing queued and a call free: it goes
-// at once, alone, as a unary Read under its caller's ctx, on the caller's
-// goroutine. It counts as a call like any other.
+// at once, alone, under its caller's ctx, on the caller's goroutine. It
+// counts as a call like any other.
 func (b *readBatcher) readAlone(ctx context.Context, req *pb.ReadRequest) (uint64, []byte, error) {
-	c := &batchCall{b: b}
+	r := &pendingRead{req: req, done: make(chan struct{})}
+	r.deadline, _ = ctx.Deadline()
+	c := &batchCall{b: b, reads: []*pendingRead{r}}
 	stall := time.AfterFunc(b.stallAfter+2*b.p.rttOf(b.pe), c.release)
-	v, d, err := b.p.readUnary(ctx, b.addr, b.pe, req)
+	answered := []bool{false}
+	err := c.call(ctx, answered)
 	stall.Stop()
 	c.end()
-	if err != nil && ctx.Err() != nil {
-		return 0, nil, fmt.Errorf("bus %s: read: %w", b.addr, ctx.Err())
+	if answered[0] && r.err == nil {
+		return r.value, r.data, nil
 	}
-	return v, d, err
+	if err := ctxErr(ctx); err != nil { // the host's error may be that the deadline passed there too
+		return 0, nil, fmt.Errorf("bus %s: read: %w", b.addr, err)
+	}
+	if answered[0] {
+		return 0, nil, r.err
+	}
+	return 0, nil, err
+}
+
+// ctxErr is ctx's error, or context.DeadlineExceeded once its deadline has
+// passed, which may be before its timer has fired.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // unaryLocked says whether reads go unary for now. b.mu is held.
@@ -208,7 +235,7 @@ func (b *readBatcher) takeLocked() []*pendingRead {
 	return batch
 }
 
-// batchCall is one ReadBatch call.
+// batchCall is one batch of reads in flight.
 type batchCall struct {
 	b        *readBatcher
 	reads    []*pendingRead
@@ -241,7 +268,7 @@ func (c *batchCall) run() {
 	b := c.b
 	stall := time.AfterFunc(b.stallAfter+2*b.p.rttOf(b.pe), c.release)
 	answered := make([]bool, len(c.reads))
-	err := c.call(answered)
+	err := c.call(context.Background(), answered)
 	stall.Stop()
 	if err != nil {
 		for i, r := range c.reads {
@@ -264,9 +291,12 @@ func (c *batchCall) end() {
 	b.startLocked()
 }
 
-// call sends the batch and delivers the results as they arrive, marking
-// each read it answered. The error is for the reads left unanswered.
-func (c *batchCall) call(answered []bool) error {
+// call sends the batch, under ctx and until the latest of its reads'
+// deadlines, and delivers the results as they arrive, marking each read it
+// answered. The error is for the reads left unanswered. The batch goes on
+// the address's ReadStream; to a host that lacks it, in a ReadBatch call,
+// or a Read call when the batch has one read.
+func (c *batchCall) call(ctx context.Context, answered []bool) error {
 	b := c.b
 	req := &pb.ReadBatchRequest{Reads: make([]*pb.ReadRequest, len(c.reads))}
 	now := time.Now()
@@ -281,9 +311,19 @@ func (c *batchCall) call(answered []bool) error {
 			deadline = d
 		}
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
-	if len(c.reads) == 1 { // cheaper as a unary Read
+	if d, ok := ctx.Deadline(); !ok || d.After(deadline) { // not a read alone's own deadline
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	rs, err := b.stream(ctx)
+	if err == nil {
+		err = rs.send(ctx, c, req, answered)
+	}
+	if !errors.Is(err, errNoStream) {
+		return err
+	}
+	if len(c.reads) == 1 {
 		r := c.reads[0]
 		res, err := b.pe.client.Read(ctx, r.req)
 		if err != nil {
@@ -294,6 +334,13 @@ func (c *batchCall) call(answered []bool) error {
 		close(r.done)
 		return nil
 	}
+	return c.callBatch(ctx, req, answered)
+}
+
+// callBatch sends the batch in a ReadBatch call of its own and delivers
+// the results as they arrive.
+func (c *batchCall) callBatch(ctx context.Context, req *pb.ReadBatchRequest, answered []bool) error {
+	b := c.b
 	stream, err := b.pe.client.ReadBatch(ctx, req)
 	if err != nil {
 		return b.p.err(b.addr, err)
@@ -307,26 +354,13 @@ func (c *batchCall) call(answered []bool) error {
 		if err != nil {
 			if got == 0 && status.Code(err) == codes.Unimplemented {
 				b.mu.Lock()
-				b.unaryTill = time.Now().Add(unaryFallback)
+				b.unaryTill = time.Now().Add(olderPeer)
 				b.mu.Unlock()
 				return errNoBatch
 			}
 			return b.p.err(b.addr, err)
 		}
-		for _, item := range res.Results {
-			if uint64(item.Index) >= uint64(len(c.reads)) || answered[item.Index] {
-				continue // a confused peer; the read fails if never answered
-			}
-			i := item.Index
-			answered[i] = true
-			got++
-			r := c.reads[i]
-			r.value, r.data = item.Value, item.Data
-			if item.Code != 0 {
-				r.err = fmt.Errorf("bus %s: %w", b.addr, b.p.codes.ToError(item.Code, item.Message))
-			}
-			close(r.done)
-		}
+		got += c.deliver(res.Results, answered)
 		// The serving host has finished (most of) this batch: the next
 		// one may go while the rest of this one is outstanding.
 		if !released {
@@ -338,4 +372,27 @@ func (c *batchCall) call(answered []bool) error {
 	// ends cleanly rather than by a reset when ctx is cancelled.
 	_, _ = stream.Recv()
 	return nil
+}
+
+// deliver hands results to their reads, marks each read it answered, and
+// returns how many it answered. A result for a read that is not in the
+// batch, or was answered already, is dropped: a confused peer's read fails
+// if it is never answered.
+func (c *batchCall) deliver(results []*pb.ReadBatchResult, answered []bool) int {
+	b, n := c.b, 0
+	for _, item := range results {
+		i := item.Index
+		if uint64(i) >= uint64(len(c.reads)) || answered[i] {
+			continue
+		}
+		answered[i] = true
+		n++
+		r := c.reads[i]
+		r.value, r.data = item.Value, item.Data
+		if item.Code != 0 {
+			r.err = fmt.Errorf("bus %s: %w", b.addr, b.p.codes.ToError(item.Code, item.Message))
+		}
+		close(r.done)
+	}
+	return n
 }

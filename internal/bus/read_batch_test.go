@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"strconv"
@@ -189,14 +190,21 @@ func (f *fakeHandler) Watch(context.Context, uint64, []byte, bool, func(uint64, 
 	return errNotReady
 }
 
-// batchCounter counts the ReadBatch and Read calls a server receives.
-type batchCounter struct{ batches, unary atomic.Int64 }
+// batchCounter counts what a server receives: ReadStream calls, batches
+// (each request on a ReadStream, and each ReadBatch call), ReadBatch calls
+// alone, and unary Read calls.
+type batchCounter struct{ streams, batches, readBatches, unary atomic.Int64 }
 
 func (c *batchCounter) options() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-			if info.FullMethod == pb.Bus_ReadBatch_FullMethodName {
+			switch info.FullMethod {
+			case pb.Bus_ReadStream_FullMethodName:
+				c.streams.Add(1)
+				ss = countedStream{ss, &c.batches}
+			case pb.Bus_ReadBatch_FullMethodName:
 				c.batches.Add(1)
+				c.readBatches.Add(1)
 			}
 			return h(srv, ss)
 		}),
@@ -207,6 +215,20 @@ func (c *batchCounter) options() []grpc.ServerOption {
 			return h(ctx, req)
 		}),
 	}
+}
+
+// countedStream counts the messages a server stream receives.
+type countedStream struct {
+	grpc.ServerStream
+	n *atomic.Int64
+}
+
+func (s countedStream) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	if err == nil {
+		s.n.Add(1)
+	}
+	return err
 }
 
 // checkLeaks fails a test that leaves goroutines behind once its cleanups,
@@ -351,7 +373,13 @@ func TestReadBatchConcurrentReads(t *testing.T) {
 		}()
 	}
 	collect(t, errs, n)
-	t.Logf("%d reads in %d ReadBatch and %d Read calls", n, count.batches.Load(), count.unary.Load())
+	t.Logf("%d reads in %d batches on %d streams", n, count.batches.Load(), count.streams.Load())
+	if got := count.streams.Load(); got != 1 {
+		t.Errorf("%d ReadStream calls, want 1", got)
+	}
+	if got := count.unary.Load() + count.readBatches.Load(); got != 0 {
+		t.Errorf("%d Read and ReadBatch calls, want none", got)
+	}
 }
 
 func TestReadBatchPerReadErrors(t *testing.T) {
@@ -400,12 +428,13 @@ func TestReadBatchCoalesces(t *testing.T) {
 	plugged := queueBehindPlugs(t, h, b, n, read)
 	close(h.plug)
 	collect(t, errs, n)
-	// The plugged reads went alone, as unary Reads; the rest together.
-	if got, want := count.unary.Load(), int64(plugged); got != want {
-		t.Errorf("%d Read calls, want %d", got, want)
+	// The plugged reads went alone, each a batch of its own; the rest
+	// together, all on one stream.
+	if got, want := count.batches.Load(), int64(plugged+1); got != want {
+		t.Errorf("%d reads in %d batches, want %d (%d alone, one of %d)", n, got, want, plugged, n-plugged)
 	}
-	if got := count.batches.Load(); got != 1 {
-		t.Errorf("%d reads in %d ReadBatch calls, want 1 of %d", n-plugged, got, n-plugged)
+	if got := count.streams.Load(); got != 1 {
+		t.Errorf("%d ReadStream calls, want 1", got)
 	}
 	if got := h.reads.Load(); got != n {
 		t.Errorf("handler served %d reads, want %d", got, n)
@@ -429,8 +458,8 @@ func TestReadBatchSplitsLargeBatches(t *testing.T) {
 	plugged := queueBehindPlugs(t, h, b, n, read)
 	close(h.plug)
 	collect(t, errs, n)
-	if got := count.batches.Load(); got != 2 {
-		t.Errorf("%d reads in %d ReadBatch calls, want 2 (one of %d, one of 10)", n-plugged, got, batchMaxReads)
+	if got, want := count.batches.Load(), int64(plugged+2); got != want {
+		t.Errorf("%d reads in %d batches, want %d (%d alone, one of %d, one of 10)", n, got, want, plugged, batchMaxReads)
 	}
 }
 
@@ -442,7 +471,7 @@ func TestReadBatchLargeResults(t *testing.T) {
 	ctx := testContext(t)
 
 	const n = 10
-	plugCalls(h, func(int) { _, _, _ = p.Read(ctx, addr, 1, nil, false, false) })
+	plugged := plugCalls(h, func(int) { _, _, _ = p.Read(ctx, addr, 1, nil, false, false) })
 	errs := make(chan error, n)
 	for range n {
 		go func() {
@@ -460,8 +489,8 @@ func TestReadBatchLargeResults(t *testing.T) {
 			t.Errorf("large read: %v", err)
 		}
 	}
-	if got := count.batches.Load(); got != 1 {
-		t.Errorf("%d ReadBatch calls, want 1", got)
+	if got, want := count.batches.Load(), int64(plugged+1); got != want {
+		t.Errorf("%d batches, want %d", got, want)
 	}
 }
 
@@ -605,8 +634,15 @@ func TestReadBatchServerStops(t *testing.T) {
 	}
 }
 
-// oldServer is a host of a version without ReadBatch.
-type oldServer struct{ *Server }
+// streamlessServer is a host of a version without ReadStream.
+type streamlessServer struct{ *Server }
+
+func (streamlessServer) ReadStream(grpc.BidiStreamingServer[pb.ReadBatchRequest, pb.ReadBatchResponse]) error {
+	return status.Error(codes.Unimplemented, "unknown method ReadStream for service zongzi.bus.Bus")
+}
+
+// oldServer is a host of a version without ReadStream or ReadBatch.
+type oldServer struct{ streamlessServer }
 
 func (oldServer) ReadBatch(*pb.ReadBatchRequest, grpc.ServerStreamingServer[pb.ReadBatchResponse]) error {
 	return status.Error(codes.Unimplemented, "unknown method ReadBatch for service zongzi.bus.Bus")
@@ -628,48 +664,70 @@ func serveBus(t *testing.T, srv pb.BusServer, opts ...grpc.ServerOption) string 
 }
 
 func TestReadBatchOlderPeer(t *testing.T) {
-	h := newPluggedHandler()
-	var count batchCounter
-	addr := serveBus(t, oldServer{NewServer(h, testCodes)}, count.options()...)
-	p := NewPool(testCodes)
-	t.Cleanup(p.Close)
-	b := heldBatcher(t, p, addr)
-	ctx := testContext(t)
+	for _, tc := range []struct {
+		name string
+		srv  func(*Server) pb.BusServer
+		// What the server receives for 30 reads, the first alone.
+		readBatches, unary int64
+	}{
+		// The read alone finds the host lacks ReadStream and goes unary;
+		// the other 29 go in one ReadBatch call.
+		{"without ReadStream", func(s *Server) pb.BusServer { return streamlessServer{s} }, 1, 1},
+		// The batch of 29 finds the host lacks ReadBatch too: every read
+		// goes unary.
+		{"without ReadBatch", func(s *Server) pb.BusServer { return oldServer{streamlessServer{s}} }, 1, 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newPluggedHandler()
+			var count batchCounter
+			addr := serveBus(t, tc.srv(NewServer(h, testCodes)), count.options()...)
+			p := NewPool(testCodes)
+			t.Cleanup(p.Close)
+			b := heldBatcher(t, p, addr)
+			ctx := testContext(t)
 
-	const n = 30
-	errs := make(chan error, n)
-	read := func(i int) {
-		query := fmt.Sprintf("q%d", i)
-		v, d, err := p.Read(ctx, addr, 5, []byte(query), false, false)
-		errs <- checkRead(5, query, readResult{v, d, err})
-	}
-	queueBehindPlugs(t, h, b, n, read)
-	close(h.plug)
-	collect(t, errs, n)
-	// One ReadBatch found the host lacks it; every read went unary.
-	if got := count.batches.Load(); got != 1 {
-		t.Errorf("%d ReadBatch calls, want 1", got)
-	}
-	if got := count.unary.Load(); got != n {
-		t.Errorf("%d Read calls, want %d", got, n)
-	}
-	if _, _, err := p.Read(ctx, addr, shardNotReady, nil, false, false); !errors.Is(err, errNotReady) {
-		t.Errorf("unary read of a shard not ready: %v, want %v", err, errNotReady)
+			const n = 30
+			errs := make(chan error, n)
+			read := func(i int) {
+				query := fmt.Sprintf("q%d", i)
+				v, d, err := p.Read(ctx, addr, 5, []byte(query), false, false)
+				errs <- checkRead(5, query, readResult{v, d, err})
+			}
+			queueBehindPlugs(t, h, b, n, read)
+			close(h.plug)
+			collect(t, errs, n)
+			if got := count.streams.Load(); got != 1 {
+				t.Errorf("%d ReadStream calls, want 1", got)
+			}
+			if got := count.readBatches.Load(); got != tc.readBatches {
+				t.Errorf("%d ReadBatch calls, want %d", got, tc.readBatches)
+			}
+			if got := count.unary.Load(); got != tc.unary {
+				t.Errorf("%d Read calls, want %d", got, tc.unary)
+			}
+			if _, _, err := p.Read(ctx, addr, shardNotReady, nil, false, false); !errors.Is(err, errNotReady) {
+				t.Errorf("read of a shard not ready: %v, want %v", err, errNotReady)
+			}
+		})
 	}
 }
 
-// confusedServer answers ReadBatch with results for reads it was not sent.
-type confusedServer struct{ *Server }
+// confusedServer answers ReadBatch with results for reads it was not sent,
+// and lacks ReadStream.
+type confusedServer struct{ streamlessServer }
 
 func (confusedServer) ReadBatch(req *pb.ReadBatchRequest, stream grpc.ServerStreamingServer[pb.ReadBatchResponse]) error {
-	return stream.Send(&pb.ReadBatchResponse{Results: []*pb.ReadBatchResult{
-		{Index: 1 << 31, Value: 1}, {Index: uint32(len(req.Reads)), Value: 2},
-	}})
+	return stream.Send(&pb.ReadBatchResponse{Results: confusedResults(req)})
+}
+
+// confusedResults are results for reads that are not in req.
+func confusedResults(req *pb.ReadBatchRequest) []*pb.ReadBatchResult {
+	return []*pb.ReadBatchResult{{Index: 1 << 31, Value: 1}, {Index: uint32(len(req.Reads)), Value: 2}}
 }
 
 func TestReadBatchConfusedPeer(t *testing.T) {
 	h := newPluggedHandler()
-	addr := serveBus(t, confusedServer{NewServer(h, testCodes)})
+	addr := serveBus(t, confusedServer{streamlessServer{NewServer(h, testCodes)}})
 	p := NewPool(testCodes)
 	t.Cleanup(p.Close)
 	b := heldBatcher(t, p, addr)
@@ -693,6 +751,35 @@ func TestReadBatchConfusedPeer(t *testing.T) {
 	}
 }
 
+// confusedStreamServer answers the first batch on a ReadStream with
+// results for reads it was not sent, and for a batch it was not sent,
+// and then ends the stream.
+type confusedStreamServer struct{ *Server }
+
+func (confusedStreamServer) ReadStream(stream grpc.BidiStreamingServer[pb.ReadBatchRequest, pb.ReadBatchResponse]) error {
+	req, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	if err := stream.Send(&pb.ReadBatchResponse{Batch: req.Batch, Results: confusedResults(req)}); err != nil {
+		return err
+	}
+	return stream.Send(&pb.ReadBatchResponse{Batch: req.Batch + 1, Results: []*pb.ReadBatchResult{{Index: 0, Value: 3}}})
+}
+
+func TestReadStreamConfusedPeer(t *testing.T) {
+	addr := serveBus(t, confusedStreamServer{NewServer(newFakeHandler(), testCodes)})
+	p := NewPool(testCodes)
+	t.Cleanup(p.Close)
+	ctx := testContext(t)
+	for i := range 3 {
+		_, _, err := p.Read(ctx, addr, 1, nil, false, false)
+		if err == nil || ctx.Err() != nil {
+			t.Errorf("read %d from a confused peer: %v, want an error", i, err)
+		}
+	}
+}
+
 func TestReadBatchRejectsOversizedBatch(t *testing.T) {
 	addr, _, _ := startBus(t, newFakeHandler())
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -700,17 +787,103 @@ func TestReadBatchRejectsOversizedBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	req := &pb.ReadBatchRequest{Reads: make([]*pb.ReadRequest, serveBatchMaxReads+1)}
+	req := &pb.ReadBatchRequest{Reads: make([]*pb.ReadRequest, serveBatchMaxReads+1), Batch: 9, TimeoutMs: 5000}
 	for i := range req.Reads {
 		req.Reads[i] = &pb.ReadRequest{ShardId: 1}
 	}
 	ctx := testContext(t)
-	stream, err := pb.NewBusClient(conn).ReadBatch(ctx, req)
+	client := pb.NewBusClient(conn)
+
+	stream, err := client.ReadBatch(ctx, req)
 	if err == nil {
 		_, err = stream.Recv()
 	}
 	if status.Code(err) != codes.InvalidArgument {
-		t.Errorf("oversized batch: %v, want %v", err, codes.InvalidArgument)
+		t.Errorf("oversized ReadBatch call: %v, want %v", err, codes.InvalidArgument)
+	}
+
+	// On a ReadStream, every read of the batch gets the error.
+	rs, err := client.ReadStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint32]bool{}
+	for len(got) < len(req.Reads) {
+		res, err := rs.Recv()
+		if err != nil {
+			t.Fatalf("oversized batch on a stream: %v after %d results", err, len(got))
+		}
+		if res.Batch != req.Batch {
+			t.Errorf("results for batch %d, want %d", res.Batch, req.Batch)
+		}
+		for _, r := range res.Results {
+			if codes.Code(r.Code) != codes.InvalidArgument {
+				t.Errorf("read %d of an oversized batch: code %v, want %v", r.Index, codes.Code(r.Code), codes.InvalidArgument)
+			}
+			got[r.Index] = true
+		}
+	}
+	if err := rs.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.Recv(); err != io.EOF {
+		t.Errorf("stream after CloseSend: %v, want %v", err, io.EOF)
+	}
+}
+
+// TestReadStreamReopens checks that reads to a host that restarted go on
+// a new stream, and that a batch whose caller gives up leaves the stream
+// working.
+func TestReadStreamReopens(t *testing.T) {
+	var count batchCounter
+	h := newFakeHandler()
+	h.entered = make(chan uint64, 1000)
+	addr, srv, p := startBus(t, h, count.options()...)
+	t.Cleanup(func() { close(h.unstick) })
+	ctx := testContext(t)
+	check := func(what string) {
+		t.Helper()
+		v, d, err := p.Read(ctx, addr, 1, []byte(what), false, false)
+		if err := checkRead(1, what, readResult{v, d, err}); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	check("first")
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := p.Read(short, addr, shardStuck, nil, false, false); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("stuck read: %v, want %v", err, context.DeadlineExceeded)
+	}
+	check("after a read gave up")
+	if got := count.streams.Load(); got != 1 {
+		t.Errorf("%d ReadStream calls, want 1", got)
+	}
+
+	srv.Stop()
+	if _, _, err := p.Read(ctx, addr, 1, nil, false, false); !errors.Is(err, errNotReady) {
+		t.Errorf("read from a stopped host: %v, want %v", err, errNotReady)
+	}
+	srv = NewServer(h, testCodes, count.options()...)
+	if _, err := srv.Listen(addr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	for {
+		_, _, err := p.Read(ctx, addr, 1, nil, false, false)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no read from the restarted host: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	check("after the host restarted")
+	if got := count.streams.Load(); got != 2 {
+		t.Errorf("%d ReadStream calls, want 2", got)
 	}
 }
 

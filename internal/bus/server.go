@@ -154,18 +154,25 @@ const (
 // within serveLinger of each other in one message, so a slow shard holds
 // back no other.
 func (s *Server) ReadBatch(req *pb.ReadBatchRequest, stream grpc.ServerStreamingServer[pb.ReadBatchResponse]) error {
-	n := len(req.Reads)
+	return s.serveBatch(stream.Context(), req.Reads, func(results []*pb.ReadBatchResult) error {
+		return s.sendResults(stream, &pb.ReadBatchResponse{Results: results})
+	})
+}
+
+// serveBatch serves a batch's reads (see ReadBatch), handing their results
+// to send as they complete. An error that is not send's is a status.
+func (s *Server) serveBatch(ctx context.Context, reads []*pb.ReadRequest, send func([]*pb.ReadBatchResult) error) error {
+	n := len(reads)
 	if n > serveBatchMaxReads {
 		return answer(codes.InvalidArgument, fmt.Sprintf("bus: read batch of %d reads, at most %d", n, serveBatchMaxReads))
 	}
-	ctx := stream.Context()
 	if n == 1 { // no goroutine, channel or timer for a batch of one
-		return s.sendResults(stream, s.readOne(ctx, 0, req.Reads[0], req.Reads[0].GetStale()))
+		return send([]*pb.ReadBatchResult{s.readOne(ctx, 0, reads[0], reads[0].GetStale())})
 	}
 	results := make([]*pb.ReadBatchResult, n)
 	done := make(chan int, n) // never blocks, so no reader outlives its Read
 	var linear map[uint64][]int
-	for i, r := range req.Reads {
+	for i, r := range reads {
 		if r.GetStale() {
 			results[i] = s.readOne(ctx, i, r, true)
 			done <- i
@@ -178,14 +185,14 @@ func (s *Server) ReadBatch(req *pb.ReadBatchRequest, stream grpc.ServerStreaming
 	}
 	for _, idx := range linear {
 		go func() {
-			first := s.readOne(ctx, idx[0], req.Reads[idx[0]], false)
+			first := s.readOne(ctx, idx[0], reads[idx[0]], false)
 			results[idx[0]] = first
 			done <- idx[0]
 			for _, i := range idx[1:] {
 				if first.Code != 0 { // the barrier failed: so does every read behind it
 					results[i] = &pb.ReadBatchResult{Index: uint32(i), Code: first.Code, Message: first.Message}
 				} else {
-					results[i] = s.readOne(ctx, i, req.Reads[i], true)
+					results[i] = s.readOne(ctx, i, reads[i], true)
 				}
 				done <- i
 			}
@@ -197,7 +204,7 @@ func (s *Server) ReadBatch(req *pb.ReadBatchRequest, stream grpc.ServerStreaming
 		timer *time.Timer
 		flush <-chan time.Time
 	)
-	send := func() error {
+	flushOut := func() error {
 		if timer != nil {
 			timer.Stop()
 			timer, flush = nil, nil
@@ -205,7 +212,7 @@ func (s *Server) ReadBatch(req *pb.ReadBatchRequest, stream grpc.ServerStreaming
 		if len(out) == 0 {
 			return nil
 		}
-		err := s.sendResults(stream, out...)
+		err := send(out)
 		out, size = nil, 0
 		return err
 	}
@@ -214,14 +221,14 @@ func (s *Server) ReadBatch(req *pb.ReadBatchRequest, stream grpc.ServerStreaming
 		case i := <-done:
 			left--
 			if size > 0 && size+len(results[i].Data) > serveResultBytes {
-				if err := send(); err != nil {
+				if err := flushOut(); err != nil {
 					return err
 				}
 			}
 			out = append(out, results[i])
 			size += len(results[i].Data)
 			if size >= serveResultBytes && left > 0 {
-				if err := send(); err != nil {
+				if err := flushOut(); err != nil {
 					return err
 				}
 				continue
@@ -232,14 +239,14 @@ func (s *Server) ReadBatch(req *pb.ReadBatchRequest, stream grpc.ServerStreaming
 			}
 		case <-flush:
 			timer, flush = nil, nil
-			if err := send(); err != nil {
+			if err := flushOut(); err != nil {
 				return err
 			}
 		case <-ctx.Done():
 			return s.status(ctx.Err())
 		}
 	}
-	return send()
+	return flushOut()
 }
 
 // readOne serves the read at index i of a batch, stale or not.
@@ -251,9 +258,14 @@ func (s *Server) readOne(ctx context.Context, i int, r *pb.ReadRequest, stale bo
 	return &pb.ReadBatchResult{Index: uint32(i), Value: v, Data: d}
 }
 
-// sendResults sends results in one message.
-func (s *Server) sendResults(stream grpc.ServerStreamingServer[pb.ReadBatchResponse], results ...*pb.ReadBatchResult) error {
-	if err := stream.Send(&pb.ReadBatchResponse{Results: results}); err != nil {
+// resultSender is the sending side of a ReadBatch or a ReadStream.
+type resultSender interface {
+	Send(*pb.ReadBatchResponse) error
+}
+
+// sendResults sends one message of results.
+func (s *Server) sendResults(stream resultSender, res *pb.ReadBatchResponse) error {
+	if err := stream.Send(res); err != nil {
 		return fmt.Errorf("bus: read batch: send: %w", err)
 	}
 	return nil

@@ -501,8 +501,12 @@ func (x *ReadRequest) GetLeader() bool {
 
 // ReadBatchRequest carries reads forwarded together to one host.
 type ReadBatchRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Reads         []*ReadRequest         `protobuf:"bytes,1,rep,name=reads,proto3" json:"reads,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Reads []*ReadRequest         `protobuf:"bytes,1,rep,name=reads,proto3" json:"reads,omitempty"`
+	// batch names the batch on a ReadStream; its results carry it back.
+	Batch uint64 `protobuf:"varint,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	// timeout_ms bounds the batch's reads on a ReadStream, from its arrival.
+	TimeoutMs     uint32 `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -544,10 +548,26 @@ func (x *ReadBatchRequest) GetReads() []*ReadRequest {
 	return nil
 }
 
+func (x *ReadBatchRequest) GetBatch() uint64 {
+	if x != nil {
+		return x.Batch
+	}
+	return 0
+}
+
+func (x *ReadBatchRequest) GetTimeoutMs() uint32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
 // ReadBatchResponse carries the results of some reads of a batch.
 type ReadBatchResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Results       []*ReadBatchResult     `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Results []*ReadBatchResult     `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// batch is the batch, on a ReadStream, that the results belong to.
+	Batch         uint64 `protobuf:"varint,2,opt,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -587,6 +607,13 @@ func (x *ReadBatchResponse) GetResults() []*ReadBatchResult {
 		return x.Results
 	}
 	return nil
+}
+
+func (x *ReadBatchResponse) GetBatch() uint64 {
+	if x != nil {
+		return x.Batch
+	}
+	return 0
 }
 
 // ReadBatchResult is the result of one read of a batch.
@@ -890,11 +917,15 @@ const file_bus_proto_rawDesc = "" +
 	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12\x14\n" +
 	"\x05query\x18\x02 \x01(\fR\x05query\x12\x14\n" +
 	"\x05stale\x18\x03 \x01(\bR\x05stale\x12\x16\n" +
-	"\x06leader\x18\x04 \x01(\bR\x06leader\"A\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader\"v\n" +
 	"\x10ReadBatchRequest\x12-\n" +
-	"\x05reads\x18\x01 \x03(\v2\x17.zongzi.bus.ReadRequestR\x05reads\"J\n" +
+	"\x05reads\x18\x01 \x03(\v2\x17.zongzi.bus.ReadRequestR\x05reads\x12\x14\n" +
+	"\x05batch\x18\x02 \x01(\x04R\x05batch\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\rR\ttimeoutMs\"`\n" +
 	"\x11ReadBatchResponse\x125\n" +
-	"\aresults\x18\x01 \x03(\v2\x1b.zongzi.bus.ReadBatchResultR\aresults\"\x7f\n" +
+	"\aresults\x18\x01 \x03(\v2\x1b.zongzi.bus.ReadBatchResultR\aresults\x12\x14\n" +
+	"\x05batch\x18\x02 \x01(\x04R\x05batch\"\x7f\n" +
 	"\x0fReadBatchResult\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\x04R\x05value\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
@@ -908,7 +939,7 @@ const file_bus_proto_rawDesc = "" +
 	"\fIndexRequest\x12\x19\n" +
 	"\bshard_id\x18\x01 \x01(\x04R\ashardId\"%\n" +
 	"\rIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index2\xc5\x04\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index2\x94\x05\n" +
 	"\x03Bus\x129\n" +
 	"\x04Info\x12\x17.zongzi.bus.InfoRequest\x1a\x18.zongzi.bus.InfoResponse\x129\n" +
 	"\x04Join\x12\x17.zongzi.bus.JoinRequest\x1a\x18.zongzi.bus.JoinResponse\x12K\n" +
@@ -917,7 +948,9 @@ const file_bus_proto_rawDesc = "" +
 	"\x05Apply\x12\x18.zongzi.bus.ApplyRequest\x1a\x17.zongzi.bus.ShardResult\x12>\n" +
 	"\x06Commit\x12\x18.zongzi.bus.ApplyRequest\x1a\x1a.zongzi.bus.CommitResponse\x128\n" +
 	"\x04Read\x12\x17.zongzi.bus.ReadRequest\x1a\x17.zongzi.bus.ShardResult\x12J\n" +
-	"\tReadBatch\x12\x1c.zongzi.bus.ReadBatchRequest\x1a\x1d.zongzi.bus.ReadBatchResponse0\x01\x12<\n" +
+	"\tReadBatch\x12\x1c.zongzi.bus.ReadBatchRequest\x1a\x1d.zongzi.bus.ReadBatchResponse0\x01\x12M\n" +
+	"\n" +
+	"ReadStream\x12\x1c.zongzi.bus.ReadBatchRequest\x1a\x1d.zongzi.bus.ReadBatchResponse(\x010\x01\x12<\n" +
 	"\x05Index\x12\x18.zongzi.bus.IndexRequest\x1a\x19.zongzi.bus.IndexResponse\x12;\n" +
 	"\x05Watch\x12\x17.zongzi.bus.ReadRequest\x1a\x17.zongzi.bus.ShardResult0\x01B-Z+github.com/zongzi-kv/zongzi/internal/bus/pbb\x06proto3"
 
@@ -963,19 +996,21 @@ var file_bus_proto_depIdxs = []int32{
 	6,  // 7: zongzi.bus.Bus.Commit:input_type -> zongzi.bus.ApplyRequest
 	7,  // 8: zongzi.bus.Bus.Read:input_type -> zongzi.bus.ReadRequest
 	8,  // 9: zongzi.bus.Bus.ReadBatch:input_type -> zongzi.bus.ReadBatchRequest
-	13, // 10: zongzi.bus.Bus.Index:input_type -> zongzi.bus.IndexRequest
-	7,  // 11: zongzi.bus.Bus.Watch:input_type -> zongzi.bus.ReadRequest
-	1,  // 12: zongzi.bus.Bus.Info:output_type -> zongzi.bus.InfoResponse
-	3,  // 13: zongzi.bus.Bus.Join:output_type -> zongzi.bus.JoinResponse
-	5,  // 14: zongzi.bus.Bus.Membership:output_type -> zongzi.bus.MembershipResponse
-	11, // 15: zongzi.bus.Bus.Apply:output_type -> zongzi.bus.ShardResult
-	12, // 16: zongzi.bus.Bus.Commit:output_type -> zongzi.bus.CommitResponse
-	11, // 17: zongzi.bus.Bus.Read:output_type -> zongzi.bus.ShardResult
-	9,  // 18: zongzi.bus.Bus.ReadBatch:output_type -> zongzi.bus.ReadBatchResponse
-	14, // 19: zongzi.bus.Bus.Index:output_type -> zongzi.bus.IndexResponse
-	11, // 20: zongzi.bus.Bus.Watch:output_type -> zongzi.bus.ShardResult
-	12, // [12:21] is the sub-list for method output_type
-	3,  // [3:12] is the sub-list for method input_type
+	8,  // 10: zongzi.bus.Bus.ReadStream:input_type -> zongzi.bus.ReadBatchRequest
+	13, // 11: zongzi.bus.Bus.Index:input_type -> zongzi.bus.IndexRequest
+	7,  // 12: zongzi.bus.Bus.Watch:input_type -> zongzi.bus.ReadRequest
+	1,  // 13: zongzi.bus.Bus.Info:output_type -> zongzi.bus.InfoResponse
+	3,  // 14: zongzi.bus.Bus.Join:output_type -> zongzi.bus.JoinResponse
+	5,  // 15: zongzi.bus.Bus.Membership:output_type -> zongzi.bus.MembershipResponse
+	11, // 16: zongzi.bus.Bus.Apply:output_type -> zongzi.bus.ShardResult
+	12, // 17: zongzi.bus.Bus.Commit:output_type -> zongzi.bus.CommitResponse
+	11, // 18: zongzi.bus.Bus.Read:output_type -> zongzi.bus.ShardResult
+	9,  // 19: zongzi.bus.Bus.ReadBatch:output_type -> zongzi.bus.ReadBatchResponse
+	9,  // 20: zongzi.bus.Bus.ReadStream:output_type -> zongzi.bus.ReadBatchResponse
+	14, // 21: zongzi.bus.Bus.Index:output_type -> zongzi.bus.IndexResponse
+	11, // 22: zongzi.bus.Bus.Watch:output_type -> zongzi.bus.ShardResult
+	13, // [13:23] is the sub-list for method output_type
+	3,  // [3:13] is the sub-list for method input_type
 	3,  // [3:3] is the sub-list for extension type_name
 	3,  // [3:3] is the sub-list for extension extendee
 	0,  // [0:3] is the sub-list for field type_name

@@ -29,6 +29,7 @@ const (
 	Bus_Commit_FullMethodName     = "/zongzi.bus.Bus/Commit"
 	Bus_Read_FullMethodName       = "/zongzi.bus.Bus/Read"
 	Bus_ReadBatch_FullMethodName  = "/zongzi.bus.Bus/ReadBatch"
+	Bus_ReadStream_FullMethodName = "/zongzi.bus.Bus/ReadStream"
 	Bus_Index_FullMethodName      = "/zongzi.bus.Bus/Index"
 	Bus_Watch_FullMethodName      = "/zongzi.bus.Bus/Watch"
 )
@@ -53,6 +54,10 @@ type BusClient interface {
 	// as they complete, several to a message, each tagged with its read's
 	// position in the request, so a slow read delays no other.
 	ReadBatch(ctx context.Context, in *ReadBatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadBatchResponse], error)
+	// ReadStream serves batches of reads as ReadBatch does, many batches on
+	// one long-lived stream: each request is a batch, served as soon as it
+	// arrives, and each response carries results of the batch it names.
+	ReadStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ReadBatchRequest, ReadBatchResponse], error)
 	// Index returns the shard's last applied index known to the serving replica.
 	Index(ctx context.Context, in *IndexRequest, opts ...grpc.CallOption) (*IndexResponse, error)
 	// Watch streams query results until the caller cancels.
@@ -146,6 +151,19 @@ func (c *busClient) ReadBatch(ctx context.Context, in *ReadBatchRequest, opts ..
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Bus_ReadBatchClient = grpc.ServerStreamingClient[ReadBatchResponse]
 
+func (c *busClient) ReadStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ReadBatchRequest, ReadBatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Bus_ServiceDesc.Streams[1], Bus_ReadStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReadBatchRequest, ReadBatchResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Bus_ReadStreamClient = grpc.BidiStreamingClient[ReadBatchRequest, ReadBatchResponse]
+
 func (c *busClient) Index(ctx context.Context, in *IndexRequest, opts ...grpc.CallOption) (*IndexResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(IndexResponse)
@@ -158,7 +176,7 @@ func (c *busClient) Index(ctx context.Context, in *IndexRequest, opts ...grpc.Ca
 
 func (c *busClient) Watch(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ShardResult], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Bus_ServiceDesc.Streams[1], Bus_Watch_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Bus_ServiceDesc.Streams[2], Bus_Watch_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -195,6 +213,10 @@ type BusServer interface {
 	// as they complete, several to a message, each tagged with its read's
 	// position in the request, so a slow read delays no other.
 	ReadBatch(*ReadBatchRequest, grpc.ServerStreamingServer[ReadBatchResponse]) error
+	// ReadStream serves batches of reads as ReadBatch does, many batches on
+	// one long-lived stream: each request is a batch, served as soon as it
+	// arrives, and each response carries results of the batch it names.
+	ReadStream(grpc.BidiStreamingServer[ReadBatchRequest, ReadBatchResponse]) error
 	// Index returns the shard's last applied index known to the serving replica.
 	Index(context.Context, *IndexRequest) (*IndexResponse, error)
 	// Watch streams query results until the caller cancels.
@@ -229,6 +251,9 @@ func (UnimplementedBusServer) Read(context.Context, *ReadRequest) (*ShardResult,
 }
 func (UnimplementedBusServer) ReadBatch(*ReadBatchRequest, grpc.ServerStreamingServer[ReadBatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method ReadBatch not implemented")
+}
+func (UnimplementedBusServer) ReadStream(grpc.BidiStreamingServer[ReadBatchRequest, ReadBatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method ReadStream not implemented")
 }
 func (UnimplementedBusServer) Index(context.Context, *IndexRequest) (*IndexResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Index not implemented")
@@ -376,6 +401,13 @@ func _Bus_ReadBatch_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Bus_ReadBatchServer = grpc.ServerStreamingServer[ReadBatchResponse]
 
+func _Bus_ReadStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(BusServer).ReadStream(&grpc.GenericServerStream[ReadBatchRequest, ReadBatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Bus_ReadStreamServer = grpc.BidiStreamingServer[ReadBatchRequest, ReadBatchResponse]
+
 func _Bus_Index_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(IndexRequest)
 	if err := dec(in); err != nil {
@@ -446,6 +478,12 @@ var Bus_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "ReadBatch",
 			Handler:       _Bus_ReadBatch_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "ReadStream",
+			Handler:       _Bus_ReadStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 		{
 			StreamName:    "Watch",
