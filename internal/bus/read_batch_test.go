@@ -887,6 +887,51 @@ func TestReadStreamReopens(t *testing.T) {
 	}
 }
 
+// deafServer takes ReadStreams but never reads them.
+type deafServer struct{ *Server }
+
+func (deafServer) ReadStream(stream grpc.BidiStreamingServer[pb.ReadBatchRequest, pb.ReadBatchResponse]) error {
+	<-stream.Context().Done()
+	return nil
+}
+
+// TestReadStreamDeafPeer checks that reads to a host that stops reading
+// its stream return by their deadlines, though the stream's flow-control
+// window is full: a Send blocked past its batch's deadline breaks the
+// stream, so it holds back no read after it.
+func TestReadStreamDeafPeer(t *testing.T) {
+	addr := serveBus(t, deafServer{NewServer(newFakeHandler(), testCodes)})
+	p := NewPool(testCodes)
+	t.Cleanup(p.Close)
+	b := batcher(t, p, addr)
+	b.stallAfter = 10 * time.Millisecond
+	query := make([]byte, 400<<10) // three fill the 1 MiB window
+	read := func(n int) {
+		t.Helper()
+		errs := make(chan error, n)
+		for range n {
+			go func() {
+				ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+				defer cancel()
+				_, _, err := p.Read(ctx, addr, 1, query, true, false)
+				errs <- err
+			}()
+		}
+		for range n {
+			select {
+			case err := <-errs:
+				if err == nil {
+					t.Error("read from a deaf host succeeded")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("a read to a deaf host still waits after 10 s")
+			}
+		}
+	}
+	read(6) // fill the window: a batch's Send blocks
+	read(1) // the next read waits for no blocked Send
+}
+
 // BenchmarkPoolRead compares forwarded reads that coalesce (with one or
 // two calls outstanding per address) with one unary Read per read, from 64
 // concurrent callers to one in-process host. Its reads take no time

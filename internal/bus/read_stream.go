@@ -158,7 +158,8 @@ func (b *readBatcher) stream(ctx context.Context) (*readStream, error) {
 // send sends c's batch as req and waits until every read in it is answered,
 // the stream breaks or ctx, which has a deadline, is done. It marks the
 // reads it answered; the error is for the others. A Send that blocks until
-// ctx is done (a host that stopped reading) breaks the stream.
+// the deadline (a host that stopped reading) breaks the stream; a caller
+// that gives up meanwhile does not.
 func (rs *readStream) send(ctx context.Context, c *batchCall, req *pb.ReadBatchRequest, answered []bool) error {
 	sb := &streamBatch{c: c, answered: answered, done: make(chan struct{})}
 	rs.mu.Lock()
@@ -175,9 +176,9 @@ func (rs *readStream) send(ctx context.Context, c *batchCall, req *pb.ReadBatchR
 	req.Batch = id
 	req.TimeoutMs = uint32(min(max(time.Until(deadline).Milliseconds()+1, 1), math.MaxUint32))
 	rs.sendMu.Lock()
-	stop := context.AfterFunc(ctx, func() { rs.fail(errSendStuck) })
+	stuck := time.AfterFunc(time.Until(deadline), func() { rs.fail(errSendStuck) })
 	err := rs.stream.Send(req)
-	stop()
+	stuck.Stop()
 	rs.sendMu.Unlock()
 	if err != nil && err != io.EOF {
 		rs.fail(err)
