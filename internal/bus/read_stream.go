@@ -83,7 +83,8 @@ func (s *Server) serveStreamBatch(ctx context.Context, req *pb.ReadBatchRequest,
 // readStream is the long-lived ReadStream to one address. Batches go out
 // on it one Send at a time, and one goroutine takes their results in and
 // hands each read its own. When the stream breaks, every batch on it fails
-// with the stream's error, and the next batch opens another.
+// with the stream's error, and the next batch opens another. Its mu may be
+// held while taking its batcher's, never the other way round.
 type readStream struct {
 	b      *readBatcher
 	stream grpc.BidiStreamingClient[pb.ReadBatchRequest, pb.ReadBatchResponse]
@@ -247,6 +248,17 @@ func (rs *readStream) fail(err error) {
 	default:
 		rs.err = rs.b.p.err(rs.b.addr, err)
 	}
+	// The batcher lets go of the stream before its batches learn of the
+	// failure, so that none of them finds it again.
+	b := rs.b
+	b.mu.Lock()
+	if b.rs == rs {
+		b.rs = nil
+	}
+	if older {
+		b.batchTill = time.Now().Add(olderPeer)
+	}
+	b.mu.Unlock()
 	for id, sb := range rs.batches {
 		sb.err = rs.err
 		close(sb.done)
@@ -254,13 +266,4 @@ func (rs *readStream) fail(err error) {
 	}
 	rs.mu.Unlock()
 	rs.cancel()
-	b := rs.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.rs == rs {
-		b.rs = nil
-	}
-	if older {
-		b.batchTill = time.Now().Add(olderPeer)
-	}
 }
