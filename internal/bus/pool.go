@@ -40,6 +40,18 @@ type peer struct {
 // CPU (bench/README.md). A value of 1 MiB, kv1's limit, fits in one window.
 const windowSize = 1 << 20
 
+// maxPayload is the largest query, command or result that crosses the
+// bus: one that goes alone in a message, with room for the message's
+// framing, under gRPC's default 4 MiB limit on a received message. A
+// larger one fails its own call before it is sent, or its own read in a
+// batch, and breaks no batch or stream that it would have shared.
+const maxPayload = 4<<20 - 64<<10
+
+// errTooLarge is the error of a query, command or result over maxPayload.
+func errTooLarge(what string, n int) error {
+	return fmt.Errorf("bus: a %s of %d bytes is over the bus's message limit of %d bytes", what, n, maxPayload)
+}
+
 // errOutcomeUnknown is Codes.Unknown when the caller sets none.
 var errOutcomeUnknown = errors.New("bus: outcome unknown")
 
@@ -190,6 +202,9 @@ func (p *Pool) Membership(ctx context.Context, addr string, req *pb.MembershipRe
 // Apply forwards a proposal to the host at addr. If the call fails without
 // the host's answer, the error wraps Codes.Unknown (see writeErr).
 func (p *Pool) Apply(ctx context.Context, addr string, shardID uint64, cmd []byte) (uint64, []byte, error) {
+	if len(cmd) > maxPayload {
+		return 0, nil, errTooLarge("command", len(cmd))
+	}
 	pe, err := p.get(addr)
 	if err != nil {
 		return 0, nil, err
@@ -203,6 +218,9 @@ func (p *Pool) Apply(ctx context.Context, addr string, shardID uint64, cmd []byt
 
 // Commit forwards a proposal to the host at addr without awaiting its result.
 func (p *Pool) Commit(ctx context.Context, addr string, shardID uint64, cmd []byte) error {
+	if len(cmd) > maxPayload {
+		return errTooLarge("command", len(cmd))
+	}
 	pe, err := p.get(addr)
 	if err != nil {
 		return err

@@ -120,6 +120,9 @@ func (b *readBatcher) read(ctx context.Context, req *pb.ReadRequest) (uint64, []
 	if err := ctx.Err(); err != nil {
 		return 0, nil, fmt.Errorf("bus %s: read: %w", b.addr, err)
 	}
+	if len(req.Query) > maxPayload {
+		return 0, nil, errTooLarge("query", len(req.Query))
+	}
 	b.mu.Lock()
 	if b.unaryLocked() {
 		b.mu.Unlock()

@@ -62,6 +62,7 @@ const (
 	shardBroken   = 14 // Read fails with an error the Codes do not know
 	shardStuck    = 7  // Read waits for fakeHandler.unstick or its ctx
 	shardLarge    = 15 // Read returns largeResult bytes
+	shardHuge     = 16 // Read returns more than a bus message may carry
 )
 
 // largeResult is the size of a result of shardLarge: a batch of ten is
@@ -161,6 +162,8 @@ func (f *fakeHandler) Read(ctx context.Context, shardID uint64, query []byte, st
 		return 0, nil, fmt.Errorf("shard %d: disk on fire", shardID)
 	case shardLarge:
 		return shardID, largeData, nil
+	case shardHuge:
+		return shardID, make([]byte, 5<<20), nil
 	case shardStuck:
 		select {
 		case <-f.unstick:
@@ -491,6 +494,63 @@ func TestReadBatchLargeResults(t *testing.T) {
 	}
 	if got, want := count.batches.Load(), int64(plugged+1); got != want {
 		t.Errorf("%d batches, want %d", got, want)
+	}
+}
+
+// TestReadBatchTooLarge checks that a result or a query too large for a
+// bus message fails its own read, and no other: neither the reads in its
+// batch nor those on the stream after it.
+func TestReadBatchTooLarge(t *testing.T) {
+	h := newPluggedHandler()
+	var count batchCounter
+	addr, _, p := startBus(t, h, count.options()...)
+	b := heldBatcher(t, p, addr)
+	ctx := testContext(t)
+
+	const n = 10
+	errs := make(chan error, n)
+	read := func(i int) {
+		shard, query := uint64(1), fmt.Sprintf("q%d", i)
+		if i == n/2 {
+			shard = shardHuge
+		}
+		v, d, err := p.Read(ctx, addr, shard, []byte(query), false, false)
+		if shard != shardHuge {
+			errs <- checkRead(shard, query, readResult{v, d, err})
+			return
+		}
+		if err == nil || !strings.Contains(err.Error(), "message limit") {
+			err = fmt.Errorf("read of a result too large: %v, want an error about the message limit", err)
+		} else {
+			err = nil
+		}
+		errs <- err
+	}
+	queueBehindPlugs(t, h, b, n, read)
+	close(h.plug)
+	collect(t, errs, n)
+	read(0)
+	if err := <-errs; err != nil {
+		t.Error(err)
+	}
+	// A query too large for a message is not sent.
+	if _, _, err := p.Read(ctx, addr, 1, make([]byte, 5<<20), false, false); err == nil || !strings.Contains(err.Error(), "message limit") {
+		t.Errorf("read of a query too large: %v, want an error about the message limit", err)
+	}
+	// A unary Read of a result too large fails with the same error.
+	pe, err := p.get(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.readUnary(ctx, addr, pe, &pb.ReadRequest{ShardId: shardHuge}); err == nil || !strings.Contains(err.Error(), "message limit") {
+		t.Errorf("unary read of a result too large: %v, want an error about the message limit", err)
+	}
+	read(1)
+	if err := <-errs; err != nil {
+		t.Error(err)
+	}
+	if got := count.streams.Load(); got != 1 {
+		t.Errorf("%d ReadStream calls, want 1", got)
 	}
 }
 

@@ -128,6 +128,9 @@ func (s *Server) Read(ctx context.Context, req *pb.ReadRequest) (*pb.ShardResult
 	if err != nil {
 		return nil, s.status(err)
 	}
+	if len(d) > maxPayload {
+		return nil, answer(codes.ResourceExhausted, errTooLarge("result", len(d)).Error())
+	}
 	return &pb.ShardResult{Value: v, Data: d}, nil
 }
 
@@ -254,6 +257,9 @@ func (s *Server) readOne(ctx context.Context, i int, r *pb.ReadRequest, stale bo
 	v, d, err := s.h.Read(ctx, r.GetShardId(), r.GetQuery(), stale, r.GetLeader())
 	if err != nil {
 		return &pb.ReadBatchResult{Index: uint32(i), Code: s.itemCode(err), Message: err.Error()}
+	}
+	if len(d) > maxPayload { // would fail the message it went in, and its stream
+		return &pb.ReadBatchResult{Index: uint32(i), Code: uint32(codes.ResourceExhausted), Message: errTooLarge("result", len(d)).Error()}
 	}
 	return &pb.ReadBatchResult{Index: uint32(i), Value: v, Data: d}
 }

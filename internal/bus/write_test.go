@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -38,6 +39,26 @@ func TestWriteAnswered(t *testing.T) {
 	}
 	if err := p.Commit(ctx, addr, 1, []byte("w")); !errors.Is(err, errNotReady) || errors.Is(err, errUnknown) {
 		t.Errorf("commit: %v, want %v", err, errNotReady)
+	}
+}
+
+// TestWriteTooLarge checks that a command too large for a bus message is
+// not sent, and says so: its outcome is known, it did not apply.
+func TestWriteTooLarge(t *testing.T) {
+	h := heldWrites{fakeHandler: newFakeHandler(), entered: make(chan struct{}, 2)}
+	addr, _, p := startBus(t, h)
+	ctx := testContext(t)
+	cmd := make([]byte, 5<<20)
+	_, _, err := p.Apply(ctx, addr, 1, cmd)
+	if err == nil || errors.Is(err, errUnknown) || !strings.Contains(err.Error(), "message limit") {
+		t.Errorf("apply: %v, want an error about the message limit", err)
+	}
+	err = p.Commit(ctx, addr, 1, cmd)
+	if err == nil || errors.Is(err, errUnknown) || !strings.Contains(err.Error(), "message limit") {
+		t.Errorf("commit: %v, want an error about the message limit", err)
+	}
+	if n := len(h.entered); n != 0 {
+		t.Errorf("the host took %d of the writes, want none", n)
 	}
 }
 
