@@ -22,13 +22,13 @@ const (
 	// batchMaxBytes is the most query bytes one ReadBatch call carries; a
 	// single larger query travels alone.
 	batchMaxBytes = 1 << 20
-	// batchLive is how many calls to one address may be outstanding
+	// batchLive is how many batches to one address may be outstanding
 	// before reads queue for the next. Two measured no better with
 	// forwarded reads on an in-process cluster (BenchmarkShardClient), in
-	// BenchmarkPoolRead/instant, nor where the serving host's read
-	// barrier, not CPU, is the limit (BenchmarkPoolRead/rounds=300us:
-	// 52–54 µs per read against 43, where unary reads take 36–38 and
-	// batching saves CPU: 3.8 µs per read against 18 in .../instant).
+	// BenchmarkPoolRead/instant (3.7 µs per read against 3.3 on a
+	// ReadStream, where unary reads take 20), nor where the serving host's
+	// read barrier, not CPU, is the limit (BenchmarkPoolRead/rounds=300us:
+	// 53–54 µs per read against 43, unary reads 35–38).
 	batchLive = 1
 	// batchMaxCalls bounds the calls to one address, stalled ones included.
 	batchMaxCalls = 64
