@@ -93,11 +93,12 @@ type readBatcher struct {
 
 	mu        sync.Mutex
 	queue     []*pendingRead
-	liveCalls int         // outstanding calls that hold back the next batch
-	calls     int         // all outstanding calls
-	unaryTill time.Time   // reads go unary until then (an older peer)
-	batchTill time.Time   // batches go in ReadBatch calls until then (an older peer)
-	rs        *readStream // the stream batches go on; nil until one is opened
+	liveCalls int           // outstanding calls that hold back the next batch
+	calls     int           // all outstanding calls
+	unaryTill time.Time     // reads go unary until then (an older peer)
+	batchTill time.Time     // batches go in ReadBatch calls until then (an older peer)
+	rs        *readStream   // the stream batches go on; nil until one is opened
+	opening   chan struct{} // closed once the stream being opened is, or is not
 }
 
 // pendingRead is one read waiting in, or sent with, a batch.

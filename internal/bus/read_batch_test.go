@@ -385,6 +385,32 @@ func TestReadBatchConcurrentReads(t *testing.T) {
 	}
 }
 
+// TestReadStreamOpensOnce checks that batches that start together, with
+// no stream yet, open one stream between them.
+func TestReadStreamOpensOnce(t *testing.T) {
+	var count batchCounter
+	addr, _, p := startBus(t, newFakeHandler(), count.options()...)
+	b := batcher(t, p, addr)
+	b.live = batchMaxCalls // every read goes at once, alone
+	ctx := testContext(t)
+	const n = 32
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i := range n {
+		go func() {
+			<-start
+			query := fmt.Sprintf("q%d", i)
+			v, d, err := p.Read(ctx, addr, 1, []byte(query), true, false)
+			errs <- checkRead(1, query, readResult{v, d, err})
+		}()
+	}
+	close(start)
+	collect(t, errs, n)
+	if got := count.streams.Load(); got != 1 {
+		t.Errorf("%d ReadStream calls, want 1", got)
+	}
+}
+
 func TestReadBatchPerReadErrors(t *testing.T) {
 	addr, _, p := startBus(t, newFakeHandler())
 	ctx := testContext(t)

@@ -120,18 +120,50 @@ var (
 )
 
 // stream returns the ReadStream to b's address, opening one if there is
-// none, or errNoStream while the host is known to lack ReadStream. Opening
-// waits for the connection, while ctx lasts.
+// none, or errNoStream while the host is known to lack ReadStream. One
+// batch opens a stream at a time, the others wait for it. Opening waits
+// for the connection, while ctx lasts.
 func (b *readBatcher) stream(ctx context.Context) (*readStream, error) {
 	b.mu.Lock()
-	rs, older := b.rs, !b.batchTill.IsZero() && time.Now().Before(b.batchTill)
+	for {
+		if !b.batchTill.IsZero() && time.Now().Before(b.batchTill) {
+			b.mu.Unlock()
+			return nil, errNoStream
+		}
+		if rs := b.rs; rs != nil {
+			b.mu.Unlock()
+			return rs, nil
+		}
+		if b.opening == nil {
+			break
+		}
+		opening := b.opening
+		b.mu.Unlock()
+		select {
+		case <-opening:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		b.mu.Lock()
+	}
+	opening := make(chan struct{})
+	b.opening = opening
 	b.mu.Unlock()
-	if older {
-		return nil, errNoStream
+	rs, err := b.openStream(ctx)
+	b.mu.Lock()
+	b.opening = nil
+	close(opening)
+	b.rs = rs
+	b.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	if rs != nil {
-		return rs, nil
-	}
+	go rs.receive()
+	return rs, nil
+}
+
+// openStream opens a ReadStream to b's address, while ctx lasts.
+func (b *readBatcher) openStream(ctx context.Context) (*readStream, error) {
 	sctx, cancel := context.WithCancel(context.Background())
 	stop := context.AfterFunc(ctx, cancel)
 	stream, err := b.pe.client.ReadStream(sctx)
@@ -142,18 +174,7 @@ func (b *readBatcher) stream(ctx context.Context) (*readStream, error) {
 		cancel()
 		return nil, b.p.err(b.addr, err)
 	}
-	rs = &readStream{b: b, stream: stream, cancel: cancel, batches: map[uint64]*streamBatch{}}
-	b.mu.Lock()
-	if b.rs != nil { // another batch opened one meanwhile
-		rs = b.rs
-		b.mu.Unlock()
-		cancel()
-		return rs, nil
-	}
-	b.rs = rs
-	b.mu.Unlock()
-	go rs.receive()
-	return rs, nil
+	return &readStream{b: b, stream: stream, cancel: cancel, batches: map[uint64]*streamBatch{}}, nil
 }
 
 // send sends c's batch as req and waits until every read in it is answered,
