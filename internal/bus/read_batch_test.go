@@ -277,6 +277,16 @@ func heldBatcher(t testing.TB, p *Pool, addr string) *readBatcher {
 	return b
 }
 
+// startPlugged serves a plugged handler (newPluggedHandler) on loopback,
+// its calls counted, and returns it with a pool whose batcher for it is
+// held (heldBatcher) and the test's context.
+func startPlugged(t *testing.T) (h *fakeHandler, count *batchCounter, addr string, p *Pool, b *readBatcher, ctx context.Context) {
+	t.Helper()
+	h, count = newPluggedHandler(), &batchCounter{}
+	addr, _, p = startBus(t, h, count.options()...)
+	return h, count, addr, p, heldBatcher(t, p, addr), testContext(t)
+}
+
 // testContext returns a context that ends with the test or after 10 s.
 func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -441,11 +451,7 @@ func TestReadBatchPerReadErrors(t *testing.T) {
 }
 
 func TestReadBatchCoalesces(t *testing.T) {
-	h := newPluggedHandler()
-	var count batchCounter
-	addr, _, p := startBus(t, h, count.options()...)
-	b := heldBatcher(t, p, addr)
-	ctx := testContext(t)
+	h, count, addr, p, b, ctx := startPlugged(t)
 
 	const n = 100
 	errs := make(chan error, n)
@@ -471,11 +477,7 @@ func TestReadBatchCoalesces(t *testing.T) {
 }
 
 func TestReadBatchSplitsLargeBatches(t *testing.T) {
-	h := newPluggedHandler()
-	var count batchCounter
-	addr, _, p := startBus(t, h, count.options()...)
-	b := heldBatcher(t, p, addr)
-	ctx := testContext(t)
+	h, count, addr, p, b, ctx := startPlugged(t)
 
 	const n = batchLive + batchMaxReads + 10
 	errs := make(chan error, n)
@@ -493,11 +495,7 @@ func TestReadBatchSplitsLargeBatches(t *testing.T) {
 }
 
 func TestReadBatchLargeResults(t *testing.T) {
-	h := newPluggedHandler()
-	var count batchCounter
-	addr, _, p := startBus(t, h, count.options()...)
-	b := heldBatcher(t, p, addr)
-	ctx := testContext(t)
+	h, count, addr, p, b, ctx := startPlugged(t)
 
 	const n = 10
 	plugged := plugCalls(h, func(int) { _, _, _ = p.Read(ctx, addr, 1, nil, false, false) })
@@ -527,11 +525,7 @@ func TestReadBatchLargeResults(t *testing.T) {
 // bus message fails its own read, and no other: neither the reads in its
 // batch nor those on the stream after it.
 func TestReadBatchTooLarge(t *testing.T) {
-	h := newPluggedHandler()
-	var count batchCounter
-	addr, _, p := startBus(t, h, count.options()...)
-	b := heldBatcher(t, p, addr)
-	ctx := testContext(t)
+	h, count, addr, p, b, ctx := startPlugged(t)
 
 	const n = 10
 	errs := make(chan error, n)
