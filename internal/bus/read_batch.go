@@ -190,7 +190,7 @@ func ctxErr(ctx context.Context) error {
 
 // unaryLocked says whether reads go unary for now. b.mu is held.
 func (b *readBatcher) unaryLocked() bool {
-	return !b.unaryTill.IsZero() && time.Now().Before(b.unaryTill)
+	return time.Now().Before(b.unaryTill) // false while unset: the zero time has passed
 }
 
 // startLocked sends queued reads while calls may start. b.mu is held.

@@ -126,7 +126,7 @@ var (
 func (b *readBatcher) stream(ctx context.Context) (*readStream, error) {
 	b.mu.Lock()
 	for {
-		if !b.batchTill.IsZero() && time.Now().Before(b.batchTill) {
+		if time.Now().Before(b.batchTill) {
 			b.mu.Unlock()
 			return nil, errNoStream
 		}
