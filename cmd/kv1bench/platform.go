@@ -21,6 +21,10 @@ type Platform struct {
 	// is sent, in percent of one core: Dragonboat's raft clock (a tick every
 	// RTT for every replica, heartbeats, gossip).
 	IdleCPUPct float64 `json:"idleCpuPct"`
+	// IdleNodeCPUPct is each node's part of IdleCPUPct, node 1 first: under
+	// a load, the rows' CPU by node shows what the nodes it is not sent to
+	// use against this.
+	IdleNodeCPUPct []float64 `json:"idleCpuPctByNode"`
 }
 
 // fsyncRounds is how many append-and-sync rounds the disk probe times.
@@ -68,24 +72,29 @@ func selfCPU() (time.Duration, error) {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
-// probeIdle returns the CPU the processes use together over d while no
-// load runs, in percent of one core.
-func probeIdle(ctx context.Context, pids []int, d time.Duration) (float64, error) {
+// probeIdle returns the CPU each process uses over d while no load runs,
+// in percent of one core.
+func probeIdle(ctx context.Context, pids []int, d time.Duration) ([]float64, error) {
 	before, err := cpuOf(pids)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	start := time.Now()
 	select {
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return nil, ctx.Err()
 	case <-time.After(d):
 	}
 	after, err := cpuOf(pids)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return 100 * float64(after-before) / float64(time.Since(start)), nil
+	elapsed := time.Since(start)
+	pct := make([]float64, len(pids))
+	for i := range pids {
+		pct[i] = 100 * float64(after[i]-before[i]) / float64(elapsed)
+	}
+	return pct, nil
 }
 
 // probePlatform measures the disk under root and the idle cluster.
@@ -98,7 +107,11 @@ func probePlatform(ctx context.Context, root string, pids []int) (Platform, erro
 	if err != nil {
 		return Platform{}, fmt.Errorf("idle probe: %w", err)
 	}
-	return Platform{FsyncUS: us(wall), FsyncCPUUS: us(cpu), IdleCPUPct: idle}, nil
+	p := Platform{FsyncUS: us(wall), FsyncCPUUS: us(cpu), IdleNodeCPUPct: idle}
+	for _, pct := range idle {
+		p.IdleCPUPct += pct
+	}
+	return p, nil
 }
 
 // idleWindow is how long the idle cluster's CPU is measured.

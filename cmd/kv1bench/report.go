@@ -66,6 +66,10 @@ type Row struct {
 	Codes    map[string]int `json:"codes"`
 	Errors   int            `json:"errors"`
 	CPUUS    float64        `json:"cpuUsPerRequest"` // servers' user+system CPU
+	// Node is the kv1 node the requests went to, and NodeCPUUS each
+	// node's part of CPUUS, node 1 first; both are empty for a ceiling.
+	Node      int       `json:"node,omitempty"`
+	NodeCPUUS []float64 `json:"cpuUsPerRequestByNode,omitempty"`
 	// Elections counts the terms the kv1 cluster's shards went through
 	// during the load; with none, leaders stayed where they were.
 	Elections int      `json:"elections"`
@@ -173,12 +177,15 @@ func (r *Report) WriteTable(w io.Writer) {
 	p := r.Platform
 	fmt.Fprintf(w, "fdatasync after a 4 KiB append: %.0f µs, %.0f µs CPU\n", p.FsyncUS, p.FsyncCPUUS)
 	fmt.Fprintf(w, "idle cluster: %.1f%% of a core", p.IdleCPUPct)
+	if len(p.IdleNodeCPUPct) > 0 {
+		fmt.Fprintf(w, " (by node: %s)", strings.Join(oneDecimal(p.IdleNodeCPUPct), " "))
+	}
 	if r.CeilingRPS > 0 {
 		fmt.Fprintf(w, ", %.1f µs per request at the ceiling's rate", p.IdleCPUPct/100*1e6/r.CeilingRPS)
 	}
 	fmt.Fprint(w, "\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "load\treq/s\t×ceil\tp50 ms\tp99 ms\tCPU µs/req\tcodes\telections\ttarget\t\t")
+	fmt.Fprintln(tw, "load\treq/s\t×ceil\tp50 ms\tp99 ms\tCPU µs/req\tby node\tcodes\telections\ttarget\t\t")
 	for _, row := range r.Rows {
 		verdict := "ok"
 		if len(row.Missed) > 0 {
@@ -187,8 +194,8 @@ func (r *Report) WriteTable(w io.Writer) {
 		if row.Target == (Target{}) {
 			verdict = ""
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%s\t%d\t%s\t%s\t\n", row.Name, row.RPS, row.Ratio,
-			row.P50MS, row.P99MS, row.CPUUS, codes(row), row.Elections, row.Target, verdict)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%s\t%s\t%d\t%s\t%s\t\n", row.Name, row.RPS, row.Ratio,
+			row.P50MS, row.P99MS, row.CPUUS, byNode(row), codes(row), row.Elections, row.Target, verdict)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nafter %d writes:\n", r.Writes)
@@ -198,6 +205,25 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(tw, "%d\t%.1f\t%.1f\t%.1f\t\n", u.Node, u.RSSMB, u.DataMB, u.DataSizeMB)
 	}
 	tw.Flush()
+}
+
+// oneDecimal writes each of vs with one decimal.
+func oneDecimal(vs []float64) []string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = fmt.Sprintf("%.1f", v)
+	}
+	return s
+}
+
+// byNode writes each node's part of a row's CPU per request, node 1 first,
+// with a star on the node the requests went to: "1.2 14.0* 1.1".
+func byNode(r Row) string {
+	s := oneDecimal(r.NodeCPUUS)
+	if r.Node >= 1 && r.Node <= len(s) {
+		s[r.Node-1] += "*"
+	}
+	return strings.Join(s, " ")
 }
 
 // codes writes a row's status code counts, then its errors, compactly.
