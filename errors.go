@@ -13,6 +13,7 @@ var (
 	ErrShardNotFound = errors.New("zongzi: shard not found")
 	// ErrShardNotReady: the shard exists but no replica can serve it yet.
 	// A proposal that fails with it was not applied: no replica took it.
+	// A ShardClient call tries again while its deadline leaves time.
 	ErrShardNotReady = errors.New("zongzi: shard not ready")
 	// ErrShardTypeUnknown: no state machine is registered for the shard type.
 	ErrShardTypeUnknown = errors.New("zongzi: shard type not registered")

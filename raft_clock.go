@@ -26,3 +26,8 @@ func raftTicks(rtt uint64) (election, heartbeat uint64) {
 	election = max(uint64((electionTimeout+tick-1)/tick), 2*heartbeat+1)
 	return election, heartbeat
 }
+
+// raftTick returns the host's raft clock tick.
+func (a *Agent) raftTick() time.Duration {
+	return time.Duration(a.hostConfig.RTTMillisecond) * time.Millisecond
+}

@@ -29,8 +29,9 @@ func (c *ShardClient) ShardID() uint64 { return c.shardID }
 // Apply proposes cmd, waits until it is applied and returns the state
 // machine's result. On ErrOutcomeUnknown (ErrTimeout among others) the
 // command may or may not have applied; on ErrShardNotReady it did not, and
-// only then is it tried on another host. A host without a replica sends it
-// to the leader's host first: every write goes through the leader.
+// only then is it tried on another host, and tried again after a pause
+// while ctx's deadline leaves time (see retry). A host without a replica
+// sends it to the leader's host first: every write goes through the leader.
 func (c *ShardClient) Apply(ctx context.Context, cmd []byte) (value uint64, data []byte, err error) {
 	err = c.do(ctx, leaderFirst, func() (err error) {
 		value, data, err = c.a.localApply(ctx, c.shardID, cmd)
@@ -110,7 +111,8 @@ func (c *ShardClient) hasLocal() bool {
 }
 
 // Watch sends the results of query to results until ctx is done. Unless
-// stale, it starts after a read barrier.
+// stale, it starts after a read barrier. Unlike the other calls, it is
+// not tried again when no host can serve it: it may have sent results.
 func (c *ShardClient) Watch(ctx context.Context, query []byte, results chan<- *Result, stale bool) error {
 	send := func(v uint64, d []byte) error {
 		select {
@@ -120,7 +122,7 @@ func (c *ShardClient) Watch(ctx context.Context, query []byte, results chan<- *R
 			return ctx.Err()
 		}
 	}
-	return c.do(ctx, anyReplica, func() error {
+	return c.attempt(ctx, anyReplica, func() error {
 		return c.a.localWatch(ctx, c.shardID, query, stale, send)
 	}, func(addr string) error {
 		return c.a.pool.Watch(ctx, addr, c.shardID, query, stale, send)
@@ -142,11 +144,38 @@ const (
 	leaderOnly
 )
 
-// do runs a request where t says: on the local replica, else on the other
-// hosts with an active replica, in t's order, until one serves it. It
-// moves on only when a host says it cannot serve the shard, which means
-// nothing was proposed.
+// do runs a request with attempt, again while it fails with
+// ErrShardNotReady (nothing was proposed or read: the shard may be electing
+// a leader, or its leader handing over) and ctx's deadline leaves time. It
+// pauses between attempts, retryPause at first and twice as long each time
+// up to retryMaxPause, and gives up when the pause would leave the next
+// attempt less than two raft ticks (Dragonboat refuses a proposal with less
+// than one), or at once when ctx has no deadline.
 func (c *ShardClient) do(ctx context.Context, t target, local func() error, remote func(addr string) error) error {
+	margin := 2 * c.a.raftTick()
+	for pause := retryPause; ; pause = min(2*pause, retryMaxPause) {
+		err := c.attempt(ctx, t, local, remote)
+		if !errors.Is(err, ErrShardNotReady) {
+			return err
+		}
+		d, ok := ctx.Deadline()
+		if !ok || time.Until(d) < pause+margin || sleep(ctx, pause) != nil {
+			return err
+		}
+	}
+}
+
+// Pauses between the attempts of a request that no host could serve.
+const (
+	retryPause    = 10 * time.Millisecond
+	retryMaxPause = 100 * time.Millisecond
+)
+
+// attempt runs a request where t says: on the local replica, else on the
+// other hosts with an active replica, in t's order, until one serves it.
+// It moves on only when a host says it cannot serve the shard, which means
+// nothing was proposed.
+func (c *ShardClient) attempt(ctx context.Context, t target, local func() error, remote func(addr string) error) error {
 	if c.a.Status() != AgentStatusReady {
 		return ErrAgentNotReady
 	}

@@ -1,0 +1,77 @@
+package zongzi_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// TestRequestsWaitForLeader stops two of a shard's three hosts, so that the
+// replica left has no leader and drops what it is asked, and sends it a
+// write and a linearizable read. Both must wait, within their deadline, for
+// a leader (one host restarts after a while) instead of failing at once
+// with ErrShardNotReady; and the write must apply once.
+func TestRequestsWaitForLeader(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	a1 := c.nodes[0].agent
+	s := c.createActive(ctx, a1, testType, "wait")
+	client := a1.Client(s.ID)
+	count := func() uint64 {
+		t.Helper()
+		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer rcancel()
+		n, _, err := client.Read(rctx, nil, false)
+		if err != nil {
+			t.Fatalf("linearizable read: %v", err)
+		}
+		return n
+	}
+	before := count()
+
+	c.nodes[1].agent.Stop()
+	c.nodes[2].agent.Stop()
+	waitFor(t, settle, "the replica left to lose its leader", func() bool {
+		leader, _ := client.Leader()
+		return leader == 0
+	})
+
+	type answer struct {
+		what string
+		err  error
+	}
+	answers := make(chan answer, 2)
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer rcancel()
+	go func() {
+		_, _, err := client.Apply(rctx, []byte("while-leaderless"))
+		answers <- answer{"write", err}
+	}()
+	go func() {
+		_, _, err := client.Read(rctx, nil, false)
+		answers <- answer{"read", err}
+	}()
+	// With no leader anywhere, neither can be served yet: an answer now
+	// would be an error given up too early.
+	select {
+	case a := <-answers:
+		t.Fatalf("%s answered without a leader: %v", a.what, a.err)
+	case <-time.After(time.Second):
+	}
+
+	c.startAll(ctx, c.nodes[1])
+	for range 2 {
+		a := <-answers
+		if a.err != nil {
+			t.Fatalf("%s once a leader is back: %v", a.what, a.err)
+		}
+	}
+	if got := count(); got != before+1 {
+		t.Errorf("%d commands applied after the write, want %d", got, before+1)
+	}
+}
