@@ -161,7 +161,7 @@ var chaosScenarios = []chaosScenario{
 				return nil, err
 			}
 			r.logf("SIGSTOP node %d", n.N)
-			if err := r.c.Signal(n, syscall.SIGSTOP); err != nil {
+			if err := r.c.Pause(n); err != nil {
 				return nil, err
 			}
 			return func(context.Context) error {

@@ -534,7 +534,7 @@ func e2eTimeout(t *testing.T, bin string) {
 	c := e2eStart(t, bin)
 	survivor := c.Nodes[0]
 	for _, n := range c.Nodes[1:] {
-		if err := c.Signal(n, syscall.SIGSTOP); err != nil {
+		if err := c.Pause(n); err != nil {
 			t.Fatal(err)
 		}
 	}

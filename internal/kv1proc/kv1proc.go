@@ -195,6 +195,31 @@ func (c *Cluster) Signal(n *Node, sig syscall.Signal) error {
 	return syscall.Kill(pid, sig)
 }
 
+// Pause stops node n with SIGSTOP and waits until every thread of it has
+// stopped. The kernel stops a process's threads only as each one next
+// runs: on a loaded machine some go on for milliseconds after kill
+// returns, long enough to answer a raft message.
+func (c *Cluster) Pause(n *Node) error {
+	if err := c.Signal(n, syscall.SIGSTOP); err != nil {
+		return err
+	}
+	pid := n.PID()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ok, err := stopped(pid)
+		if err != nil {
+			return fmt.Errorf("kv1proc: pause node %d: %w", n.N, err)
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kv1proc: pause node %d: not stopped after 5 s", n.N)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // Kill sends SIGKILL to node n and waits for it to exit.
 func (c *Cluster) Kill(n *Node) error { return c.end(n, syscall.SIGKILL, 10*time.Second) }
 

@@ -35,21 +35,11 @@ var clockTicks = sync.OnceValue(func() int64 {
 // ProcessCPU returns the user plus system CPU time process pid has used,
 // from /proc/PID/stat.
 func ProcessCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := statFields(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, fmt.Errorf("kv1proc: cpu of %d: %w", pid, err)
 	}
-	// The command name (field 2) is in parentheses and may hold spaces;
-	// the fields after it start with field 3, so utime (14) and stime
-	// (15) are its 12th and 13th.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("kv1proc: cpu of %d: malformed stat %q", pid, b)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("kv1proc: cpu of %d: malformed stat %q", pid, b)
-	}
+	// utime (field 14) and stime (15).
 	var ticks int64
 	for _, s := range f[11:13] {
 		n, err := strconv.ParseInt(s, 10, 64)
@@ -59,6 +49,48 @@ func ProcessCPU(pid int) (time.Duration, error) {
 		ticks += n
 	}
 	return time.Duration(ticks) * time.Second / time.Duration(clockTicks()), nil
+}
+
+// statFields returns the fields of a /proc stat file from field 3 (the
+// state) on. The command name before them (field 2) is in parentheses and
+// may hold spaces.
+func statFields(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("malformed %s: %q", path, b)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return nil, fmt.Errorf("malformed %s: %q", path, b)
+	}
+	return f, nil
+}
+
+// stopped says whether every thread of process pid is stopped by a
+// signal (state T in /proc/PID/task/TID/stat).
+func stopped(pid int) (bool, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	for _, t := range tasks {
+		f, err := statFields(filepath.Join(dir, t.Name(), "stat"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the thread has exited
+		}
+		if err != nil {
+			return false, err
+		}
+		if f[0] != "T" {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // ProcessRSS returns the resident set size (VmRSS) of process pid in
