@@ -29,9 +29,10 @@ func (c *ShardClient) ShardID() uint64 { return c.shardID }
 // Apply proposes cmd, waits until it is applied and returns the state
 // machine's result. On ErrOutcomeUnknown (ErrTimeout among others) the
 // command may or may not have applied; on ErrShardNotReady it did not, and
-// only then is it tried on another host, and tried again after a pause
-// while ctx's deadline leaves time (see retry). A host without a replica
-// sends it to the leader's host first: every write goes through the leader.
+// only then is it tried on another host, and again after a pause (10 ms,
+// growing to 100) while ctx's deadline leaves time. A host without a
+// replica sends it to the leader's host first: every write goes through
+// the leader.
 func (c *ShardClient) Apply(ctx context.Context, cmd []byte) (value uint64, data []byte, err error) {
 	err = c.do(ctx, leaderFirst, func() (err error) {
 		value, data, err = c.a.localApply(ctx, c.shardID, cmd)
