@@ -50,8 +50,9 @@ func WithAddrApi(addrs ...string) AgentOption {
 }
 
 // WithAddrRaft sets the Raft address: advertise address, then an optional
-// bind address. Hosts find each other's replicas by this address, so a host
-// keeps it across restarts.
+// bind address. Replicas are addressed by host ID, not by this address, so a
+// host may restart on another one (see WithAddrGossip for how the others
+// learn it).
 func WithAddrRaft(addrs ...string) AgentOption {
 	return func(a *Agent) (err error) {
 		a.raftAddr, a.raftBind, err = checkAddrs("raft", addrs)
@@ -205,8 +206,9 @@ func WithLeaderAffinity() AgentOption {
 	}
 }
 
-// WithLogger sets the logger for the agent's own logs. Dragonboat's logs go
-// to the first logger given to any agent in the process, at error level.
+// WithLogger sets the logger for the agent's own logs (slog.Default() without
+// it). Dragonboat's logs, at error level, go to the logger of the first agent
+// in the process to Start: Dragonboat takes one logger per process.
 func WithLogger(l *slog.Logger) AgentOption {
 	return func(a *Agent) error {
 		if l == nil {

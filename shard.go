@@ -27,7 +27,8 @@ type ShardClient struct {
 func (c *ShardClient) ShardID() uint64 { return c.shardID }
 
 // Apply proposes cmd, waits until it is applied and returns the state
-// machine's result. On ErrOutcomeUnknown (ErrTimeout among others) the
+// machine's result. ctx must have a deadline (ErrInvalidConfig without one),
+// which bounds the proposal in Dragonboat. On ErrOutcomeUnknown (ErrTimeout among others) the
 // command may or may not have applied; on ErrShardNotReady it did not, and
 // only then is it tried on another host, and again after a pause (10 ms,
 // growing to 100) while ctx's deadline leaves time. A host without a
@@ -47,7 +48,8 @@ func (c *ShardClient) Apply(ctx context.Context, cmd []byte) (value uint64, data
 // Commit proposes cmd and returns once it is committed, without the state
 // machine's result: once the replica that took it has applied it, or as
 // soon as it is committed where the host config sets NotifyCommit (see
-// WithHostConfig). Like Apply, it prefers the leader's host.
+// WithHostConfig). Like Apply, it needs a deadline and prefers the leader's
+// host.
 func (c *ShardClient) Commit(ctx context.Context, cmd []byte) error {
 	return c.do(ctx, leaderFirst, func() error {
 		return c.a.localCommit(ctx, c.shardID, cmd)
@@ -69,8 +71,11 @@ func (c *ShardClient) Read(ctx context.Context, query []byte, stale bool) (value
 	return value, data, err
 }
 
-// LeaderRead queries the shard on its current leader: a linearizable read
-// served by the replica that needs no round trip to confirm it.
+// LeaderRead is a linearizable read, like Read, sent to the shard's leader:
+// served here when the local replica leads (or no leader is known yet), else
+// by the host that leads as far as this one knows, where the ReadIndex round
+// starts without a hop to the leader. If that host cannot serve it, the
+// nearest host with a replica does, with the same guarantee.
 func (c *ShardClient) LeaderRead(ctx context.Context, query []byte) (value uint64, data []byte, err error) {
 	err = c.do(ctx, leaderOnly, func() (err error) {
 		value, data, err = c.a.localRead(ctx, c.shardID, query, false)

@@ -26,8 +26,9 @@ type Result struct {
 // with each other, so the implementation synchronises its own state.
 //
 // Business rejections (a version mismatch, a malformed command) are result
-// codes set in Entry.Result, never errors or panics: an error from Update
-// means the replica is broken.
+// codes set in Entry.Result, never panics. Update returns every entry it was
+// given, in order: Dragonboat stops the process with a panic when a batch
+// fails to apply, and a different number of entries fails it.
 type StateMachine interface {
 	// Update applies entries in order and returns them with Result set.
 	Update(entries []Entry) []Entry

@@ -20,7 +20,8 @@ type Handler interface {
 	Apply(ctx context.Context, shardID uint64, cmd []byte) (uint64, []byte, error)
 	// Commit proposes cmd and returns once it is committed.
 	Commit(ctx context.Context, shardID uint64, cmd []byte) error
-	// Read queries the shard; leader asks for a read by the shard's leader.
+	// Read queries the shard. leader says the caller sent the read here as
+	// the shard's leader; the read is linearizable either way (unless stale).
 	Read(ctx context.Context, shardID uint64, query []byte, stale, leader bool) (uint64, []byte, error)
 	// Index returns the shard's applied index after a read barrier.
 	Index(ctx context.Context, shardID uint64) (uint64, error)
