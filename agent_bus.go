@@ -31,6 +31,7 @@ var busErrors = []struct {
 	{ErrRejected, codes.Aborted},
 	{ErrInvalidConfig, codes.InvalidArgument},
 	{ErrShardTypeUnknown, codes.Unimplemented},
+	{ErrTooLarge, codes.ResourceExhausted},
 	{context.Canceled, codes.Canceled},
 }
 
@@ -51,7 +52,8 @@ var busCodes = bus.Codes{
 		}
 		return errors.New(msg)
 	},
-	Unknown: ErrOutcomeUnknown,
+	Unknown:  ErrOutcomeUnknown,
+	TooLarge: ErrTooLarge,
 }
 
 func (h busHandler) Info(context.Context) (*pb.InfoResponse, error) {

@@ -112,6 +112,10 @@ func TestClusterPlacementJoinAndSnapshot(t *testing.T) {
 		}
 		ccancel()
 	}
+	// A command over the bus's message limit is not sent, and says so.
+	if _, _, err := a4.Client(shards[0].ID).Apply(ctx, make([]byte, 5<<20)); !errors.Is(err, zongzi.ErrTooLarge) {
+		t.Fatalf("apply of 5 MiB through host 4: %v, want ErrTooLarge", err)
+	}
 
 	// A deadline closer than one raft tick (20 ms) is a timeout: Dragonboat
 	// refuses such a proposal as too small a timeout.

@@ -2,8 +2,11 @@ package zongzi
 
 import "errors"
 
-// Sentinel errors. Every error returned by this package wraps one of these
-// (or a context error) with context, so callers test them with errors.Is.
+// Sentinel errors. An error returned by this package wraps one of these, or
+// a context error, with context, so callers test them with errors.Is. The
+// exceptions are failures no sentinel describes (an unexpected error of
+// Dragonboat's, or one a remote host answered with a code the bus does not
+// map), which keep their message.
 var (
 	// ErrInvalidConfig: an option or argument has a bad value.
 	ErrInvalidConfig = errors.New("zongzi: invalid configuration")
@@ -28,6 +31,11 @@ var (
 	ErrTimeout error = &childError{msg: "zongzi: timeout, outcome unknown", parent: ErrOutcomeUnknown}
 	// ErrRejected: the request was rejected and not applied.
 	ErrRejected = errors.New("zongzi: request rejected")
+	// ErrTooLarge: a command, query or result is over a size limit: the
+	// message bus's, just under 4 MiB, for a request sent to another host,
+	// or Dragonboat's for an entry. A command that fails with it was not
+	// proposed.
+	ErrTooLarge = errors.New("zongzi: too large")
 	// ErrBootstrap: the agent could not form or join the cluster.
 	ErrBootstrap = errors.New("zongzi: bootstrap failed")
 )

@@ -217,6 +217,8 @@ func mapError(err error) error {
 		return fmt.Errorf("%w: %w", context.Canceled, err)
 	case errors.Is(err, dragonboat.ErrRejected):
 		return fmt.Errorf("%w: %w", ErrRejected, err)
+	case errors.Is(err, dragonboat.ErrPayloadTooBig):
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
 	case errors.Is(err, dragonboat.ErrClosed):
 		return fmt.Errorf("%w: %w", ErrAgentNotReady, err)
 	case errors.Is(err, dragonboat.ErrShardNotFound), errors.Is(err, dragonboat.ErrShardNotReady),

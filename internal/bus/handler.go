@@ -39,4 +39,8 @@ type Codes struct {
 	// failed without an answer from the serving host: the connection broke
 	// or the host stopped, perhaps after it had proposed the write.
 	Unknown error
+	// TooLarge is wrapped by the error of a query or command over the
+	// bus's message limit, which is not sent. A result over it comes back
+	// as ResourceExhausted, which ToError maps.
+	TooLarge error
 }

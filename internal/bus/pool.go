@@ -47,18 +47,30 @@ const windowSize = 1 << 20
 // batch, and breaks no batch or stream that it would have shared.
 const maxPayload = 4<<20 - 64<<10
 
-// errTooLarge is the error of a query, command or result over maxPayload.
-func errTooLarge(what string, n int) error {
-	return fmt.Errorf("bus: a %s of %d bytes is over the bus's message limit of %d bytes", what, n, maxPayload)
+// overLimit says that a query, command or result of n bytes is over
+// maxPayload.
+func overLimit(what string, n int) string {
+	return fmt.Sprintf("a %s of %d bytes is over the bus's message limit of %d bytes", what, n, maxPayload)
 }
 
-// errOutcomeUnknown is Codes.Unknown when the caller sets none.
-var errOutcomeUnknown = errors.New("bus: outcome unknown")
+// tooLarge is the error of a query or command over maxPayload.
+func (p *Pool) tooLarge(what string, n int) error {
+	return fmt.Errorf("bus: %w: %s", p.codes.TooLarge, overLimit(what, n))
+}
+
+// Codes.Unknown and Codes.TooLarge when the caller sets none.
+var (
+	errOutcomeUnknown = errors.New("bus: outcome unknown")
+	errTooLarge       = errors.New("bus: too large")
+)
 
 // NewPool returns an empty pool.
 func NewPool(c Codes) *Pool {
 	if c.Unknown == nil {
 		c.Unknown = errOutcomeUnknown
+	}
+	if c.TooLarge == nil {
+		c.TooLarge = errTooLarge
 	}
 	return &Pool{codes: c, peers: map[string]*peer{}}
 }
@@ -203,7 +215,7 @@ func (p *Pool) Membership(ctx context.Context, addr string, req *pb.MembershipRe
 // the host's answer, the error wraps Codes.Unknown (see writeErr).
 func (p *Pool) Apply(ctx context.Context, addr string, shardID uint64, cmd []byte) (uint64, []byte, error) {
 	if len(cmd) > maxPayload {
-		return 0, nil, errTooLarge("command", len(cmd))
+		return 0, nil, p.tooLarge("command", len(cmd))
 	}
 	pe, err := p.get(addr)
 	if err != nil {
@@ -219,7 +231,7 @@ func (p *Pool) Apply(ctx context.Context, addr string, shardID uint64, cmd []byt
 // Commit forwards a proposal to the host at addr without awaiting its result.
 func (p *Pool) Commit(ctx context.Context, addr string, shardID uint64, cmd []byte) error {
 	if len(cmd) > maxPayload {
-		return errTooLarge("command", len(cmd))
+		return p.tooLarge("command", len(cmd))
 	}
 	pe, err := p.get(addr)
 	if err != nil {

@@ -122,7 +122,7 @@ func (b *readBatcher) read(ctx context.Context, req *pb.ReadRequest) (uint64, []
 		return 0, nil, fmt.Errorf("bus %s: read: %w", b.addr, err)
 	}
 	if len(req.Query) > maxPayload {
-		return 0, nil, errTooLarge("query", len(req.Query))
+		return 0, nil, b.p.tooLarge("query", len(req.Query))
 	}
 	b.mu.Lock()
 	if b.unaryLocked() {

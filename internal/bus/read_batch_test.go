@@ -28,6 +28,7 @@ var (
 	errNotReady = errors.New("test: shard not ready")
 	errNotFound = errors.New("test: shard not found")
 	errUnknown  = errors.New("test: outcome unknown")
+	errOverMax  = errors.New("test: too large")
 )
 
 var testCodes = Codes{
@@ -50,10 +51,13 @@ var testCodes = Codes{
 			return fmt.Errorf("%w (remote: %s)", errNotFound, msg)
 		case codes.Canceled:
 			return fmt.Errorf("%w (remote: %s)", context.Canceled, msg)
+		case codes.ResourceExhausted:
+			return fmt.Errorf("%w (remote: %s)", errOverMax, msg)
 		}
 		return errors.New(msg)
 	},
-	Unknown: errUnknown,
+	Unknown:  errUnknown,
+	TooLarge: errOverMax,
 }
 
 // Shard IDs with a special meaning to fakeHandler.
@@ -539,8 +543,8 @@ func TestReadBatchTooLarge(t *testing.T) {
 			errs <- checkRead(shard, query, readResult{v, d, err})
 			return
 		}
-		if err == nil || !strings.Contains(err.Error(), "message limit") {
-			err = fmt.Errorf("read of a result too large: %v, want an error about the message limit", err)
+		if !errors.Is(err, errOverMax) || !strings.Contains(err.Error(), "message limit") {
+			err = fmt.Errorf("read of a result too large: %v, want %v about the message limit", err, errOverMax)
 		} else {
 			err = nil
 		}
@@ -554,16 +558,16 @@ func TestReadBatchTooLarge(t *testing.T) {
 		t.Error(err)
 	}
 	// A query too large for a message is not sent.
-	if _, _, err := p.Read(ctx, addr, 1, make([]byte, 5<<20), false, false); err == nil || !strings.Contains(err.Error(), "message limit") {
-		t.Errorf("read of a query too large: %v, want an error about the message limit", err)
+	if _, _, err := p.Read(ctx, addr, 1, make([]byte, 5<<20), false, false); !errors.Is(err, errOverMax) || !strings.Contains(err.Error(), "message limit") {
+		t.Errorf("read of a query too large: %v, want %v about the message limit", err, errOverMax)
 	}
 	// A unary Read of a result too large fails with the same error.
 	pe, err := p.get(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := p.readUnary(ctx, addr, pe, &pb.ReadRequest{ShardId: shardHuge}); err == nil || !strings.Contains(err.Error(), "message limit") {
-		t.Errorf("unary read of a result too large: %v, want an error about the message limit", err)
+	if _, _, err := p.readUnary(ctx, addr, pe, &pb.ReadRequest{ShardId: shardHuge}); !errors.Is(err, errOverMax) || !strings.Contains(err.Error(), "message limit") {
+		t.Errorf("unary read of a result too large: %v, want %v about the message limit", err, errOverMax)
 	}
 	read(1)
 	if err := <-errs; err != nil {

@@ -129,7 +129,7 @@ func (s *Server) Read(ctx context.Context, req *pb.ReadRequest) (*pb.ShardResult
 		return nil, s.status(err)
 	}
 	if len(d) > maxPayload {
-		return nil, answer(codes.ResourceExhausted, errTooLarge("result", len(d)).Error())
+		return nil, answer(codes.ResourceExhausted, overLimit("result", len(d)))
 	}
 	return &pb.ShardResult{Value: v, Data: d}, nil
 }
@@ -259,7 +259,7 @@ func (s *Server) readOne(ctx context.Context, i int, r *pb.ReadRequest, stale bo
 		return &pb.ReadBatchResult{Index: uint32(i), Code: s.itemCode(err), Message: err.Error()}
 	}
 	if len(d) > maxPayload { // would fail the message it went in, and its stream
-		return &pb.ReadBatchResult{Index: uint32(i), Code: uint32(codes.ResourceExhausted), Message: errTooLarge("result", len(d)).Error()}
+		return &pb.ReadBatchResult{Index: uint32(i), Code: uint32(codes.ResourceExhausted), Message: overLimit("result", len(d))}
 	}
 	return &pb.ReadBatchResult{Index: uint32(i), Value: v, Data: d}
 }

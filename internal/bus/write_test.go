@@ -50,12 +50,12 @@ func TestWriteTooLarge(t *testing.T) {
 	ctx := testContext(t)
 	cmd := make([]byte, 5<<20)
 	_, _, err := p.Apply(ctx, addr, 1, cmd)
-	if err == nil || errors.Is(err, errUnknown) || !strings.Contains(err.Error(), "message limit") {
-		t.Errorf("apply: %v, want an error about the message limit", err)
+	if !errors.Is(err, errOverMax) || errors.Is(err, errUnknown) || !strings.Contains(err.Error(), "message limit") {
+		t.Errorf("apply: %v, want %v about the message limit", err, errOverMax)
 	}
 	err = p.Commit(ctx, addr, 1, cmd)
-	if err == nil || errors.Is(err, errUnknown) || !strings.Contains(err.Error(), "message limit") {
-		t.Errorf("commit: %v, want an error about the message limit", err)
+	if !errors.Is(err, errOverMax) || errors.Is(err, errUnknown) || !strings.Contains(err.Error(), "message limit") {
+		t.Errorf("commit: %v, want %v about the message limit", err, errOverMax)
 	}
 	if n := len(h.entered); n != 0 {
 		t.Errorf("the host took %d of the writes, want none", n)
