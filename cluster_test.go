@@ -362,4 +362,14 @@ func TestJoinFromRegistrySnapshot(t *testing.T) {
 	if got := n4.agent.State().ShardCount(); got != 1201 {
 		t.Fatalf("host 4 sees %d shards, want 1201", got)
 	}
+	// Host 4's log starts right after a snapshot: it took the registry as
+	// one, not by replaying the log from its first entry.
+	logs, err := n4.agent.NodeHost().GetLogReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := logs.GetRange()
+	if snap := logs.Snapshot(); snap.Index == 0 || first != snap.Index+1 {
+		t.Fatalf("host 4's prime log starts at %d after a snapshot at %d, want a snapshot just before it", first, snap.Index)
+	}
 }

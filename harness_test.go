@@ -147,6 +147,10 @@ func (c *cluster) newAgent(n *node) (*zongzi.Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Tests stop their agents themselves; this stops one too when a test
+	// fails before it could, e.g. while its cluster starts. It runs before
+	// the agent's directory, made earlier, is removed.
+	c.t.Cleanup(a.Stop)
 	if err := a.StateMachineRegisterPersistent(testDiskType, newDiskSM(n.dir)); err != nil {
 		return nil, err
 	}

@@ -105,6 +105,11 @@ func applyPendingAtStop(t *testing.T, c *cluster, lead *node, client *zongzi.Sha
 		}
 	}
 	wg.Wait()
+	logs, err := lead.agent.NodeHost().GetLogReader(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, last := logs.GetRange()
 	actx, acancel := context.WithTimeout(ctx, 30*time.Second)
 	defer acancel()
 	errs := make(chan error, 1)
@@ -112,14 +117,17 @@ func applyPendingAtStop(t *testing.T, c *cluster, lead *node, client *zongzi.Sha
 		_, _, err := client.Apply(actx, []byte("pending"))
 		errs <- err
 	}()
-	time.Sleep(500 * time.Millisecond) // long enough to be in the log, far from the deadline
+	waitFor(t, settle, "the write in the leader's log", func() bool {
+		_, l := logs.GetRange()
+		return l > last || len(errs) > 0
+	})
 	select {
 	case err := <-errs:
 		t.Fatalf("the write returned without a quorum: %v", err)
 	default:
 	}
 	lead.agent.Stop()
-	err := <-errs
+	err = <-errs
 	if !errors.Is(err, zongzi.ErrOutcomeUnknown) || errors.Is(err, zongzi.ErrShardNotReady) {
 		t.Fatalf("apply pending when the leader's host stopped: %v, want %v", err, zongzi.ErrOutcomeUnknown)
 	}

@@ -95,7 +95,8 @@ func serverOf(t testing.TB, h *handler) string {
 }
 
 // newTestHandler returns a handler over one fake shard whose first write
-// gets raft index 6, as in the README.
+// gets index 6. Like a raft log, the fake gives every write an index,
+// rejected ones too; test/e2e checks the real numbers on a real cluster.
 func newTestHandler(t testing.TB, cfg handlerConfig) (*handler, *fakeClient) {
 	t.Helper()
 	f := newFakeClient(6)
@@ -359,8 +360,9 @@ func TestRequestTarget(t *testing.T) {
 	}
 }
 
-// TestHandlerREADME replays the README's curl sequence: versions are raft
-// indices and a rejected write consumes one.
+// TestHandlerREADME replays the README's curl sequence on the fake shard:
+// a rejected write consumes an index, so versions skip as in the README,
+// from 6 here where the README's fresh cluster starts at 5.
 func TestHandlerREADME(t *testing.T) {
 	h, _ := newTestHandler(t, handlerConfig{})
 	for _, s := range []struct {

@@ -245,6 +245,10 @@ func TestStateMachineConcurrentQuery(t *testing.T) {
 	sm := newStateMachine(1, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	// On every way out, a failure too, the queries stop before the test
+	// ends: they may report errors.
+	defer wg.Wait()
+	defer cancel()
 	for g := range 4 {
 		wg.Add(1)
 		go func() {
@@ -295,12 +299,12 @@ func TestStateMachineConcurrentQuery(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				sm.SaveSnapshot(c, io.Discard, nil)
+				if err := sm.SaveSnapshot(c, io.Discard, nil); err != nil {
+					t.Errorf("snapshot at index %d: %v", i, err)
+				}
 			}()
 		}
 	}
-	cancel()
-	wg.Wait()
 }
 
 func TestStateMachineWatchReturnsOnCancel(t *testing.T) {

@@ -328,10 +328,15 @@ func newPluggedHandler() *fakeHandler {
 // plugCalls runs reads 0 to batchLive-1 one at a time, each in a call of
 // its own that waits in h for h.plug, so that the reads after them queue.
 // It returns how many reads it started.
-func plugCalls(h *fakeHandler, start func(i int)) int {
+func plugCalls(t *testing.T, h *fakeHandler, start func(i int)) int {
+	t.Helper()
 	for i := range batchLive {
 		go start(i)
-		<-h.entered
+		select {
+		case <-h.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("plugged read %d never reached the handler", i)
+		}
 	}
 	return batchLive
 }
@@ -341,7 +346,7 @@ func plugCalls(h *fakeHandler, start func(i int)) int {
 // plugged.
 func queueBehindPlugs(t *testing.T, h *fakeHandler, b *readBatcher, n int, read func(i int)) int {
 	t.Helper()
-	plugged := plugCalls(h, read)
+	plugged := plugCalls(t, h, read)
 	for i := plugged; i < n; i++ {
 		go read(i)
 	}
@@ -502,7 +507,7 @@ func TestReadBatchLargeResults(t *testing.T) {
 	h, count, addr, p, b, ctx := startPlugged(t)
 
 	const n = 10
-	plugged := plugCalls(h, func(int) { _, _, _ = p.Read(ctx, addr, 1, nil, false, false) })
+	plugged := plugCalls(t, h, func(int) { _, _, _ = p.Read(ctx, addr, 1, nil, false, false) })
 	errs := make(chan error, n)
 	for range n {
 		go func() {
@@ -629,7 +634,7 @@ func TestReadBatchQueuedReadCancels(t *testing.T) {
 	b := heldBatcher(t, p, addr)
 	ctx := testContext(t)
 
-	plugged := plugCalls(h, func(int) { _, _, _ = p.Read(ctx, addr, 1, nil, false, false) })
+	plugged := plugCalls(t, h, func(int) { _, _, _ = p.Read(ctx, addr, 1, nil, false, false) })
 	queuedCtx, cancelQueued := context.WithCancel(ctx)
 	queued := make(chan error, 1)
 	go func() {
@@ -660,7 +665,7 @@ func TestReadBatchSlowReadDelaysNoOther(t *testing.T) {
 	t.Cleanup(func() { close(h.unstick) })
 	ctx := testContext(t)
 
-	plugCalls(h, func(int) { _, _, _ = p.Read(ctx, addr, 1, []byte("plug"), false, false) })
+	plugCalls(t, h, func(int) { _, _, _ = p.Read(ctx, addr, 1, []byte("plug"), false, false) })
 	stuck := make(chan error, 1)
 	go func() {
 		_, _, err := p.Read(ctx, addr, shardStuck, []byte("x"), false, false)
@@ -817,7 +822,7 @@ func TestReadBatchConfusedPeer(t *testing.T) {
 	b := heldBatcher(t, p, addr)
 	ctx := testContext(t)
 
-	plugCalls(h, func(int) { _, _, _ = p.Read(ctx, addr, 1, nil, false, false) })
+	plugCalls(t, h, func(int) { _, _, _ = p.Read(ctx, addr, 1, nil, false, false) })
 	const n = 3
 	errs := make(chan error, n)
 	for range n {
