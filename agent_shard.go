@@ -24,6 +24,9 @@ func (a *Agent) ShardCreate(ctx context.Context, shardType string, opts ...Shard
 			return shard, false, err
 		}
 	}
+	if err := checkPlacement(s); err != nil {
+		return shard, false, err
+	}
 	if s.Name == "" {
 		s.Name = uuid.NewString()
 	}
@@ -50,6 +53,9 @@ func (a *Agent) ShardUpdate(ctx context.Context, shardID uint64, opts ...ShardOp
 		if err := opt(&s); err != nil {
 			return s, err
 		}
+	}
+	if err := checkPlacement(s); err != nil {
+		return s, err
 	}
 	if _, err := a.proposeRegistry(ctx, registry.Command{Op: registry.OpShardPut, Shard: &s}); err != nil {
 		return s, fmt.Errorf("update shard %d: %w", shardID, err)

@@ -78,22 +78,33 @@ func TestShardOptionsRejectBadValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
+	// Each bad option comes with valid members, so that it alone is wrong.
+	members := zongzi.WithPlacementMembers(3)
 	for name, opt := range map[string]zongzi.ShardOption{
-		"empty name":            zongzi.WithName(""),
-		"empty tag key":         zongzi.WithTag("", "v"),
-		"zero members":          zongzi.WithPlacementMembers(0),
-		"bad member filter":     zongzi.WithPlacementMembers(3, "=x"),
-		"empty replica group":   zongzi.WithPlacementReplicas("", 2),
-		"group named cover":     zongzi.WithPlacementReplicas("cover", 2),
-		"group with colon":      zongzi.WithPlacementReplicas("a:b", 2),
-		"negative replicas":     zongzi.WithPlacementReplicas("readers", -1),
-		"vary without keys":     zongzi.WithPlacementVary(),
-		"cover without filters": zongzi.WithPlacementCover(),
-		"filter with semicolon": zongzi.WithPlacementCover("a=b;c"),
+		"empty name":             zongzi.WithName(""),
+		"empty tag key":          zongzi.WithTag("", "v"),
+		"zero members":           zongzi.WithPlacementMembers(0),
+		"bad member filter":      zongzi.WithPlacementMembers(3, "=x"),
+		"empty filter value":     zongzi.WithPlacementMembers(3, "zone="),
+		"empty replica group":    zongzi.WithPlacementReplicas("", 2),
+		"group named cover":      zongzi.WithPlacementReplicas("cover", 2),
+		"group with colon":       zongzi.WithPlacementReplicas("a:b", 2),
+		"group with a space":     zongzi.WithPlacementReplicas("read replicas", 2),
+		"negative replicas":      zongzi.WithPlacementReplicas("readers", -1),
+		"vary without keys":      zongzi.WithPlacementVary(),
+		"vary with a filter":     zongzi.WithPlacementVary("zone=a"),
+		"cover without filters":  zongzi.WithPlacementCover(),
+		"filter with semicolon":  zongzi.WithPlacementCover("a=b;c"),
+		"unknown placement tag":  zongzi.WithTag("placement:spread", "zone"),
+		"replicas with no count": zongzi.WithTag(zongzi.TagPlacementReplica+"readers", "zone=a"),
 	} {
-		if _, _, err := a.ShardCreate(ctx, "zongzi://x", opt); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		if _, _, err := a.ShardCreate(ctx, "zongzi://x", members, opt); !errors.Is(err, zongzi.ErrInvalidConfig) {
 			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
 		}
+	}
+	// Placement tags other than the members' need the members' too.
+	if _, _, err := a.ShardCreate(ctx, "zongzi://x", zongzi.WithPlacementVary("zone")); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Errorf("vary without members: %v, want ErrInvalidConfig", err)
 	}
 	if _, _, err := a.ShardCreate(ctx, "", zongzi.WithName("x")); !errors.Is(err, zongzi.ErrInvalidConfig) {
 		t.Errorf("empty type: %v", err)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/zongzi-kv/zongzi/internal/placement"
 )
 
 // ShardOption configures a shard created or updated through an agent. An
@@ -11,12 +13,20 @@ import (
 // ErrInvalidConfig.
 type ShardOption func(*Shard) error
 
-// Placement tag keys (DESIGN §5).
+// Placement tag keys. ShardCreate and ShardUpdate check a shard's
+// placement tags, however set, and refuse bad ones with ErrInvalidConfig.
 const (
-	TagPlacementMember  = "placement:member"
-	TagPlacementReplica = "placement:replica:"
-	TagPlacementVary    = "placement:vary"
-	TagPlacementCover   = "placement:cover"
+	// TagPlacementMember: "<count>[;<filter>...]", the voting members.
+	TagPlacementMember = placement.TagMember
+	// TagPlacementReplica, then a group name: "<count>[;<filter>...]", a
+	// group of non-voting replicas.
+	TagPlacementReplica = placement.TagReplicaPrefix
+	// TagPlacementVary: host tag keys, ';'-separated, whose values each
+	// group is spread across.
+	TagPlacementVary = placement.TagVary
+	// TagPlacementCover: "<filter>[;<filter>...]", hosts that each get one
+	// non-voting replica.
+	TagPlacementCover = placement.TagCover
 )
 
 // WithName names the shard. Names are unique: creating a shard with a name
@@ -57,51 +67,44 @@ func WithoutTag(key string) ShardOption {
 // WithPlacementMembers asks for n voting members on hosts matching every
 // host tag filter ("key=value" or "key").
 func WithPlacementMembers(n int, hostTags ...string) ShardOption {
-	return placementCount(TagPlacementMember, n, hostTags)
+	return placementTag(TagPlacementMember, append([]string{strconv.Itoa(n)}, hostTags...))
 }
 
-// WithPlacementReplicas asks for n non-voting replicas, of the named group,
-// on hosts matching every host tag filter.
+// WithPlacementReplicas asks for n non-voting replicas, of the named group
+// (letters, digits, '-', '_' and '.'; not "cover"), on hosts matching every
+// host tag filter.
 func WithPlacementReplicas(group string, n int, hostTags ...string) ShardOption {
-	if group == "" || strings.ContainsAny(group, ":;=") || group == "cover" {
-		return invalid("replica group %q must be non-empty, not \"cover\", and without ':', ';' or '='", group)
-	}
-	return placementCount(TagPlacementReplica+group, n, hostTags)
+	return placementTag(TagPlacementReplica+group, append([]string{strconv.Itoa(n)}, hostTags...))
 }
 
 // WithPlacementVary spreads each group of replicas across distinct values
 // of these host tag keys; members never share a value.
 func WithPlacementVary(tagKeys ...string) ShardOption {
-	if err := checkFilters(tagKeys); err != nil || len(tagKeys) == 0 {
-		return invalid("vary needs tag keys, got %q", tagKeys)
-	}
-	return WithTag(TagPlacementVary, strings.Join(tagKeys, ";"))
+	return placementTag(TagPlacementVary, tagKeys)
 }
 
 // WithPlacementCover puts one non-voting replica on every host matching the
 // host tag filters, present and future.
 func WithPlacementCover(hostTags ...string) ShardOption {
-	if err := checkFilters(hostTags); err != nil || len(hostTags) == 0 {
-		return invalid("cover needs host tag filters, got %q", hostTags)
-	}
-	return WithTag(TagPlacementCover, strings.Join(hostTags, ";"))
+	return placementTag(TagPlacementCover, hostTags)
 }
 
-func placementCount(key string, n int, hostTags []string) ShardOption {
-	if n < 1 {
-		return invalid("%s count %d must be at least 1", key, n)
-	}
-	if err := checkFilters(hostTags); err != nil {
-		return invalid("%s: %v", key, err)
-	}
-	return WithTag(key, strings.Join(append([]string{strconv.Itoa(n)}, hostTags...), ";"))
-}
-
-func checkFilters(filters []string) error {
-	for _, f := range filters {
-		if k, _, _ := strings.Cut(f, "="); k == "" || strings.Contains(f, ";") {
-			return fmt.Errorf("bad host tag filter %q", f)
+// placementTag sets the placement tag key to parts joined by ';'. A part
+// that holds a ';' would read as two, so it is refused here; the rules'
+// meaning is checked by checkPlacement, once every option has applied.
+func placementTag(key string, parts []string) ShardOption {
+	for _, p := range parts {
+		if strings.Contains(p, ";") {
+			return invalid("%s: %q holds a ';'", key, p)
 		}
+	}
+	return WithTag(key, strings.Join(parts, ";"))
+}
+
+// checkPlacement refuses a shard whose placement tags do not parse.
+func checkPlacement(s Shard) error {
+	if _, err := placement.ParseRules(s.Tags); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return nil
 }
