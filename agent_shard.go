@@ -38,7 +38,8 @@ func (a *Agent) ShardCreate(ctx context.Context, shardType string, opts ...Shard
 	return shard, len(data) == 1 && data[0] == 1, nil
 }
 
-// ShardUpdate changes a shard's name or tags with the given options.
+// ShardUpdate changes a shard's name or tags with the given options. A
+// shard this host's registry does not hold is ErrShardNotFound.
 func (a *Agent) ShardUpdate(ctx context.Context, shardID uint64, opts ...ShardOption) (Shard, error) {
 	s, ok := a.store.State().Shard(shardID)
 	if !ok || shardID == 0 {
@@ -64,10 +65,14 @@ func (a *Agent) ShardUpdate(ctx context.Context, shardID uint64, opts ...ShardOp
 	return s, nil
 }
 
-// ShardDelete deletes a guest shard; hosts stop its replicas and delete their data.
+// ShardDelete deletes a guest shard; hosts stop its replicas and delete their
+// data. A shard this host's registry does not hold is ErrShardNotFound.
 func (a *Agent) ShardDelete(ctx context.Context, shardID uint64) error {
 	if shardID == 0 {
 		return fmt.Errorf("%w: the prime shard cannot be deleted", ErrInvalidConfig)
+	}
+	if _, ok := a.store.State().Shard(shardID); !ok {
+		return fmt.Errorf("delete shard %d: %w", shardID, ErrShardNotFound)
 	}
 	if _, err := a.proposeRegistry(ctx, registry.Command{Op: registry.OpShardDelete, ShardID: shardID}); err != nil {
 		return fmt.Errorf("delete shard %d: %w", shardID, err)

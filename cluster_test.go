@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zongzi-kv/zongzi"
+	"github.com/lni/dragonboat/v4"
 	"go.uber.org/goleak"
+
+	"github.com/zongzi-kv/zongzi"
 )
 
 // settle is how long a test waits for the cluster to converge.
@@ -371,5 +373,55 @@ func TestJoinFromRegistrySnapshot(t *testing.T) {
 	first, _ := logs.GetRange()
 	if snap := logs.Snapshot(); snap.Index == 0 || first != snap.Index+1 {
 		t.Fatalf("host 4's prime log starts at %d after a snapshot at %d, want a snapshot just before it", first, snap.Index)
+	}
+}
+
+// TestShardDelete deletes a guest shard: every host stops its replica and
+// removes its data, and the registry forgets it. Deleting it again, or a
+// shard that never was, is ErrShardNotFound.
+func TestShardDelete(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	a1 := c.nodes[0].agent
+	s := c.createActive(ctx, a1, testType, "doomed")
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if _, _, err := a1.Client(s.ID).Apply(wctx, []byte("w")); err != nil {
+		t.Fatal(err)
+	}
+	replicas := map[*node]uint64{}
+	for _, n := range c.nodes {
+		ids := replicasOn(n.agent, s.ID)
+		if len(ids) != 1 {
+			t.Fatalf("host %s has replicas %v of the shard, want one", n.api, ids)
+		}
+		replicas[n] = ids[0]
+	}
+	if err := a1.ShardDelete(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	running := func(nh *dragonboat.NodeHost, shardID uint64) bool {
+		for _, si := range nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}).ShardInfoList {
+			if si.ShardID == shardID {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, settle, "every host to stop the shard and remove its data", func() bool {
+		for n, id := range replicas {
+			nh := n.agent.NodeHost()
+			if _, ok := n.agent.State().Shard(s.ID); ok || running(nh, s.ID) || nh.HasNodeInfo(s.ID, id) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, id := range []uint64{s.ID, s.ID + 1000} {
+		if err := a1.ShardDelete(ctx, id); !errors.Is(err, zongzi.ErrShardNotFound) {
+			t.Errorf("delete shard %d: %v, want ErrShardNotFound", id, err)
+		}
 	}
 }
