@@ -145,6 +145,9 @@ func TestHandlerContract(t *testing.T) {
 		{name: "get empty stale", req: get("/testkey?stale="), code: 400, body: "Stale must be a boolean (true or false)\n"},
 		{name: "get bad leader", req: get("/testkey?leader=x"), code: 400, body: "Leader must be a boolean (true or false)\n"},
 		{name: "get stale and leader", req: get("/testkey?stale=true&leader=true"), code: 400, body: "Stale and leader cannot both be true\n"},
+		{name: "put stale and leader", req: putReq("/testkey?val=v&stale=true&leader=true"), code: 400, body: "Stale and leader cannot both be true\n"},
+		{name: "delete stale and leader", before: []call{create}, req: deleteReq("/testkey?stale=true&leader=true"), code: 400,
+			body: "Stale and leader cannot both be true\n"},
 		{name: "get ignores a body", before: []call{create}, req: form("GET", "/testkey", "stale=bogus"), code: 200, body: rec6, read: "read"},
 
 		// PUT: create

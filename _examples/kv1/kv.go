@@ -45,6 +45,9 @@ func (h *handler) serveKey(rc *fasthttp.RequestCtx, key, query string) int {
 	if herr != nil {
 		return writeError(rc, herr)
 	}
+	if p.stale && p.leader { // contradictory for a read, and for a write
+		return writeError(rc, errStaleAndLeader)
+	}
 	ctx := h.deadlines.context()
 	switch {
 	case rc.IsGet():
@@ -63,9 +66,6 @@ func (h *handler) serveKey(rc *fasthttp.RequestCtx, key, query string) int {
 
 // get reads key: linearizably, from any replica (stale) or from the leader.
 func (h *handler) get(ctx context.Context, rc *fasthttp.RequestCtx, key string, p params) int {
-	if p.stale && p.leader {
-		return writeError(rc, errStaleAndLeader)
-	}
 	q := appendGet(make([]byte, 0, getSize(key)), key)
 	s := h.shardFor(key)
 	var value uint64
