@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 
 	"github.com/zongzi-kv/zongzi/internal/bus"
 	"github.com/zongzi-kv/zongzi/internal/bus/pb"
+	"github.com/zongzi-kv/zongzi/internal/raftnet"
 	"github.com/zongzi-kv/zongzi/internal/registry"
 )
 
@@ -68,10 +70,43 @@ func (h busHandler) Info(context.Context) (*pb.InfoResponse, error) {
 }
 
 func (h busHandler) Join(ctx context.Context, req *pb.JoinRequest) (uint64, error) {
+	if err := checkJoin(req); err != nil {
+		return 0, err
+	}
 	return h.a.addHost(ctx, req)
 }
 
+// checkJoin refuses a join whose host ID or addresses could not serve,
+// before anything is proposed.
+func checkJoin(req *pb.JoinRequest) error {
+	id := req.GetHostId()
+	if id == "" || len(id) > maxHostID || strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return fmt.Errorf("%w: join: host ID %q", ErrInvalidConfig, id)
+	}
+	for _, addr := range []string{req.GetApiAddress(), req.GetRaftAddress()} {
+		if !(raftnet.Factory{}).Validate(addr) {
+			return fmt.Errorf("%w: join: host %s: address %q is not host:port", ErrInvalidConfig, id, addr)
+		}
+	}
+	return nil
+}
+
+// maxHostID bounds a joining host's ID: Dragonboat's are UUIDs.
+const maxHostID = 128
+
+// Membership adds a replica the registry lists to a shard served here, for
+// the host of that replica. Removals are not taken from other hosts: a host
+// removes its own replicas, through its own replica of the shard.
 func (h busHandler) Membership(ctx context.Context, req *pb.MembershipRequest) error {
+	if req.Remove {
+		return fmt.Errorf("%w: shard %d: a removal is not taken from another host", ErrInvalidConfig, req.ShardId)
+	}
+	r, ok := h.a.store.State().Replica(req.ReplicaId)
+	if !ok || r.ShardID != req.ShardId || r.HostID != req.HostId || r.IsNonVoting != req.NonVoting {
+		// This host's registry may not have it yet: the caller tries again.
+		return fmt.Errorf("%w: shard %d: replica %d of host %s is not in this host's registry",
+			ErrShardNotReady, req.ShardId, req.ReplicaId, req.HostId)
+	}
 	return h.a.changeMembership(ctx, req)
 }
 
