@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"runtime"
 	"strconv"
@@ -891,7 +890,8 @@ func TestReadBatchRejectsOversizedBatch(t *testing.T) {
 		t.Errorf("oversized ReadBatch call: %v, want %v", err, codes.InvalidArgument)
 	}
 
-	// On a ReadStream, every read of the batch gets the error.
+	// On a ReadStream, it ends the stream: a result for each of its reads
+	// would come to a hundred times the request.
 	rs, err := client.ReadStream(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -899,27 +899,50 @@ func TestReadBatchRejectsOversizedBatch(t *testing.T) {
 	if err := rs.Send(req); err != nil {
 		t.Fatal(err)
 	}
-	got := map[uint32]bool{}
-	for len(got) < len(req.Reads) {
-		res, err := rs.Recv()
-		if err != nil {
-			t.Fatalf("oversized batch on a stream: %v after %d results", err, len(got))
-		}
-		if res.Batch != req.Batch {
-			t.Errorf("results for batch %d, want %d", res.Batch, req.Batch)
-		}
-		for _, r := range res.Results {
-			if codes.Code(r.Code) != codes.InvalidArgument {
-				t.Errorf("read %d of an oversized batch: code %v, want %v", r.Index, codes.Code(r.Code), codes.InvalidArgument)
-			}
-			got[r.Index] = true
-		}
+	if res, err := rs.Recv(); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("oversized batch on a stream: %v (%d results), want %v", err, len(res.GetResults()), codes.InvalidArgument)
 	}
-	if err := rs.CloseSend(); err != nil {
+}
+
+// TestReadStreamBoundsBatches sends a stream more batches of stuck reads
+// than it serves at once: the rest wait until one ends, then are served.
+func TestReadStreamBoundsBatches(t *testing.T) {
+	h := newFakeHandler()
+	h.entered = make(chan uint64, 1000)
+	addr, _, _ := startBus(t, h)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rs.Recv(); err != io.EOF {
-		t.Errorf("stream after CloseSend: %v, want %v", err, io.EOF)
+	defer conn.Close()
+	rs, err := pb.NewBusClient(conn).ReadStream(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const extra = 5
+	for i := range serveStreamBatches + extra {
+		req := &pb.ReadBatchRequest{Batch: uint64(i + 1), TimeoutMs: 10000, Reads: []*pb.ReadRequest{{ShardId: shardStuck}}}
+		if err := rs.Send(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range serveStreamBatches {
+		select {
+		case <-h.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d batches reached the handler, want %d", i, serveStreamBatches)
+		}
+	}
+	select {
+	case <-h.entered:
+		t.Fatalf("a batch over the %d served at once reached the handler", serveStreamBatches)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(h.unstick)
+	for got := 0; got < serveStreamBatches+extra; got++ {
+		if _, err := rs.Recv(); err != nil {
+			t.Fatalf("result %d: %v", got, err)
+		}
 	}
 }
 

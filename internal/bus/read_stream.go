@@ -17,15 +17,19 @@ import (
 
 // ReadStream implements pb.BusServer. Each request is a batch, served as
 // ReadBatch serves a call's reads, as soon as it arrives and concurrently
-// with the others, under a deadline of its timeout from its arrival. Its
-// results go back tagged with the batch. When the caller closes the
-// stream, the batches still being served finish first; when the stream
-// breaks, they are cancelled.
+// with the others (up to serveStreamBatches; the next waits for one to
+// end), under a deadline of its timeout from its arrival, at most
+// serveMaxTimeout. Its results go back tagged with the batch. When the
+// caller closes the stream, the batches still being served finish first;
+// when the stream breaks, they are cancelled. A batch of more than
+// serveBatchMaxReads reads, which no caller of this package sends, ends the
+// stream with InvalidArgument.
 func (s *Server) ReadStream(stream grpc.BidiStreamingServer[pb.ReadBatchRequest, pb.ReadBatchResponse]) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	var (
 		wg     sync.WaitGroup
 		sendMu sync.Mutex // one Send at a time
+		live   = make(chan struct{}, serveStreamBatches)
 	)
 	send := func(res *pb.ReadBatchResponse) error {
 		sendMu.Lock()
@@ -44,7 +48,22 @@ func (s *Server) ReadStream(stream grpc.BidiStreamingServer[pb.ReadBatchRequest,
 			wg.Wait()
 			return err
 		}
-		wg.Go(func() { s.serveStreamBatch(ctx, req, send) })
+		if n := len(req.Reads); n > serveBatchMaxReads {
+			cancel()
+			wg.Wait()
+			return answer(codes.InvalidArgument, fmt.Sprintf("bus: read batch of %d reads, at most %d", n, serveBatchMaxReads))
+		}
+		select {
+		case live <- struct{}{}:
+		case <-ctx.Done():
+			cancel()
+			wg.Wait()
+			return status.FromContextError(ctx.Err()).Err()
+		}
+		wg.Go(func() {
+			defer func() { <-live }()
+			s.serveStreamBatch(ctx, req, send)
+		})
 	}
 }
 
@@ -52,7 +71,7 @@ func (s *Server) ReadStream(stream grpc.BidiStreamingServer[pb.ReadBatchRequest,
 // a whole (too many reads, or its deadline passed) gets the error as the
 // result of every read not yet answered.
 func (s *Server) serveStreamBatch(ctx context.Context, req *pb.ReadBatchRequest, send func(*pb.ReadBatchResponse) error) {
-	timeout := time.Duration(req.TimeoutMs) * time.Millisecond
+	timeout := min(time.Duration(req.TimeoutMs)*time.Millisecond, serveMaxTimeout)
 	if timeout <= 0 {
 		timeout = batchNoDeadline
 	}

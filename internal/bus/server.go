@@ -139,6 +139,11 @@ const (
 	// serveBatchMaxReads is the most reads a ReadBatch call may carry.
 	// Callers send at most batchMaxReads; the margin lets them grow.
 	serveBatchMaxReads = 4 * batchMaxReads
+	// serveStreamBatches is the most batches of one ReadStream served at
+	// once: twice what a caller has outstanding (batchMaxCalls).
+	serveStreamBatches = 2 * batchMaxCalls
+	// serveMaxTimeout bounds the timeout a ReadStream batch asks for.
+	serveMaxTimeout = time.Minute
 	// serveResultBytes is the data a response message carries before the
 	// rest of the results go in another, under the caller's 4 MiB limit.
 	serveResultBytes = 1 << 20
