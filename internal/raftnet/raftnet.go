@@ -105,7 +105,7 @@ var _ config.TransportFactory = Factory{}
 // Create implements config.TransportFactory.
 func (f Factory) Create(nhc config.NodeHostConfig, onBatch raftio.MessageHandler, onChunk raftio.ChunkHandler) raftio.ITransport {
 	return &Transport{
-		addr: nhc.GetListenAddress(), advertise: nhc.RaftAddress, learn: f.Learn,
+		addr: nhc.GetListenAddress(), advertise: nhc.RaftAddress, learn: f.Learn, deployment: nhc.GetDeploymentID(),
 		onBatch: onBatch, onChunk: onChunk, conns: map[net.Conn]struct{}{},
 	}
 }
@@ -125,8 +125,12 @@ type Transport struct {
 	addr      string // listened on
 	advertise string // sent in hellos
 	learn     func(source, addr string)
-	onBatch   raftio.MessageHandler
-	onChunk   raftio.ChunkHandler
+	// deployment is the host's deployment ID: only a batch of the same
+	// deployment and transport version, which Dragonboat takes, teaches
+	// where its source listens.
+	deployment uint64
+	onBatch    raftio.MessageHandler
+	onChunk    raftio.ChunkHandler
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -236,7 +240,8 @@ func (t *Transport) serve(c net.Conn) {
 			if b.Unmarshal(payload) != nil {
 				return
 			}
-			if t.learn != nil && from != "" && b.SourceAddress != "" && b.SourceAddress != learnt {
+			if t.learn != nil && from != "" && b.SourceAddress != "" && b.SourceAddress != learnt &&
+				b.DeploymentId == t.deployment && b.BinVer == raftio.TransportBinVersion {
 				learnt = b.SourceAddress
 				t.learn(learnt, from)
 			}

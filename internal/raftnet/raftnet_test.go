@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4/config"
+	"github.com/lni/dragonboat/v4/raftio"
 	pb "github.com/lni/dragonboat/v4/raftpb"
 	"go.uber.org/goleak"
 )
@@ -36,7 +37,7 @@ func startReceiver(t *testing.T) *receiver {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	r := &receiver{got: make(chan struct{}, 1000)}
-	nhc := config.NodeHostConfig{RaftAddress: "127.0.0.1:0"}
+	nhc := config.NodeHostConfig{RaftAddress: "127.0.0.1:0", DeploymentID: 7}
 	learn := func(source, addr string) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -85,7 +86,7 @@ func testBatch(i int, cmd []byte) pb.MessageBatch {
 	return pb.MessageBatch{
 		DeploymentId:  7,
 		SourceAddress: "127.0.0.1:1",
-		BinVer:        1,
+		BinVer:        raftio.TransportBinVersion,
 		Requests: []pb.Message{{
 			Type: pb.Replicate, To: 2, From: 1, ShardID: 9, Term: 3, LogTerm: 3, LogIndex: uint64(i), Commit: uint64(i),
 			Entries: []pb.Entry{{Term: 3, Index: uint64(i + 1), Cmd: cmd}},
@@ -152,6 +153,36 @@ func TestHelloTeachesWhereSourcesListen(t *testing.T) {
 	want := []string{"host-a 127.0.0.1:4242", "host-b 127.0.0.1:4242", "host-a 127.0.0.1:4242"}
 	if !slices.Equal(r.learnt, want) {
 		t.Fatalf("learnt %q, want %q", r.learnt, want)
+	}
+}
+
+// TestForeignBatchTeachesNothing: a batch of another deployment, or of
+// another transport version, which Dragonboat drops, teaches nothing about
+// where its source listens; one of the host's own then does.
+func TestForeignBatchTeachesNothing(t *testing.T) {
+	r := startReceiver(t)
+	sender := Factory{}.Create(config.NodeHostConfig{RaftAddress: "127.0.0.1:4242"}, nil, nil).(*Transport)
+	conn, err := sender.GetConnection(context.Background(), r.address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	foreign := testBatch(1, nil)
+	foreign.DeploymentId, foreign.SourceAddress = 8, "host-x"
+	old := testBatch(2, nil)
+	old.BinVer, old.SourceAddress = raftio.TransportBinVersion-1, "host-y"
+	own := testBatch(3, nil)
+	own.SourceAddress = "host-a"
+	for _, b := range []pb.MessageBatch{foreign, old, own} {
+		if err := conn.SendMessageBatch(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.await(t, 3)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if want := []string{"host-a 127.0.0.1:4242"}; !slices.Equal(r.learnt, want) {
+		t.Fatalf("learnt %q, want %q (from the host's own batch only)", r.learnt, want)
 	}
 }
 
