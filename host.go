@@ -18,6 +18,14 @@ import (
 // Host is one process running one agent, as recorded in the registry.
 type Host = registry.Host
 
+// Host statuses: a host is new when another host registered it (at the
+// cluster's bootstrap, or as it joined through that host), and active once
+// its own agent has written its record.
+const (
+	HostStatusNew    = registry.HostStatusNew
+	HostStatusActive = registry.HostStatusActive
+)
+
 // hostSweep is how often the host controller reconciles when nothing changes.
 const hostSweep = 3 * time.Second
 

@@ -14,6 +14,15 @@ import (
 // Shard is one Raft group, as recorded in the registry.
 type Shard = registry.Shard
 
+// Shard statuses: new until every replica its placement wants is active,
+// then active; a shard whose placement cannot be satisfied has the status
+// ShardStatusUnsatisfied followed by ": " and the reason.
+const (
+	ShardStatusNew         = registry.ShardStatusNew
+	ShardStatusActive      = registry.ShardStatusActive
+	ShardStatusUnsatisfied = registry.ShardStatusUnsatisfied
+)
+
 // ShardClient proposes commands to and reads from one shard. It uses this
 // host's replica when there is one and otherwise forwards the request over
 // the message bus to the nearest host that has one. It is safe for
