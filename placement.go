@@ -19,8 +19,9 @@ type ShardController interface {
 	Reconcile(state *State) Plan
 }
 
-// defaultShardController places replicas by shard tags (DESIGN §5): members,
-// named non-voting groups, vary and cover.
+// defaultShardController places replicas by the shards' placement tags
+// (TagPlacementMember and the others): members, named non-voting groups,
+// vary and cover.
 type defaultShardController struct{}
 
 // Reconcile implements ShardController.

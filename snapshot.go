@@ -11,8 +11,8 @@ import (
 // changes after it is taken, and taking it never blocks the registry's
 // writer. Records returned by its lookups are copies the caller owns.
 //
-// State.Save writes the JSON-lines format of DESIGN §4: a header line, then
-// every host, shard and replica by ID.
+// State.Save writes the registry as JSON lines: a header line, then every
+// host, shard and replica by ID, each a JSON record.
 type State = registry.State
 
 // LoadState reads a registry saved by State.Save.

@@ -53,7 +53,7 @@ type handlerConfig struct {
 	Registry func(ctx context.Context, w io.Writer) error
 }
 
-// handler serves the kv1 HTTP API (DESIGN §7): keys are URL paths, spread
+// handler serves the kv1 HTTP API (README.md): keys are URL paths, spread
 // over shards by a hash of the key; /healthz, /metrics and paths starting
 // with /_ are server paths.
 type handler struct {

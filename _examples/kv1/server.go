@@ -18,7 +18,7 @@ import (
 // allocates next to nothing and starts no goroutine, and it needs no
 // background read of the connection while a handler waits for raft. On a
 // linearizable GET that saved about a fifth of the three nodes' CPU (see
-// the README's Performance section). The HTTP contract (DESIGN §7) is the
+// the README's Performance section). The HTTP contract (kv1's README) is the
 // handler's: keys are taken from the raw path, percent-decoded, exactly as
 // net/http's URL.Path would have them.
 

@@ -62,16 +62,16 @@ type ceiling struct {
 func startCeiling(ctx context.Context, server string) (*ceiling, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ceiling %s: %w", server, err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ceiling %s: %w", server, err)
 	}
 	f, err := ln.(*net.TCPListener).File()
 	ln.Close()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ceiling %s: %w", server, err)
 	}
 	defer f.Close()
 	cmd := exec.Command(self, "-ceiling", server)
@@ -79,7 +79,7 @@ func startCeiling(ctx context.Context, server string) (*ceiling, error) {
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start ceiling server: %w", err)
+		return nil, fmt.Errorf("ceiling %s: start: %w", server, err)
 	}
 	c := &ceiling{URL: "http://" + ln.Addr().String() + "/", cmd: cmd, done: make(chan struct{})}
 	go func() {

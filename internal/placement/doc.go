@@ -8,8 +8,8 @@
 //
 // # Model
 //
-// A shard declares its wanted replicas in tags (DESIGN §5), parsed once by
-// ParseRules into Rules:
+// A shard declares its wanted replicas in tags (the README's placement
+// rules), parsed once by ParseRules into Rules:
 //
 //	placement:member=3;geo:region=us-central1   3 voting members on matching hosts
 //	placement:replica:readers=6;host:class=rd   6 non-voting replicas of group "readers"

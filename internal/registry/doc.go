@@ -9,7 +9,7 @@
 // records carry the index of the entry that created and last changed them.
 //
 // Readers take a State: a snapshot-isolated, read-only view that never
-// blocks the writer. State.Save writes the JSON-lines snapshot format of
-// DESIGN §4, and Store.Load reads it back, validating it as strictly as
+// blocks the writer. State.Save writes the JSON-lines snapshot format (the
+// README's registry snapshots), and Store.Load reads it back, validating it as strictly as
 // Apply validates commands.
 package registry

@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// header is the first line of a snapshot (DESIGN §4).
+// header is the first line of a snapshot.
 type header struct {
 	Index         uint64 `json:"index"`
 	Hosts         uint64 `json:"hosts"`
