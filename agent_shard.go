@@ -147,9 +147,7 @@ func (a *Agent) startControllers(ctx context.Context) {
 
 // runProber measures the round trip to every other host, for routing.
 func (a *Agent) runProber(ctx context.Context) {
-	tick := time.NewTicker(2 * time.Second)
-	defer tick.Stop()
-	for {
+	every(ctx, 2*time.Second, nil, func() {
 		for _, h := range a.store.State().Hosts() {
 			if h.ID == a.hostID || h.ApiAddress == "" {
 				continue
@@ -159,12 +157,7 @@ func (a *Agent) runProber(ctx context.Context) {
 			cancel()
 		}
 		a.routes.Update(func(m map[uint64]*shardRoute) { clear(m) }) // re-sort by the new round trips
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	})
 }
 
 // ctxAlive reports whether err is something other than a cancellation.

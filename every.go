@@ -5,19 +5,24 @@ import (
 	"time"
 )
 
-// every calls f every d, and each time wake receives, until ctx is done;
-// the first call comes after d or at the first wake. A nil wake never
-// receives.
-func every(ctx context.Context, d time.Duration, wake <-chan struct{}, f func()) {
+// every calls f at once, then again every d and whenever wake's channel
+// receives, until ctx is done. wake, unless nil, is asked for its channel
+// before each call, so that a change made while f runs wakes the next one
+// (the registry's Changed, say); a nil wake never wakes.
+func every(ctx context.Context, d time.Duration, wake func() <-chan struct{}, f func()) {
 	tick := time.NewTicker(d)
 	defer tick.Stop()
 	for {
+		var woken <-chan struct{}
+		if wake != nil {
+			woken = wake()
+		}
+		f()
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		case <-wake:
+		case <-woken:
 		}
-		f()
 	}
 }

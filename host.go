@@ -32,18 +32,7 @@ const hostSweep = 3 * time.Second
 // runHostController makes this host's replicas match the registry whenever
 // the registry changes, and at every sweep as a safety net.
 func (a *Agent) runHostController(ctx context.Context) {
-	sweep := time.NewTicker(hostSweep)
-	defer sweep.Stop()
-	for {
-		changed := a.store.Changed()
-		a.reconcileHost(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		case <-sweep.C:
-		}
-	}
+	every(ctx, hostSweep, a.store.Changed, func() { a.reconcileHost(ctx) })
 }
 
 // reconcileHost makes one pass: register this host, start the replicas the

@@ -32,20 +32,11 @@ func (defaultShardController) Reconcile(st *State) Plan {
 // runShardController runs the shard controller while this host's replica
 // leads the prime shard.
 func (a *Agent) runShardController(ctx context.Context) {
-	sweep := time.NewTicker(hostSweep)
-	defer sweep.Stop()
-	for {
-		changed := a.store.Changed()
+	every(ctx, hostSweep, a.store.Changed, func() {
 		if a.leadsPrime() {
 			a.applyPlan(ctx, a.controller.Reconcile(a.store.State()))
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		case <-sweep.C:
-		}
-	}
+	})
 }
 
 func (a *Agent) leadsPrime() bool {
