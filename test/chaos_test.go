@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/bits"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
-	"github.com/cespare/xxhash/v2"
 
 	"github.com/zongzi-kv/zongzi/internal/kv1proc"
 )
@@ -197,7 +195,7 @@ var chaosScenarios = []chaosScenario{
 					return
 				}
 				r.targets.add(linTarget{Node: n, Gen: r.gens[n]})
-				st, _ := chaosGetStatus(ctx, n)
+				st, _ := n.HostStatus(ctx)
 				r.logf("non-voting node %d serves clients; its replicas: %+v", n.N, st.Shards)
 			}()
 			return func(context.Context) error {
@@ -278,43 +276,12 @@ func (r *chaosRun) waitHealthy(ctx context.Context) error {
 	return r.c.WaitHealthy(ctx, r.running()...)
 }
 
-// chaosStatus is a node's /_status.
-type chaosStatus struct {
-	HostID string `json:"hostID"`
-	Shards []struct {
-		Name      string `json:"name"`
-		Leader    uint64 `json:"leader"`
-		Replica   uint64 `json:"replica"`
-		NonVoting bool   `json:"nonVoting"`
-	} `json:"shards"`
-}
-
-// chaosGetStatus returns n's /_status.
-func chaosGetStatus(ctx context.Context, n *kv1proc.Node) (chaosStatus, error) {
-	var st chaosStatus
-	code, body, err := linSend(ctx, time.Second, http.MethodGet, n.URL("/_status"))
-	if err == nil && code != http.StatusOK {
-		err = fmt.Errorf("node %d: /_status: %d %s", n.N, code, body)
-	}
-	if err == nil {
-		err = json.Unmarshal(body, &st)
-	}
-	return st, err
-}
-
 // leads returns the names of the shards that n says it leads.
 func (r *chaosRun) leads(ctx context.Context, n *kv1proc.Node) ([]string, error) {
-	st, err := chaosGetStatus(ctx, n)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, s := range st.Shards {
-		if s.Replica != 0 && s.Leader == s.Replica {
-			names = append(names, s.Name)
-		}
-	}
-	return names, nil
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	st, err := n.HostStatus(ctx)
+	return st.Leading(), err
 }
 
 // leader returns the running node that says it leads shard name, waiting
@@ -322,18 +289,7 @@ func (r *chaosRun) leads(ctx context.Context, n *kv1proc.Node) ([]string, error)
 func (r *chaosRun) leader(ctx context.Context, name string) (*kv1proc.Node, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	for {
-		for _, n := range r.running() {
-			if names, err := r.leads(ctx, n); err == nil && slices.Contains(names, name) {
-				return n, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("no leader of %s: %w", name, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return r.c.LeaderOf(ctx, name)
 }
 
 // follower returns a running peer that leads neither the busiest shard nor,
@@ -358,15 +314,13 @@ func (r *chaosRun) follower(ctx context.Context) (*kv1proc.Node, error) {
 }
 
 // busiestShard returns the name of the shard holding most of the
-// workload's keys. It places keys as kv1 does (handler.shardFor): the high
-// bits of xxh64(key) times the shard count index the shards kv1-00001…
+// workload's keys, placed as kv1 places them.
 func (r *chaosRun) busiestShard() string {
 	counts := make([]int, r.c.Shards)
 	for _, k := range r.keys {
-		hi, _ := bits.Mul64(xxhash.Sum64String(k), uint64(r.c.Shards))
-		counts[hi]++
+		counts[kv1proc.ShardOf(k, r.c.Shards)]++
 	}
-	return fmt.Sprintf("kv1-%05d", slices.Index(counts, slices.Max(counts))+1)
+	return kv1proc.ShardName(slices.Index(counts, slices.Max(counts)))
 }
 
 // finalReads reads every key linearizably once every node is back and

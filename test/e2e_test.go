@@ -277,7 +277,7 @@ func e2eCheckStatus(t *testing.T, n *kv1proc.Node) {
 		if !ok || s.Leader == 0 || s.Term == 0 || s.Replica == 0 || s.NonVoting {
 			t.Errorf("node %d /_status shard %d: %+v (listed %v)", n.N, id, s, ok)
 		}
-		if id > 0 && s.Name != fmt.Sprintf("kv1-%05d", id) {
+		if id > 0 && s.Name != kv1proc.ShardName(int(id)-1) {
 			t.Errorf("node %d /_status shard %d named %q", n.N, id, s.Name)
 		}
 	}

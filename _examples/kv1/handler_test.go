@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/zongzi-kv/zongzi"
+	"github.com/zongzi-kv/zongzi/internal/kv1proc"
 )
 
 const formType = "application/x-www-form-urlencoded"
@@ -488,6 +489,13 @@ func TestHandlerShardRouting(t *testing.T) {
 			if got == fakes[i] && i != want {
 				t.Errorf("%s → shard %d, want %d", key, i, want)
 			}
+		}
+	}
+	// The test harness (kv1bench, the chaos test) places keys as kv1 does.
+	for i := range 1000 {
+		key := fmt.Sprintf("/key%d", i)
+		if got, want := h.shardFor(key), fakes[kv1proc.ShardOf(key, len(fakes))]; got != want {
+			t.Fatalf("%s: kv1proc.ShardOf says shard %d, the handler another", key, kv1proc.ShardOf(key, len(fakes)))
 		}
 	}
 }

@@ -3,68 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/bits"
 	"net/http"
 	"time"
-
-	"github.com/cespare/xxhash/v2"
 
 	"github.com/zongzi-kv/zongzi/internal/kv1proc"
 )
 
-// shardName returns the name of the kv1 shard that holds key among n
-// shards. It mirrors kv1's handler.shardFor: the high bits of xxh64(key)
-// times n pick the shard, and kv1 orders its shards kv1-00001 onwards.
-func shardName(key string, n int) string {
-	hi, _ := bits.Mul64(xxhash.Sum64String(key), uint64(n))
-	return fmt.Sprintf("kv1-%05d", hi+1)
-}
-
-// leads reports whether the node that answered st has the leader replica
-// of the named shard.
-func leads(st kv1proc.HostStatus, shard string) bool {
-	for _, s := range st.Shards {
-		if s.Name == shard {
-			return s.Replica != 0 && s.Replica == s.Leader
-		}
-	}
-	return false
-}
-
-// leaderOf polls /_status until a node says it leads the shard of key.
-func leaderOf(ctx context.Context, c *kv1proc.Cluster, key string) (*kv1proc.Node, error) {
-	shard := shardName(key, c.Shards)
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+// put writes key=val on node n within a second and returns the status code.
+func put(ctx context.Context, n *kv1proc.Node, key, val string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	for {
-		for _, n := range c.Nodes {
-			actx, acancel := context.WithTimeout(ctx, time.Second)
-			st, err := n.HostStatus(actx)
-			acancel()
-			if err == nil && leads(st, shard) {
-				return n, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("no node leads %s (key %s): %w", shard, key, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// put writes key=val on node n and returns the status code.
-func put(ctx context.Context, client *http.Client, n *kv1proc.Node, key, val string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, n.URL(key+"?val="+val), nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	r, err := n.Do(ctx, http.MethodPut, key+"?val="+val, nil)
+	return r.Status, err
 }
 
 // startCluster starts every node and returns how long it took from the
@@ -75,11 +25,10 @@ func startCluster(ctx context.Context, c *kv1proc.Cluster, key string) (time.Dur
 	if err := c.StartAll(); err != nil {
 		return 0, err
 	}
-	client := &http.Client{Timeout: time.Second}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for i := 0; ; i++ {
-		if code, err := put(ctx, client, c.Nodes[i%len(c.Nodes)], key, "up"); err == nil && code == http.StatusOK {
+		if code, err := put(ctx, c.Nodes[i%len(c.Nodes)], key, "up"); err == nil && code == http.StatusOK {
 			return time.Since(start), nil
 		}
 		for _, n := range c.Nodes {
@@ -98,9 +47,11 @@ func startCluster(ctx context.Context, c *kv1proc.Cluster, key string) (time.Dur
 // leaderAndFollower returns the node with the leader replica of key's shard
 // and another node, which has a follower replica of it.
 func leaderAndFollower(ctx context.Context, c *kv1proc.Cluster, key string) (leader, follower *kv1proc.Node, err error) {
-	leader, err = leaderOf(ctx, c, key)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	leader, err = c.LeaderOf(ctx, kv1proc.ShardName(kv1proc.ShardOf(key, c.Shards)))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("key %s: %w", key, err)
 	}
 	follower = c.Nodes[0]
 	if follower == leader {

@@ -175,7 +175,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err := c.WaitHealthy(ctx, c.Nodes...); err != nil {
 		return err
 	}
-	if code, err := put(ctx, http.DefaultClient, c.Nodes[0], getKey, "benchmark"); err != nil || code != http.StatusOK {
+	if code, err := put(ctx, c.Nodes[0], getKey, "benchmark"); err != nil || code != http.StatusOK {
 		return fmt.Errorf("PUT %s: %d %v", getKey, code, err)
 	}
 	var nodes []int
