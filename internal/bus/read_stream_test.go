@@ -1,0 +1,208 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/zongzi-kv/zongzi/internal/bus/pb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// TestReadStreamOpensOnce checks that batches that start together, with
+// no stream yet, open one stream between them.
+func TestReadStreamOpensOnce(t *testing.T) {
+	var count batchCounter
+	addr, _, p := startBus(t, newFakeHandler(), count.options()...)
+	b := batcher(t, p, addr)
+	b.live = batchMaxCalls // every read goes at once, alone
+	ctx := testContext(t)
+	const n = 32
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i := range n {
+		go func() {
+			<-start
+			query := fmt.Sprintf("q%d", i)
+			v, d, err := p.Read(ctx, addr, 1, []byte(query), true, false)
+			errs <- checkRead(1, query, readResult{v, d, err})
+		}()
+	}
+	close(start)
+	collect(t, errs, n)
+	if got := count.streams.Load(); got != 1 {
+		t.Errorf("%d ReadStream calls, want 1", got)
+	}
+}
+
+// confusedStreamServer answers the first batch on a ReadStream with
+// results for reads it was not sent, and for a batch it was not sent,
+// and then ends the stream.
+type confusedStreamServer struct{ *Server }
+
+func (confusedStreamServer) ReadStream(stream grpc.BidiStreamingServer[pb.ReadBatchRequest, pb.ReadBatchResponse]) error {
+	req, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	if err := stream.Send(&pb.ReadBatchResponse{Batch: req.Batch, Results: confusedResults(req)}); err != nil {
+		return err
+	}
+	return stream.Send(&pb.ReadBatchResponse{Batch: req.Batch + 1, Results: []*pb.ReadBatchResult{{Index: 0, Value: 3}}})
+}
+
+func TestReadStreamConfusedPeer(t *testing.T) {
+	addr := serveBus(t, confusedStreamServer{NewServer(newFakeHandler(), testCodes)})
+	p := NewPool(testCodes)
+	t.Cleanup(p.Close)
+	ctx := testContext(t)
+	for i := range 3 {
+		_, _, err := p.Read(ctx, addr, 1, nil, false, false)
+		if err == nil || ctx.Err() != nil {
+			t.Errorf("read %d from a confused peer: %v, want an error", i, err)
+		}
+	}
+}
+
+// TestReadStreamBoundsBatches sends a stream more batches of stuck reads
+// than it serves at once: the rest wait until one ends, then are served.
+func TestReadStreamBoundsBatches(t *testing.T) {
+	h := newFakeHandler()
+	h.entered = make(chan uint64, 1000)
+	addr, _, _ := startBus(t, h)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rs, err := pb.NewBusClient(conn).ReadStream(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const extra = 5
+	for i := range serveStreamBatches + extra {
+		req := &pb.ReadBatchRequest{Batch: uint64(i + 1), TimeoutMs: 10000, Reads: []*pb.ReadRequest{{ShardId: shardStuck}}}
+		if err := rs.Send(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range serveStreamBatches {
+		select {
+		case <-h.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d batches reached the handler, want %d", i, serveStreamBatches)
+		}
+	}
+	select {
+	case <-h.entered:
+		t.Fatalf("a batch over the %d served at once reached the handler", serveStreamBatches)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(h.unstick)
+	for got := 0; got < serveStreamBatches+extra; got++ {
+		if _, err := rs.Recv(); err != nil {
+			t.Fatalf("result %d: %v", got, err)
+		}
+	}
+}
+
+// TestReadStreamReopens checks that reads to a host that restarted go on
+// a new stream, and that a batch whose caller gives up leaves the stream
+// working.
+func TestReadStreamReopens(t *testing.T) {
+	var count batchCounter
+	h := newFakeHandler()
+	h.entered = make(chan uint64, 1000)
+	addr, srv, p := startBus(t, h, count.options()...)
+	t.Cleanup(func() { close(h.unstick) })
+	ctx := testContext(t)
+	check := func(what string) {
+		t.Helper()
+		v, d, err := p.Read(ctx, addr, 1, []byte(what), false, false)
+		if err := checkRead(1, what, readResult{v, d, err}); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	check("first")
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := p.Read(short, addr, shardStuck, nil, false, false); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("stuck read: %v, want %v", err, context.DeadlineExceeded)
+	}
+	check("after a read gave up")
+	if got := count.streams.Load(); got != 1 {
+		t.Errorf("%d ReadStream calls, want 1", got)
+	}
+
+	srv.Stop()
+	if _, _, err := p.Read(ctx, addr, 1, nil, false, false); !errors.Is(err, errNotReady) {
+		t.Errorf("read from a stopped host: %v, want %v", err, errNotReady)
+	}
+	srv = NewServer(h, testCodes, count.options()...)
+	if _, err := srv.Listen(addr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	for {
+		_, _, err := p.Read(ctx, addr, 1, nil, false, false)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no read from the restarted host: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	check("after the host restarted")
+	if got := count.streams.Load(); got != 2 {
+		t.Errorf("%d ReadStream calls, want 2", got)
+	}
+}
+
+// deafServer takes ReadStreams but never reads them.
+type deafServer struct{ *Server }
+
+func (deafServer) ReadStream(stream grpc.BidiStreamingServer[pb.ReadBatchRequest, pb.ReadBatchResponse]) error {
+	<-stream.Context().Done()
+	return nil
+}
+
+// TestReadStreamDeafPeer checks that reads to a host that stops reading
+// its stream return by their deadlines, though the stream's flow-control
+// window is full: a Send blocked past its batch's deadline breaks the
+// stream, so it holds back no read after it.
+func TestReadStreamDeafPeer(t *testing.T) {
+	addr := serveBus(t, deafServer{NewServer(newFakeHandler(), testCodes)})
+	p := NewPool(testCodes)
+	t.Cleanup(p.Close)
+	b := batcher(t, p, addr)
+	b.stallAfter = 10 * time.Millisecond
+	query := make([]byte, 400<<10) // three fill the 1 MiB window
+	read := func(n int) {
+		t.Helper()
+		errs := make(chan error, n)
+		for range n {
+			go func() {
+				ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+				defer cancel()
+				_, _, err := p.Read(ctx, addr, 1, query, true, false)
+				errs <- err
+			}()
+		}
+		for range n {
+			select {
+			case err := <-errs:
+				if err == nil {
+					t.Error("read from a deaf host succeeded")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("a read to a deaf host still waits after 10 s")
+			}
+		}
+	}
+	read(6) // fill the window: a batch's Send blocks
+	read(1) // the next read waits for no blocked Send
+}
