@@ -128,17 +128,25 @@ func TestBatchesArriveInOrder(t *testing.T) {
 	}
 }
 
-// TestHelloTeachesWhereSourcesListen sends batches from two sources over one
-// connection whose hello names the sender's raft address: the receiver
-// learns each source at that address, once per change of source.
-func TestHelloTeachesWhereSourcesListen(t *testing.T) {
-	r := startReceiver(t)
+// dialFrom4242 connects to r from a sender whose hello says it listens on
+// 127.0.0.1:4242; the connection closes when the test ends.
+func dialFrom4242(t *testing.T, r *receiver) raftio.IConnection {
+	t.Helper()
 	sender := Factory{}.Create(config.NodeHostConfig{RaftAddress: "127.0.0.1:4242"}, nil, nil).(*Transport)
 	conn, err := sender.GetConnection(context.Background(), r.address())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(conn.Close)
+	return conn
+}
+
+// TestHelloTeachesWhereSourcesListen sends batches from two sources over one
+// connection whose hello names the sender's raft address: the receiver
+// learns each source at that address, once per change of source.
+func TestHelloTeachesWhereSourcesListen(t *testing.T) {
+	r := startReceiver(t)
+	conn := dialFrom4242(t, r)
 	sources := []string{"host-a", "host-a", "host-b", "", "host-b", "host-a"}
 	for i, src := range sources {
 		b := testBatch(i, []byte{1})
@@ -161,12 +169,7 @@ func TestHelloTeachesWhereSourcesListen(t *testing.T) {
 // where its source listens; one of the host's own then does.
 func TestForeignBatchTeachesNothing(t *testing.T) {
 	r := startReceiver(t)
-	sender := Factory{}.Create(config.NodeHostConfig{RaftAddress: "127.0.0.1:4242"}, nil, nil).(*Transport)
-	conn, err := sender.GetConnection(context.Background(), r.address())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialFrom4242(t, r)
 	foreign := testBatch(1, nil)
 	foreign.DeploymentId, foreign.SourceAddress = 8, "host-x"
 	old := testBatch(2, nil)
