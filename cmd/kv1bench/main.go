@@ -203,8 +203,8 @@ func run(ctx context.Context, cfg config) (err error) {
 	if rep.Platform, err = probePlatform(ctx, root, nodes); err != nil {
 		return err
 	}
-	log.Printf("fdatasync %.0f µs (%.0f µs CPU); idle cluster %.1f%% of a core",
-		rep.Platform.FsyncUS, rep.Platform.FsyncCPUUS, rep.Platform.IdleCPUPct)
+	log.Printf("fdatasync %.0f µs (%.0f µs CPU) after an append, %.0f µs (%.0f µs CPU) after an overwrite; idle cluster %.1f%% of a core",
+		rep.Platform.FsyncUS, rep.Platform.FsyncCPUUS, rep.Platform.OverwriteSyncUS, rep.Platform.OverwriteSyncCPUUS, rep.Platform.IdleCPUPct)
 	// Roles are read once the cluster has run a while: an agent may move
 	// leaders after the start (kv1 gathers them on one node), and a load
 	// that sees an election after this is flagged below.

@@ -17,6 +17,12 @@ type Platform struct {
 	// log pays it when it grows its file.
 	FsyncUS    float64 `json:"fsyncUs"`
 	FsyncCPUUS float64 `json:"fsyncCpuUs"`
+	// OverwriteSyncUS and OverwriteSyncCPUUS are the same for a 4 KiB
+	// overwrite of a block already written, as a log pays it in a file it
+	// recycles: the file's size does not change, so the sync writes no
+	// metadata.
+	OverwriteSyncUS    float64 `json:"overwriteSyncUs"`
+	OverwriteSyncCPUUS float64 `json:"overwriteSyncCpuUs"`
 	// IdleCPUPct is the CPU the three nodes use together while no request
 	// is sent, in percent of one core: Dragonboat's raft clock (a tick every
 	// RTT for every replica, heartbeats, gossip).
@@ -30,11 +36,12 @@ type Platform struct {
 // fsyncRounds is how many append-and-sync rounds the disk probe times.
 const fsyncRounds = 400
 
-// probeFsync times fsyncRounds appends of 4 KiB, each followed by
+// probeFsync times fsyncRounds writes of 4 KiB, each followed by
 // fdatasync, in a new file in dir, and returns the wall and CPU time of one
-// round. The CPU is this process's, system time included, and the probe
-// runs while nothing else in it works.
-func probeFsync(dir string) (wall, cpu time.Duration, err error) {
+// round: appends, or with overwrite, writes over the blocks of a file
+// written and synced before. The CPU is this process's, system time
+// included, and the probe runs while nothing else in it works.
+func probeFsync(dir string, overwrite bool) (wall, cpu time.Duration, err error) {
 	f, err := os.CreateTemp(dir, "fsync-probe-")
 	if err != nil {
 		return 0, 0, err
@@ -42,13 +49,26 @@ func probeFsync(dir string) (wall, cpu time.Duration, err error) {
 	defer os.Remove(f.Name())
 	defer f.Close()
 	block := make([]byte, 4096)
+	if overwrite {
+		if _, err := f.Write(make([]byte, fsyncRounds*len(block))); err != nil {
+			return 0, 0, fmt.Errorf("fsync probe: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			return 0, 0, fmt.Errorf("fsync probe: %w", err)
+		}
+	}
 	cpu0, err := selfCPU()
 	if err != nil {
 		return 0, 0, err
 	}
 	start := time.Now()
-	for range fsyncRounds {
-		if _, err := f.Write(block); err != nil {
+	for i := range fsyncRounds {
+		if overwrite {
+			_, err = f.WriteAt(block, int64(i*len(block)))
+		} else {
+			_, err = f.Write(block)
+		}
+		if err != nil {
 			return 0, 0, fmt.Errorf("fsync probe: %w", err)
 		}
 		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
@@ -99,7 +119,11 @@ func probeIdle(ctx context.Context, pids []int, d time.Duration) ([]float64, err
 
 // probePlatform measures the disk under root and the idle cluster.
 func probePlatform(ctx context.Context, root string, pids []int) (Platform, error) {
-	wall, cpu, err := probeFsync(root)
+	wall, cpu, err := probeFsync(root, false)
+	if err != nil {
+		return Platform{}, err
+	}
+	owall, ocpu, err := probeFsync(root, true)
 	if err != nil {
 		return Platform{}, err
 	}
@@ -107,7 +131,7 @@ func probePlatform(ctx context.Context, root string, pids []int) (Platform, erro
 	if err != nil {
 		return Platform{}, fmt.Errorf("idle probe: %w", err)
 	}
-	p := Platform{FsyncUS: us(wall), FsyncCPUUS: us(cpu), IdleNodeCPUPct: idle}
+	p := Platform{FsyncUS: us(wall), FsyncCPUUS: us(cpu), OverwriteSyncUS: us(owall), OverwriteSyncCPUUS: us(ocpu), IdleNodeCPUPct: idle}
 	for _, pct := range idle {
 		p.IdleCPUPct += pct
 	}

@@ -10,20 +10,22 @@ import (
 )
 
 func TestProbeFsync(t *testing.T) {
-	dir := t.TempDir()
-	wall, cpu, err := probeFsync(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if wall <= 0 || cpu < 0 || cpu > 10*wall+time.Millisecond {
-		t.Errorf("one append and sync: wall %v, CPU %v", wall, cpu)
-	}
-	left, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(left) != 0 {
-		t.Errorf("the probe left %d files behind", len(left))
+	for _, overwrite := range []bool{false, true} {
+		dir := t.TempDir()
+		wall, cpu, err := probeFsync(dir, overwrite)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wall <= 0 || cpu < 0 || cpu > 10*wall+time.Millisecond {
+			t.Errorf("one write and sync (overwrite %v): wall %v, CPU %v", overwrite, wall, cpu)
+		}
+		left, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) != 0 {
+			t.Errorf("the probe (overwrite %v) left %d files behind", overwrite, len(left))
+		}
 	}
 }
 

@@ -175,7 +175,8 @@ func (r *Report) WriteTable(w io.Writer) {
 		r.Settings.Shards, r.Settings.Concurrency, load, r.LoadAvg[0], r.LoadAvg[1])
 	fmt.Fprintf(w, "startup (processes start → first PUT 200): %.2f s\n", r.StartupMS/1000)
 	p := r.Platform
-	fmt.Fprintf(w, "fdatasync after a 4 KiB append: %.0f µs, %.0f µs CPU\n", p.FsyncUS, p.FsyncCPUUS)
+	fmt.Fprintf(w, "fdatasync after a 4 KiB append: %.0f µs, %.0f µs CPU; after a 4 KiB overwrite: %.0f µs, %.0f µs CPU\n",
+		p.FsyncUS, p.FsyncCPUUS, p.OverwriteSyncUS, p.OverwriteSyncCPUUS)
 	fmt.Fprintf(w, "idle cluster: %.1f%% of a core", p.IdleCPUPct)
 	if len(p.IdleNodeCPUPct) > 0 {
 		fmt.Fprintf(w, " (by node: %s)", strings.Join(oneDecimal(p.IdleNodeCPUPct), " "))
