@@ -211,7 +211,8 @@ func mapError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, dragonboat.ErrTimeout),
-		errors.Is(err, dragonboat.ErrTimeoutTooSmall): // less than one raft tick left
+		errors.Is(err, dragonboat.ErrTimeoutTooSmall), // less than one raft tick left
+		errors.Is(err, dragonboat.ErrInvalidDeadline): // none left
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, dragonboat.ErrCanceled):
 		return fmt.Errorf("%w: %w", context.Canceled, err)

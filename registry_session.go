@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/lni/dragonboat/v4"
@@ -21,21 +20,43 @@ const registryAttempt = 2 * time.Second
 // Dragonboat client session on the prime shard: a proposal whose outcome
 // is unknown (timed out, dropped) is proposed again with the same series
 // ID, and the prime shard applies it at most once. A session carries one
-// proposal at a time, so proposals from this host are serialised; the
-// registry is written rarely.
+// proposal at a time, so proposals from this host take turns; the registry
+// is written rarely.
 type registrySession struct {
-	mu      sync.Mutex
+	turn    chan struct{} // holds a token while a proposal runs
 	session *client.Session
 }
 
+func newRegistrySession() registrySession {
+	return registrySession{turn: make(chan struct{}, 1)}
+}
+
 // propose applies cmd on the prime shard and returns its result, retrying
-// until it is applied, rejected, or ctx is done.
+// until it is applied, rejected, or ctx is done; it waits for its turn no
+// longer than ctx allows. When it gives up, the command may have applied
+// under the session's current series ID, and a next command proposed under
+// that ID would get this one's cached result instead of being applied: the
+// session is dropped, and the next command registers a new one.
 func (r *registrySession) propose(ctx context.Context, nh *dragonboat.NodeHost, cmd []byte) (sm.Result, error) {
 	if nh == nil {
 		return sm.Result{}, ErrAgentNotReady
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	select {
+	case r.turn <- struct{}{}:
+	case <-ctx.Done():
+		return sm.Result{}, fmt.Errorf("registry: waiting for the previous proposal: %w", mapError(ctx.Err()))
+	}
+	defer func() { <-r.turn }()
+	res, err := r.retry(ctx, nh, cmd)
+	if err != nil {
+		r.session = nil
+	}
+	return res, err
+}
+
+// retry makes attempts until one is applied or rejected, one fails for a
+// reason a retry cannot mend, or ctx leaves no time for another.
+func (r *registrySession) retry(ctx context.Context, nh *dragonboat.NodeHost, cmd []byte) (sm.Result, error) {
 	for {
 		res, err := r.attempt(ctx, nh, cmd)
 		if err == nil {
@@ -44,8 +65,11 @@ func (r *registrySession) propose(ctx context.Context, nh *dragonboat.NodeHost, 
 		if !errors.Is(err, ErrOutcomeUnknown) && !errors.Is(err, ErrShardNotReady) {
 			return res, fmt.Errorf("registry: %w", err)
 		}
-		if ctx.Err() != nil {
-			return res, fmt.Errorf("registry: %w", mapError(ctx.Err()))
+		if cerr := ctx.Err(); cerr != nil {
+			return res, fmt.Errorf("registry: %w", mapError(cerr))
+		}
+		if errors.Is(err, dragonboat.ErrTimeoutTooSmall) { // less than a tick left: no attempt can go
+			return res, fmt.Errorf("registry: %w", err)
 		}
 		if errors.Is(err, ErrShardNotReady) {
 			if err := sleep(ctx, 50*time.Millisecond); err != nil {
