@@ -200,7 +200,8 @@ func (b *readBatcher) openStream(ctx context.Context) (*readStream, error) {
 // the stream breaks or ctx, which has a deadline, is done. It marks the
 // reads it answered; the error is for the others. A Send that blocks until
 // the deadline (a host that stopped reading) breaks the stream; a caller
-// that gives up meanwhile does not.
+// that gives up meanwhile does not, nor a batch whose deadline passed
+// before it could be sent, which fails alone.
 func (rs *readStream) send(ctx context.Context, c *batchCall, req *pb.ReadBatchRequest, answered []bool) error {
 	sb := &streamBatch{c: c, answered: answered, done: make(chan struct{})}
 	rs.mu.Lock()
@@ -215,9 +216,20 @@ func (rs *readStream) send(ctx context.Context, c *batchCall, req *pb.ReadBatchR
 
 	deadline, _ := ctx.Deadline()
 	req.Batch = id
-	req.TimeoutMs = uint32(min(max(time.Until(deadline).Milliseconds()+1, 1), math.MaxUint32))
 	rs.sendMu.Lock()
-	stuck := time.AfterFunc(time.Until(deadline), func() { rs.fail(errSendStuck) })
+	left := time.Until(deadline)
+	if left <= 0 { // expired before its turn to send: a stuck stream is another's
+		rs.sendMu.Unlock()
+		rs.mu.Lock()
+		defer rs.mu.Unlock()
+		if rs.batches[id] != sb { // failed meanwhile
+			return sb.err
+		}
+		delete(rs.batches, id)
+		return rs.b.p.err(rs.b.addr, status.Error(codes.DeadlineExceeded, "bus: read batch: its deadline passed before it was sent"))
+	}
+	req.TimeoutMs = uint32(min(left.Milliseconds()+1, math.MaxUint32))
+	stuck := time.AfterFunc(left, func() { rs.fail(errSendStuck) })
 	err := rs.stream.Send(req)
 	stuck.Stop()
 	rs.sendMu.Unlock()

@@ -206,3 +206,40 @@ func TestReadStreamDeafPeer(t *testing.T) {
 	read(6) // fill the window: a batch's Send blocks
 	read(1) // the next read waits for no blocked Send
 }
+
+// TestReadStreamExpiredBatchFailsAlone sends, while a read is served on the
+// stream, a batch whose deadline has passed (its reads' callers gave up
+// but had not yet left the queue): that batch fails, and the stream and
+// the read on it go on.
+func TestReadStreamExpiredBatchFailsAlone(t *testing.T) {
+	h := newFakeHandler()
+	addr, _, p := startBus(t, h)
+	b := heldBatcher(t, p, addr)
+	for i := range 20 {
+		ctx := testContext(t)
+		served := h.reads.Load()
+		errc := make(chan error, 1)
+		go func() {
+			_, _, err := b.read(ctx, &pb.ReadRequest{ShardId: shardStuck, Query: []byte("a")})
+			errc <- err
+		}()
+		for h.reads.Load() == served { // the read is on the stream, held by the handler
+			time.Sleep(time.Millisecond)
+		}
+		expired := &pendingRead{req: &pb.ReadRequest{ShardId: 1, Query: []byte("b")}, done: make(chan struct{}),
+			deadline: time.Now().Add(-time.Millisecond)}
+		c := &batchCall{b: b, reads: []*pendingRead{expired}}
+		if err := c.call(context.Background(), []bool{false}); err == nil {
+			t.Errorf("round %d: an expired batch succeeded", i)
+		}
+		select {
+		case err := <-errc:
+			t.Fatalf("round %d: the read on the stream ended with the expired batch: %v", i, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		h.unstick <- struct{}{}
+		if err := <-errc; err != nil {
+			t.Fatalf("round %d: the read on the stream: %v", i, err)
+		}
+	}
+}
