@@ -54,8 +54,17 @@ type Agent struct {
 	server *bus.Server
 	pool   *bus.Pool
 
+	// bg lives from NewAgent to Stop: the controllers run under it, and
+	// Start's work ends with it.
+	bg     context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	life     sync.Mutex    // guards starting and stopped
+	starting chan struct{} // closed when Start has returned; nil until Start
+	stopped  bool          // Stop was called
+	stopOnce sync.Once     // for teardown
+
 	events chan leaderInfo
 	// leaderMoved wakes runLeaderAffinity when a leader changes.
 	leaderMoved chan struct{}
@@ -116,6 +125,7 @@ func NewAgent(clusterName string, peers []string, opts ...AgentOption) (*Agent, 
 		events:        make(chan leaderInfo, 1024),
 		leaderMoved:   make(chan struct{}, 1),
 	}
+	a.bg, a.cancel = context.WithCancel(context.Background())
 	a.resolver = newHostResolver(a.store.State)
 	for _, opt := range opts {
 		if err := opt(a); err != nil {
@@ -219,25 +229,38 @@ func (a *Agent) StateLinearizable(ctx context.Context) (*State, error) {
 }
 
 // Stop stops the agent's controllers, message bus and host. It is prompt and
-// leaves no goroutine behind.
+// leaves no goroutine behind. A Start still running returns, with an error,
+// before Stop tears the agent down. Stop may be called more than once, and
+// before Start, which then fails.
 func (a *Agent) Stop() {
-	if a.Status() == AgentStatusStopped {
-		return
+	a.cancel()
+	a.life.Lock()
+	a.stopped = true
+	starting := a.starting
+	a.life.Unlock()
+	if starting != nil {
+		<-starting
 	}
-	if a.cancel != nil {
+	a.teardown()
+}
+
+// teardown stops the controllers, the message bus (waiting for its
+// handlers) and the host, once.
+func (a *Agent) teardown() {
+	a.stopOnce.Do(func() {
 		a.cancel()
-	}
-	if a.server != nil {
-		a.server.Stop()
-	}
-	a.wg.Wait()
-	nh := a.nh.Swap(nil)
-	a.local.Update(func(m map[uint64]*localReplica) { clear(m) })
-	if nh != nil {
-		nh.Close()
-	}
-	if a.pool != nil {
-		a.pool.Close()
-	}
-	a.setStatus(AgentStatusStopped)
+		if a.server != nil {
+			a.server.Stop()
+		}
+		a.wg.Wait()
+		nh := a.nh.Swap(nil)
+		a.local.Update(func(m map[uint64]*localReplica) { clear(m) })
+		if nh != nil {
+			nh.Close()
+		}
+		if a.pool != nil {
+			a.pool.Close()
+		}
+		a.setStatus(AgentStatusStopped)
+	})
 }

@@ -135,3 +135,37 @@ func TestStartFailsWhenDragonboatReturnsNoHost(t *testing.T) {
 		t.Fatalf("Start: %v, want ErrBootstrap", err)
 	}
 }
+
+// TestStopEndsStart stops an agent whose Start waits for peers that never
+// come: Start returns at once with an error instead of waiting out its
+// context, Stop returns after it, nothing is left running, and the agent
+// cannot start again.
+func TestStopEndsStart(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	addrs := freeAddrs(t, 4) // the other two peers' API addresses answer nothing
+	a, err := zongzi.NewAgent("kv1", []string{addrs[0], addrs[2], addrs[3]}, zongzi.WithAddrApi(addrs[0]),
+		zongzi.WithAddrRaft(addrs[1]), zongzi.WithDirRaft(t.TempDir()), zongzi.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	started := make(chan error, 1)
+	go func() { started <- a.Start(ctx) }()
+	waitFor(t, 10*time.Second, "Start to wait for the peers", func() bool { return a.Status() == zongzi.AgentStatusInitializing && a.HostID() != "" })
+	a.Stop()
+	select {
+	case err := <-started:
+		if err == nil {
+			t.Fatal("Start succeeded without its peers")
+		}
+	default:
+		t.Fatal("Stop returned before Start did")
+	}
+	if a.Status() != zongzi.AgentStatusStopped {
+		t.Errorf("status %v after Stop, want stopped", a.Status())
+	}
+	if err := a.Start(ctx); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Errorf("Start after Stop: %v, want ErrInvalidConfig", err)
+	}
+}

@@ -38,18 +38,25 @@ var errNoNodeHost = errors.New("dragonboat returned no host and no error (it rec
 // Start starts the host and brings it into the cluster: it forms the prime
 // shard with its peers when none is initialised, joins an existing cluster
 // (as non-voting when it is not a peer), or rejoins from its data on disk.
-// It returns once the agent is ready or ctx is done; on error the agent is
-// stopped.
+// It returns once the agent is ready, or ctx is done, or Stop is called;
+// on error the agent is stopped.
 func (a *Agent) Start(ctx context.Context) (err error) {
-	if !a.status.CompareAndSwap(int32(AgentStatusPending), int32(AgentStatusInitializing)) {
-		return fmt.Errorf("%w: agent already started", ErrInvalidConfig)
+	a.life.Lock()
+	if a.stopped || !a.status.CompareAndSwap(int32(AgentStatusPending), int32(AgentStatusInitializing)) {
+		a.life.Unlock()
+		return fmt.Errorf("%w: agent already started or stopped", ErrInvalidConfig)
 	}
+	done := make(chan struct{})
+	a.starting = done
+	a.life.Unlock()
+	defer close(done) // last: Stop waits for it, then finds the agent torn down
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(a.bg, cancel)() // Stop ends Start's waits
 	routeDragonboatLogs(a.log)
-	bg, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
 	defer func() {
 		if err != nil {
-			a.Stop()
+			a.teardown()
 		}
 	}()
 	a.pool = bus.NewPool(busCodes)
@@ -97,7 +104,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err := a.awaitPrime(ctx); err != nil {
 		return err
 	}
-	a.startControllers(bg)
+	a.startControllers(a.bg)
 	a.setStatus(AgentStatusReady)
 	return nil
 }

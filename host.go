@@ -240,6 +240,9 @@ func (a *Agent) pruneMembers(ctx context.Context, running map[uint64]*localRepli
 		shards[shardID] = lr.replicaID
 	}
 	nh := a.NodeHost()
+	if nh == nil { // stopped
+		return
+	}
 	for shardID, self := range shards {
 		if li, ok := a.localLeader(shardID); !ok || li.leader != self {
 			continue

@@ -22,10 +22,12 @@ type Server struct {
 }
 
 // NewServer returns a server for h; opts go to grpc.NewServer, after the
-// bus's own static flow-control windows (windowSize). Call Listen to start
-// it.
+// bus's own static flow-control windows (windowSize) and the wait for
+// running handlers on Stop. Call Listen to start it.
 func NewServer(h Handler, c Codes, opts ...grpc.ServerOption) *Server {
-	opts = append([]grpc.ServerOption{grpc.StaticStreamWindowSize(windowSize), grpc.StaticConnWindowSize(windowSize)}, opts...)
+	opts = append([]grpc.ServerOption{
+		grpc.StaticStreamWindowSize(windowSize), grpc.StaticConnWindowSize(windowSize), grpc.WaitForHandlers(true),
+	}, opts...)
 	s := &Server{h: h, codes: c, grpc: grpc.NewServer(opts...)}
 	pb.RegisterBusServer(s.grpc, s)
 	return s
