@@ -81,6 +81,10 @@ type localReplica struct {
 	replicaID uint64
 	nonVoting bool
 	guest     *guest
+	// stopped is done once the replica stops here (or the agent does):
+	// watches on it end.
+	stopped context.Context
+	stop    context.CancelFunc
 }
 
 // leaderInfo is a shard's leader as reported by a raft event.

@@ -377,8 +377,8 @@ func TestJoinFromRegistrySnapshot(t *testing.T) {
 }
 
 // TestShardDelete deletes a guest shard: every host stops its replica and
-// removes its data, and the registry forgets it. Deleting it again, or a
-// shard that never was, is ErrShardNotFound.
+// removes its data, the registry forgets it, and a watch of it ends.
+// Deleting it again, or a shard that never was, is ErrShardNotFound.
 func TestShardDelete(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -398,6 +398,19 @@ func TestShardDelete(t *testing.T) {
 			t.Fatalf("host %s has replicas %v of the shard, want one", n.api, ids)
 		}
 		replicas[n] = ids[0]
+	}
+	// A watch on the shard ends when the replica serving it stops.
+	watched := make(chan error, 1)
+	for len(watching) > 0 {
+		<-watching
+	}
+	go func() { watched <- a1.Client(s.ID).Watch(ctx, nil, make(chan *zongzi.Result), true) }()
+	select {
+	case <-watching:
+	case err := <-watched:
+		t.Fatalf("watch: %v", err)
+	case <-time.After(settle):
+		t.Fatal("the watch did not start")
 	}
 	if err := a1.ShardDelete(ctx, s.ID); err != nil {
 		t.Fatal(err)
@@ -419,6 +432,14 @@ func TestShardDelete(t *testing.T) {
 		}
 		return true
 	})
+	select {
+	case err := <-watched:
+		if !errors.Is(err, zongzi.ErrShardNotFound) {
+			t.Errorf("watch of the deleted shard: %v, want ErrShardNotFound", err)
+		}
+	case <-time.After(settle):
+		t.Error("the watch of the deleted shard goes on")
+	}
 	for _, id := range []uint64{s.ID, s.ID + 1000} {
 		if err := a1.ShardDelete(ctx, id); !errors.Is(err, zongzi.ErrShardNotFound) {
 			t.Errorf("delete shard %d: %v, want ErrShardNotFound", id, err)

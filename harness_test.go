@@ -52,7 +52,16 @@ func (s *logSM) Query(_ context.Context, _ []byte) *zongzi.Result {
 	return &zongzi.Result{Value: s.count, Data: bytes.Clone(s.last)}
 }
 
-func (s *logSM) Watch(ctx context.Context, _ []byte, _ chan<- *zongzi.Result) { <-ctx.Done() }
+// watching receives a value each time a test state machine starts a watch.
+var watching = make(chan struct{}, 64)
+
+func (s *logSM) Watch(ctx context.Context, _ []byte, _ chan<- *zongzi.Result) {
+	select {
+	case watching <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+}
 
 func (s *logSM) PrepareSnapshot() (any, error) {
 	s.mu.RLock()

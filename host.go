@@ -131,6 +131,7 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 	cfg := a.replicaConfig
 	cfg.ShardID, cfg.ReplicaID, cfg.IsNonVoting = r.ShardID, r.ID, r.IsNonVoting
 	lr := &localReplica{replicaID: r.ID, nonVoting: r.IsNonVoting}
+	lr.stopped, lr.stop = context.WithCancel(a.bg)
 	var err error
 	if t.disk != nil {
 		err = nh.StartOnDiskReplica(members, join, func(shardID, replicaID uint64) sm.IOnDiskStateMachine {
@@ -146,6 +147,7 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 		}, cfg)
 	}
 	if err != nil {
+		lr.stop()
 		return fmt.Errorf("start replica %d: %w", r.ID, err)
 	}
 	a.local.Update(func(m map[uint64]*localReplica) { m[r.ShardID] = lr })
@@ -220,6 +222,7 @@ func (a *Agent) stopReplica(ctx context.Context, st *State, shardID uint64, lr *
 		return fmt.Errorf("stop replica %d: %w", lr.replicaID, err)
 	}
 	a.local.Update(func(m map[uint64]*localReplica) { delete(m, shardID) })
+	lr.stop() // its watches end
 	a.leaders.Update(func(m map[uint64]leaderInfo) { delete(m, shardID) })
 	if err := nh.SyncRemoveData(ctx, shardID, lr.replicaID); err != nil {
 		return fmt.Errorf("remove data of replica %d: %w", lr.replicaID, err)

@@ -136,12 +136,15 @@ func (a *Agent) localWatch(ctx context.Context, shardID uint64, query []byte, st
 			return err
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if r.stopped != nil {
+		defer context.AfterFunc(r.stopped, cancel)() // the replica stops: so does the watch
+	}
 	results := make(chan *Result, 16)
 	go func() {
 		defer close(results)
-		r.guest.watch(ctx, query, results)
+		r.guest.watch(wctx, query, results)
 	}()
 	for res := range results {
 		if err := send(res.Value, res.Data); err != nil {
@@ -150,6 +153,9 @@ func (a *Agent) localWatch(ctx context.Context, shardID uint64, query []byte, st
 			}
 			return err
 		}
+	}
+	if ctx.Err() == nil && r.stopped != nil && r.stopped.Err() != nil {
+		return fmt.Errorf("%w: shard %d: the replica serving the watch stopped", ErrShardNotReady, shardID)
 	}
 	return nil
 }

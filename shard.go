@@ -126,8 +126,11 @@ func (c *ShardClient) hasLocal() bool {
 }
 
 // Watch sends the results of query to results until ctx is done. Unless
-// stale, it starts after a read barrier. Unlike the other calls, it is
-// not tried again when no host can serve it: it may have sent results.
+// stale, it starts after a read barrier. When the replica serving it stops
+// (it moved, or its shard was deleted), it goes on at another host with a
+// replica, so results may repeat, or ends with the reason none can serve
+// it (ErrShardNotFound for a deleted shard). Unlike the other calls, it is
+// not tried again after a pause when no host can serve it.
 func (c *ShardClient) Watch(ctx context.Context, query []byte, results chan<- *Result, stale bool) error {
 	send := func(v uint64, d []byte) error {
 		select {
