@@ -65,11 +65,11 @@ func newMemoryGuest(s StateMachine) *memoryGuest {
 func (g *memoryGuest) PrepareSnapshot() (any, error) { return g.sm.PrepareSnapshot() }
 
 func (g *memoryGuest) SaveSnapshot(c any, w io.Writer, _ sm.ISnapshotFileCollection, done <-chan struct{}) error {
-	return g.sm.SaveSnapshot(c, w, done)
+	return snapshotErr(g.sm.SaveSnapshot(c, w, done), done)
 }
 
 func (g *memoryGuest) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, done <-chan struct{}) error {
-	return g.sm.RecoverFromSnapshot(r, done)
+	return snapshotErr(g.sm.RecoverFromSnapshot(r, done), done)
 }
 
 func (g *memoryGuest) Close() error { return g.sm.Close() }
@@ -97,11 +97,28 @@ func (g *diskGuest) Sync() error { return g.sm.Sync() }
 func (g *diskGuest) PrepareSnapshot() (any, error) { return g.sm.PrepareSnapshot() }
 
 func (g *diskGuest) SaveSnapshot(c any, w io.Writer, done <-chan struct{}) error {
-	return g.sm.SaveSnapshot(c, w, done)
+	return snapshotErr(g.sm.SaveSnapshot(c, w, done), done)
 }
 
 func (g *diskGuest) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) error {
-	return g.sm.RecoverFromSnapshot(r, done)
+	return snapshotErr(g.sm.RecoverFromSnapshot(r, done), done)
 }
 
 func (g *diskGuest) Close() error { return g.sm.Close() }
+
+// snapshotErr is what Dragonboat gets for a snapshot save or recovery that
+// returned err: once done is closed (the replica is stopping), exactly
+// statemachine.ErrSnapshotStopped, which Dragonboat takes as a stop. Any
+// other error from a snapshot stops the whole process with a panic, and a
+// state machine that stops early returns its own.
+func snapshotErr(err error, done <-chan struct{}) error {
+	if err == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return sm.ErrSnapshotStopped
+	default:
+		return err
+	}
+}

@@ -39,9 +39,13 @@ type StateMachine interface {
 	Watch(ctx context.Context, query []byte, results chan<- *Result)
 	// PrepareSnapshot captures a point-in-time cursor while updates are paused.
 	PrepareSnapshot() (cursor any, err error)
-	// SaveSnapshot writes the state captured by cursor to w.
+	// SaveSnapshot writes the state captured by cursor to w. When close is
+	// closed (the replica is stopping) it may return early with any error.
 	SaveSnapshot(cursor any, w io.Writer, close <-chan struct{}) error
-	// RecoverFromSnapshot replaces the state with the snapshot read from r.
+	// RecoverFromSnapshot replaces the state with the snapshot read from r,
+	// and like SaveSnapshot may return early with any error once close is
+	// closed. Another error from either stops the process: Dragonboat
+	// panics on a snapshot that fails.
 	RecoverFromSnapshot(r io.Reader, close <-chan struct{}) error
 	// Close releases resources held by the state machine.
 	Close() error
@@ -66,9 +70,13 @@ type StateMachinePersistent interface {
 	Sync() error
 	// PrepareSnapshot captures a point-in-time cursor.
 	PrepareSnapshot() (cursor any, err error)
-	// SaveSnapshot writes the state captured by cursor to w.
+	// SaveSnapshot writes the state captured by cursor to w. When close is
+	// closed (the replica is stopping) it may return early with any error.
 	SaveSnapshot(cursor any, w io.Writer, close <-chan struct{}) error
-	// RecoverFromSnapshot replaces the state with the snapshot read from r.
+	// RecoverFromSnapshot replaces the state with the snapshot read from r,
+	// and like SaveSnapshot may return early with any error once close is
+	// closed. Another error from either stops the process: Dragonboat
+	// panics on a snapshot that fails.
 	RecoverFromSnapshot(r io.Reader, close <-chan struct{}) error
 	// Close releases resources held by the state machine.
 	Close() error
