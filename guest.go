@@ -1,9 +1,13 @@
 package zongzi
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 	"sync/atomic"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
@@ -62,14 +66,14 @@ func newMemoryGuest(s StateMachine) *memoryGuest {
 	return &memoryGuest{guest: guest{update: s.Update, query: s.Query, watch: s.Watch}, sm: s}
 }
 
-func (g *memoryGuest) PrepareSnapshot() (any, error) { return g.sm.PrepareSnapshot() }
+func (g *memoryGuest) PrepareSnapshot() (any, error) { return g.prepare(g.sm.PrepareSnapshot()) }
 
 func (g *memoryGuest) SaveSnapshot(c any, w io.Writer, _ sm.ISnapshotFileCollection, done <-chan struct{}) error {
-	return snapshotErr(g.sm.SaveSnapshot(c, w, done), done)
+	return g.save(c, w, done, g.sm.SaveSnapshot)
 }
 
 func (g *memoryGuest) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, done <-chan struct{}) error {
-	return snapshotErr(g.sm.RecoverFromSnapshot(r, done), done)
+	return g.recover(r, done, g.sm.RecoverFromSnapshot)
 }
 
 func (g *memoryGuest) Close() error { return g.sm.Close() }
@@ -94,14 +98,14 @@ func (g *diskGuest) Open(stopc <-chan struct{}) (uint64, error) {
 
 func (g *diskGuest) Sync() error { return g.sm.Sync() }
 
-func (g *diskGuest) PrepareSnapshot() (any, error) { return g.sm.PrepareSnapshot() }
+func (g *diskGuest) PrepareSnapshot() (any, error) { return g.prepare(g.sm.PrepareSnapshot()) }
 
 func (g *diskGuest) SaveSnapshot(c any, w io.Writer, done <-chan struct{}) error {
-	return snapshotErr(g.sm.SaveSnapshot(c, w, done), done)
+	return g.save(c, w, done, g.sm.SaveSnapshot)
 }
 
 func (g *diskGuest) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) error {
-	return snapshotErr(g.sm.RecoverFromSnapshot(r, done), done)
+	return g.recover(r, done, g.sm.RecoverFromSnapshot)
 }
 
 func (g *diskGuest) Close() error { return g.sm.Close() }
@@ -121,4 +125,56 @@ func snapshotErr(err error, done <-chan struct{}) error {
 	default:
 		return err
 	}
+}
+
+// A guest's snapshot starts with snapshotMagic and the applied index as a
+// uvarint, then holds the state machine's own snapshot: a replica that
+// recovers from it reports the index it recovered to (Dragonboat applies
+// no entry the snapshot covers). A snapshot without the magic, written
+// before it was added, is the state machine's alone.
+var snapshotMagic = []byte{0, 'z', 'o', 'n', 'g', 'z', 'i', 1}
+
+// guestCursor is a snapshot cursor: the state machine's, and the index
+// applied when it was taken (updates are paused meanwhile).
+type guestCursor struct {
+	applied uint64
+	user    any
+}
+
+func (g *guest) prepare(user any, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return guestCursor{applied: g.applied.Load(), user: user}, nil
+}
+
+func (g *guest) save(c any, w io.Writer, done <-chan struct{}, save func(any, io.Writer, <-chan struct{}) error) error {
+	gc, ok := c.(guestCursor)
+	if !ok {
+		return fmt.Errorf("zongzi: snapshot cursor of type %T", c)
+	}
+	head := binary.AppendUvarint(slices.Clone(snapshotMagic), gc.applied)
+	if _, err := w.Write(head); err != nil {
+		return snapshotErr(err, done)
+	}
+	return snapshotErr(save(gc.user, w, done), done)
+}
+
+func (g *guest) recover(r io.Reader, done <-chan struct{}, load func(io.Reader, <-chan struct{}) error) error {
+	br := bufio.NewReader(r)
+	applied, headed := uint64(0), false
+	if head, err := br.Peek(len(snapshotMagic)); err == nil && bytes.Equal(head, snapshotMagic) {
+		_, _ = br.Discard(len(snapshotMagic))
+		if applied, err = binary.ReadUvarint(br); err != nil {
+			return snapshotErr(fmt.Errorf("zongzi: snapshot header: %w", err), done)
+		}
+		headed = true
+	}
+	if err := load(br, done); err != nil {
+		return snapshotErr(err, done)
+	}
+	if headed {
+		g.applied.Store(applied)
+	}
+	return nil
 }
