@@ -353,14 +353,39 @@ func (a *Agent) readPrimeRecord() (primeRecord, bool, error) {
 
 func (a *Agent) writePrimeRecord(rec primeRecord) error {
 	b, _ := json.Marshal(rec)
-	path := filepath.Join(a.hostConfig.NodeHostDir, primeFile)
-	if err := os.WriteFile(path+".tmp", b, 0o644); err != nil {
-		return fmt.Errorf("%w: write %s: %w", ErrBootstrap, primeFile, err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
+	if err := writeFileDurably(filepath.Join(a.hostConfig.NodeHostDir, primeFile), b); err != nil {
 		return fmt.Errorf("%w: write %s: %w", ErrBootstrap, primeFile, err)
 	}
 	return nil
+}
+
+// writeFileDurably replaces the file at path with b so that a crash leaves
+// the old file or the new one: it writes and syncs a temporary file,
+// renames it over path, and syncs the directory.
+func writeFileDurably(path string, b []byte) error {
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(path+".tmp", path)
+	}
+	if err != nil {
+		return err
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
 }
 
 // sleep waits for d or until ctx is done.
