@@ -37,6 +37,9 @@ func (g *guest) Update(ents []sm.Entry) ([]sm.Entry, error) {
 		return nil, fmt.Errorf("zongzi: state machine returned %d results for %d entries", len(out), len(ents))
 	}
 	for i := range ents {
+		if out[i].Index != ents[i].Index { // a result for another entry would reach another caller
+			return nil, fmt.Errorf("zongzi: state machine returned entry %d in the place of entry %d", out[i].Index, ents[i].Index)
+		}
 		ents[i].Result = sm.Result{Value: out[i].Result.Value, Data: out[i].Result.Data}
 	}
 	g.applied.Store(ents[len(ents)-1].Index)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"testing"
+
+	sm "github.com/lni/dragonboat/v4/statemachine"
 )
 
 // bytesSM is a state machine whose state is the bytes of its last snapshot.
@@ -58,5 +60,28 @@ func TestGuestSnapshotCarriesAppliedIndex(t *testing.T) {
 	}
 	if !bytes.Equal(old.state, state) || g.applied.Load() != 7 {
 		t.Errorf("an old snapshot recovered %q at index %d, want %q and the index left at 7", old.state, g.applied.Load(), state)
+	}
+}
+
+// reversingSM answers a batch of entries in the wrong order.
+type reversingSM struct{ bytesSM }
+
+func (s *reversingSM) Update(e []Entry) []Entry {
+	out := make([]Entry, len(e))
+	for i := range e {
+		out[i] = e[len(e)-1-i]
+	}
+	return out
+}
+
+// TestGuestUpdateRefusesWrongOrder: results returned in another order than
+// the entries would each reach another caller; the update fails instead.
+func TestGuestUpdateRefusesWrongOrder(t *testing.T) {
+	ents := []sm.Entry{{Index: 5, Cmd: []byte("a")}, {Index: 6, Cmd: []byte("b")}}
+	if _, err := newMemoryGuest(&reversingSM{}).Update(ents); err == nil {
+		t.Error("an update answered in reverse order succeeded")
+	}
+	if _, err := newMemoryGuest(&bytesSM{}).Update(ents); err != nil {
+		t.Errorf("an update answered in order: %v", err)
 	}
 }

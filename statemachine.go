@@ -28,7 +28,8 @@ type Result struct {
 // Business rejections (a version mismatch, a malformed command) are result
 // codes set in Entry.Result, never panics. Update returns every entry it was
 // given, in order: Dragonboat stops the process with a panic when a batch
-// fails to apply, and a different number of entries fails it.
+// fails to apply, and a different number of entries, or another order,
+// fails it.
 type StateMachine interface {
 	// Update applies entries in order and returns them with Result set.
 	Update(entries []Entry) []Entry
@@ -82,5 +83,10 @@ type StateMachinePersistent interface {
 	Close() error
 }
 
-// StateMachinePersistentFactory builds the on-disk state machine of one replica.
+// StateMachinePersistentFactory builds the on-disk state machine of one
+// replica. Keep each replica's state apart, by shard and replica ID: when a
+// replica leaves a host, the agent removes Dragonboat's data but not the
+// state machine's, and a later replica of the same shard on that host has
+// another replica ID (Dragonboat stops a replica that opens at an index
+// its log does not have).
 type StateMachinePersistentFactory func(shardID, replicaID uint64) StateMachinePersistent
