@@ -36,7 +36,9 @@ type StateMachine interface {
 	// Query answers a read-only query. The returned Result may be reused by
 	// the caller only until the next call.
 	Query(ctx context.Context, query []byte) *Result
-	// Watch streams results for query to results until ctx is done.
+	// Watch streams results for query to results until ctx is done. ctx
+	// also ends when the replica stops, and Close may come before Watch
+	// has returned.
 	Watch(ctx context.Context, query []byte, results chan<- *Result)
 	// PrepareSnapshot captures a point-in-time cursor while updates are paused.
 	PrepareSnapshot() (cursor any, err error)
@@ -65,7 +67,9 @@ type StateMachinePersistent interface {
 	Update(entries []Entry) []Entry
 	// Query answers a read-only query.
 	Query(ctx context.Context, query []byte) *Result
-	// Watch streams results for query to results until ctx is done.
+	// Watch streams results for query to results until ctx is done. ctx
+	// also ends when the replica stops, and Close may come before Watch
+	// has returned.
 	Watch(ctx context.Context, query []byte, results chan<- *Result)
 	// Sync makes every applied entry durable.
 	Sync() error
