@@ -157,12 +157,16 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 
 // initialMembers returns the shard's first members when r is one of them:
 // the voting replicas written in the same registry entry as the shard's
-// oldest replicas. It returns nil when r must join instead.
+// oldest voting replicas. It returns nil when r must join instead. The
+// shard controller keeps a shard's members until their replacements are
+// active, so a member added later is never among the oldest and joins.
 func (a *Agent) initialMembers(st *State, r Replica) map[uint64]dragonboat.Target {
 	reps := st.ShardReplicas(r.ShardID)
 	first := r.Created
 	for _, o := range reps {
-		first = min(first, o.Created)
+		if !o.IsNonVoting && !o.IsWitness { // non-voting replicas placed before any member join later
+			first = min(first, o.Created)
+		}
 	}
 	if r.IsNonVoting || r.Created != first {
 		return nil

@@ -170,3 +170,46 @@ func startWithSpare(ctx context.Context, t *testing.T, name string) (c *cluster,
 	}
 	return c, s, member, spare
 }
+
+// TestMembersMoveKeepTheirData moves a shard's only member from zone a to
+// zone b with ShardUpdate: the new member joins the shard, and the writes
+// made before the move are there after it. Replaced in the same plan as
+// the old, the new member used to start a new, empty shard.
+func TestMembersMoveKeepTheirData(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	a1 := c.nodes[0].agent
+	s, _, err := a1.ShardCreate(ctx, testType, zongzi.WithName("moving"), zongzi.WithPlacementMembers(1, "geo:zone=a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "the shard active", func() bool { return allActive(a1.State(), s.ID, 1) })
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	for range 5 {
+		if _, _, err := a1.Client(s.ID).Apply(wctx, []byte("before")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a1.ShardUpdate(ctx, s.ID, zongzi.WithPlacementMembers(1, "geo:zone=b")); err != nil {
+		t.Fatal(err)
+	}
+	b := c.nodes[1].agent // zone b
+	waitFor(t, settle, "the member moved to zone b", func() bool {
+		reps := b.State().ShardReplicas(s.ID)
+		return len(reps) == 1 && reps[0].HostID == b.HostID() && reps[0].Status == zongzi.ReplicaStatusActive
+	})
+	var count uint64
+	waitFor(t, settle, "a read of the moved shard", func() bool {
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer rcancel()
+		n, _, err := b.Client(s.ID).Read(rctx, nil, false)
+		count = n
+		return err == nil
+	})
+	if count < 5 {
+		t.Fatalf("the moved shard has %d entries, want the 5 written before the move", count)
+	}
+}

@@ -39,6 +39,13 @@
 // and while the spread is off by two or more a replica moves from the most
 // crowded bucket to the least crowded one.
 //
+// Members leave more slowly than that: one that would go stays while the
+// plan adds a member to the shard or another member is not active, and a
+// plan removes at most one (members of hosts no longer registered go at
+// once). A shard's replacement members thus join it, the old ones still
+// serving, before those leave one by one; replaced all in one plan, the
+// new members would be the shard's oldest and start a new, empty group.
+//
 // Groups are placed in a fixed order: members, then non-voting groups by
 // name, then cover. A host holds at most one replica of a shard, and a host
 // that holds one at planning time (even one this plan removes) is not a
@@ -58,6 +65,8 @@
 // # Determinism
 //
 // The same Input always yields the same Plan. Applying a Plan that removes
-// nothing and placing again yields an empty Plan; a Plan that removes
-// replicas frees their hosts only for the next round.
+// nothing and placing again yields a Plan that removes none of what it
+// added: empty, or, once the added members are active, the removal of a
+// member they replace. A Plan that removes replicas frees their hosts only
+// for the next round.
 package placement

@@ -188,22 +188,25 @@ func TestPlaceAddedHostInUsedZone(t *testing.T) {
 }
 
 // TestPlaceRemoveExcess lowers members from 5 (no vary, zones a,a,b,b,c)
-// to 3 with vary=zone: one member per zone stays, and of the two in zone a
-// the one that is not active goes.
+// to 3 with vary=zone: one member per zone stays, one removal a plan; of
+// the two in zone a the one that is not active goes first, then of the
+// two in zone b the newer.
 func TestPlaceRemoveExcess(t *testing.T) {
 	in := Input{Hosts: hosts("h1:zone=a h2:zone=a h3:zone=b h4:zone=b h5:zone=c"), Shards: []registry.Shard{shard(1, "member=5")}}
 	in = activate(converge(t, in, 1))
 	in.Replicas[0].Status = registry.ReplicaStatusNew // on h1
 	in.Shards[0] = shard(1, "member=3 vary=zone")
-	p := Place(in)
-	if len(p.Add) != 0 || len(p.Remove) != 2 {
-		t.Fatalf("plan %+v, want 2 removals only", p)
+	for i, want := range []string{"members=h2,h3,h4,h5", "members=h2,h3,h5"} {
+		p := Place(in)
+		if len(p.Add) != 0 || len(p.Remove) != 1 {
+			t.Fatalf("plan %d: %+v, want 1 removal only", i, p)
+		}
+		in = apply(in, p)
+		if got := layout(in, 1, ""); got != want {
+			t.Errorf("layout after plan %d = %q, want %q (h1 is not active, h4 is newer than h3)", i, got, want)
+		}
 	}
-	out := apply(in, p)
-	if got, want := layout(out, 1, ""), "members=h2,h3,h5"; got != want {
-		t.Errorf("layout = %q, want %q (h1 is not active, h4 is newer than h3)", got, want)
-	}
-	if got, want := layout(out, 1, "zone"), "members=a,b,c"; got != want {
+	if got, want := layout(in, 1, "zone"), "members=a,b,c"; got != want {
 		t.Errorf("zones = %q, want %q", got, want)
 	}
 }
@@ -252,28 +255,42 @@ func TestPlaceCoverNewHost(t *testing.T) {
 }
 
 // TestPlaceReplaceGoneHost deletes a member's host: its replica is removed
-// and a new member is added on the spare host in the same zone. A host that
-// is no longer active counts as gone too.
+// and a new member is added on the spare host in the same zone, in one
+// plan. A host that is no longer active but still registered counts as
+// gone too, but its member stays until the new one is active: the new one
+// joins the shard first, and the next plan removes the old.
 func TestPlaceReplaceGoneHost(t *testing.T) {
-	for _, lose := range []func([]registry.Host) []registry.Host{
-		func(hs []registry.Host) []registry.Host { return without(hs, "a1") },
-		func(hs []registry.Host) []registry.Host { hs[0].Status = "down"; return hs },
+	for _, tc := range []struct {
+		name string
+		lose func([]registry.Host) []registry.Host
+		now  string // what the first plan removes
+	}{
+		{"deleted", func(hs []registry.Host) []registry.Host { return without(hs, "a1") }, "a1"},
+		{"down", func(hs []registry.Host) []registry.Host { hs[0].Status = "down"; return hs }, ""},
 	} {
 		in := Input{Hosts: hosts("a1:zone=a b1:zone=b c1:zone=c a2:zone=a"), Shards: []registry.Shard{shard(1, "member=3 vary=zone")}}
-		in = converge(t, in, 1)
+		in = activate(converge(t, in, 1))
 		if got, want := layout(in, 1, ""), "members=a1,b1,c1"; got != want {
 			t.Fatalf("before: %q, want %q", got, want)
 		}
-		in.Hosts = lose(slices.Clone(in.Hosts))
+		in.Hosts = tc.lose(slices.Clone(in.Hosts))
 		p := Place(in)
-		if got := hostsOf(removed(in, p)); !slices.Equal(got, []string{"a1"}) {
-			t.Errorf("removed replicas on %v, want [a1]", got)
+		if got := strings.Join(hostsOf(removed(in, p)), ","); got != tc.now {
+			t.Errorf("%s: removed replicas on %q, want %q", tc.name, got, tc.now)
 		}
 		if got := hostsOf(p.Add); !slices.Equal(got, []string{"a2"}) {
-			t.Errorf("added replicas on %v, want [a2]", got)
+			t.Errorf("%s: added replicas on %v, want [a2]", tc.name, got)
 		}
-		if got, want := layout(apply(in, p), 1, "zone"), "members=a,b,c"; got != want {
-			t.Errorf("after: %q, want %q", got, want)
+		in = activate(apply(in, p))
+		if tc.now == "" {
+			p = Place(in)
+			if got := hostsOf(removed(in, p)); !slices.Equal(got, []string{"a1"}) || len(p.Add) != 0 {
+				t.Errorf("%s: once a2 is active, plan %+v, want a1's member removed only", tc.name, p)
+			}
+			in = apply(in, p)
+		}
+		if got, want := layout(in, 1, "zone"), "members=a,b,c"; got != want {
+			t.Errorf("%s: after: %q, want %q", tc.name, got, want)
 		}
 	}
 }
@@ -404,4 +421,37 @@ func TestPlaceDeterministic(t *testing.T) {
 // removed returns the replicas of in that p removes.
 func removed(in Input, p Plan) []registry.Replica {
 	return slices.DeleteFunc(slices.Clone(in.Replicas), func(r registry.Replica) bool { return !slices.Contains(p.Remove, r.ID) })
+}
+
+// TestPlaceMovesMembersOneAtATime changes the hosts a shard's members must
+// be on: the new members are added first, while the old ones stay, so that
+// they join the shard instead of starting a new one; then the old ones go,
+// one a plan, once the others are active.
+func TestPlaceMovesMembersOneAtATime(t *testing.T) {
+	in := Input{Hosts: hosts("u1:region=us u2:region=us u3:region=us e1:region=eu e2:region=eu e3:region=eu"),
+		Shards: []registry.Shard{shard(1, "member=3;region=us")}}
+	in = activate(converge(t, in, 1))
+	in.Shards[0] = shard(1, "member=3;region=eu")
+	p := Place(in)
+	if got := hostsOf(p.Add); !slices.Equal(got, []string{"e1", "e2", "e3"}) || len(p.Remove) != 0 {
+		t.Fatalf("first plan %+v, want members added on e1, e2 and e3 and none removed", p)
+	}
+	in = apply(in, p)
+	if p := Place(in); len(p.Remove) != 0 {
+		t.Fatalf("while the new members are not active: %+v, want no removal", p)
+	}
+	in = activate(in)
+	for i := range 3 {
+		p := Place(in)
+		if len(p.Remove) != 1 || len(p.Add) != 0 {
+			t.Fatalf("plan %d once the new members are active: %+v, want one removal", i, p)
+		}
+		in = activate(apply(in, p))
+	}
+	if got, want := layout(in, 1, ""), "members=e1,e2,e3"; got != want {
+		t.Errorf("after: %q, want %q", got, want)
+	}
+	if p := Place(in); len(p.Add)+len(p.Remove) != 0 {
+		t.Errorf("after the move: %+v, want no change of replicas", p)
+	}
 }

@@ -14,8 +14,11 @@ import (
 // with a deliberately naive second reading of the rules:
 //   - from an empty registry, one plan reaches the fixpoint;
 //   - after a random change (a host lost, added or downed, a count changed,
-//     replicas activated), placement converges within a few rounds, and a
-//     plan that removes nothing is followed by an empty plan;
+//     replicas activated), placement converges within a few rounds, the
+//     hosts starting what each plan gives them before the next, and a plan
+//     that removes nothing is not followed by one that removes what it
+//     added (a plan that removes frees hosts only for the next);
+//   - every plan keeps each shard's voters safe (see checkVoterRemovals);
 //   - at the fixpoint every shard is either marked unsatisfied or has
 //     exactly what its tags ask, spread as they ask (see checkShard).
 func TestPlaceProperties(t *testing.T) {
@@ -30,25 +33,83 @@ func TestPlaceProperties(t *testing.T) {
 			check(t, in)
 			for range 8 {
 				in = randomChange(rng, in)
+				var added []uint64 // by the last plan, if it removed nothing
 				for round := 0; ; round++ {
 					p := Place(in)
 					if p.Empty() {
-						break
+						if allActive(in) {
+							break
+						}
+						in, added = activate(in), nil // the hosts start their replicas: placement may go on
+						continue
 					}
-					if round == 3 {
+					if round == 12 {
 						t.Fatalf("no fixpoint after %d rounds; still planning %+v", round, p)
 					}
-					in = apply(in, p)
-					if len(p.Remove) == 0 {
-						if p := Place(in); !p.Empty() {
-							t.Fatalf("a plan without removals is followed by %+v", p)
+					for _, id := range p.Remove {
+						if slices.Contains(added, id) {
+							t.Fatalf("a plan without removals is followed by one that removes replica %d, which it added: %+v", id, p)
 						}
 					}
+					if err := checkVoterRemovals(in, p); err != nil {
+						t.Fatalf("%v: %+v\nreplicas: %v", err, p, in.Replicas)
+					}
+					next := apply(in, p)
+					added = added[:0]
+					if len(p.Remove) == 0 {
+						for _, r := range next.Replicas[len(next.Replicas)-len(p.Add):] {
+							added = append(added, r.ID)
+						}
+					}
+					in = activate(next)
 				}
 				check(t, in)
 			}
 		})
 	}
+}
+
+// allActive says whether every replica of in is active.
+func allActive(in Input) bool {
+	return !slices.ContainsFunc(in.Replicas, func(r registry.Replica) bool { return !isActive(r) })
+}
+
+// checkVoterRemovals checks that plan p, made from in, removes voting
+// members of a shard only as a shard can afford: a member whose host is
+// still registered goes only in a plan that adds no member to its shard,
+// while every other member of its shard is active, and one a plan.
+func checkVoterRemovals(in Input, p Plan) error {
+	registered := map[string]bool{}
+	for _, h := range in.Hosts {
+		registered[h.ID] = true
+	}
+	addsMember := map[uint64]bool{}
+	for _, r := range p.Add {
+		addsMember[r.ShardID] = addsMember[r.ShardID] || !r.IsNonVoting
+	}
+	removed := map[uint64]int{}
+	for _, id := range p.Remove {
+		i := slices.IndexFunc(in.Replicas, func(r registry.Replica) bool { return r.ID == id })
+		if i < 0 {
+			return fmt.Errorf("the plan removes replica %d, which does not exist", id)
+		}
+		r := in.Replicas[i]
+		if r.IsNonVoting || !registered[r.HostID] {
+			continue
+		}
+		if addsMember[r.ShardID] {
+			return fmt.Errorf("shard %d: the plan removes member %d while it adds one", r.ShardID, id)
+		}
+		if removed[r.ShardID]++; removed[r.ShardID] > 1 {
+			return fmt.Errorf("shard %d: the plan removes more than one member", r.ShardID)
+		}
+		for _, o := range in.Replicas {
+			if o.ShardID == r.ShardID && !o.IsNonVoting && o.ID != id && !isActive(o) {
+				return fmt.Errorf("shard %d: the plan removes member %d while member %d is not active", r.ShardID, id, o.ID)
+			}
+		}
+	}
+	return nil
 }
 
 // randomInput returns 3..14 hosts and 1..6 shards on an empty registry.

@@ -39,6 +39,9 @@ func (sp *shardPlan) placeGroup(g Group, nonVoting bool, have []registry.Replica
 		s.holdBack()
 		return
 	}
+	if !nonVoting {
+		defer sp.holdVoterRemovals(have, len(sp.plan.Remove), len(sp.plan.Add))
+	}
 	for _, r := range gone {
 		sp.remove(r)
 	}
@@ -76,6 +79,55 @@ func (sp *shardPlan) placeGroup(g Group, nonVoting bool, have []registry.Replica
 			sp.keep(r)
 		}
 	}
+}
+
+// holdVoterRemovals takes back the removals of voting members that this
+// plan made after it had removeFrom removals and addFrom additions, but
+// one: a shard keeps its voters until their replacements have joined, and
+// loses at most one a plan. A member on a host that is still registered is
+// removed only when the plan adds no member to the shard and every other
+// member is active; at most one such member goes. Members of hosts no
+// longer registered go at once. Were every member replaced in one plan,
+// the new ones would be the shard's oldest replicas and would start a new,
+// empty group instead of joining the old one.
+func (sp *shardPlan) holdVoterRemovals(have []registry.Replica, removeFrom, addFrom int) {
+	byID := make(map[uint64]registry.Replica, len(have))
+	for _, r := range have {
+		byID[r.ID] = r
+	}
+	removing := map[uint64]bool{}
+	for _, id := range sp.plan.Remove[removeFrom:] {
+		if _, ok := byID[id]; ok {
+			removing[id] = true
+		}
+	}
+	addsMember := false
+	for _, r := range sp.plan.Add[addFrom:] {
+		addsMember = addsMember || !r.IsNonVoting
+	}
+	allowed := 0
+	kept := sp.plan.Remove[:removeFrom]
+	for _, id := range sp.plan.Remove[removeFrom:] {
+		r, voter := byID[id]
+		if !voter || sp.byID[r.HostID] == nil {
+			kept = append(kept, id)
+			continue
+		}
+		othersActive := true
+		for _, o := range have {
+			if o.ID != id && !removing[o.ID] && !isActive(o) {
+				othersActive = false
+			}
+		}
+		if !addsMember && othersActive && allowed == 0 {
+			allowed++
+			kept = append(kept, id)
+			continue
+		}
+		sp.byID[r.HostID].load++ // it stays
+		sp.settled = false       // the shard is not where its rules want it yet
+	}
+	sp.plan.Remove = kept
 }
 
 // fill makes a bucket for every vary value of the group's eligible hosts
