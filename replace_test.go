@@ -213,3 +213,30 @@ func TestMembersMoveKeepTheirData(t *testing.T) {
 		t.Fatalf("the moved shard has %d entries, want the 5 written before the move", count)
 	}
 }
+
+// TestMemberAfterCover creates a shard whose member has no host yet but
+// whose cover has one: the cover replica is placed first. When a host for
+// the member comes, the member starts the shard and the cover replica joins
+// it. The member, newer than the cover replica, used to wait to join a
+// shard that nobody had started.
+func TestMemberAfterCover(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	a1 := c.nodes[0].agent
+	s, _, err := a1.ShardCreate(ctx, testType, zongzi.WithName("cover-first"),
+		zongzi.WithPlacementMembers(1, "geo:zone=d"), zongzi.WithPlacementCover("geo:zone=a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "the cover replica placed", func() bool { return len(a1.State().ShardReplicas(s.ID)) == 1 })
+	n4 := c.addNode("d")
+	c.startAll(ctx, n4)
+	waitFor(t, settle, "the member and the cover replica active", func() bool { return allActive(a1.State(), s.ID, 2) })
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if _, _, err := a1.Client(s.ID).Apply(wctx, []byte("w")); err != nil {
+		t.Fatal(err)
+	}
+}
