@@ -495,3 +495,26 @@ func TestIndexAfterSnapshotRecovery(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestShardDeletedWhileHostDown deletes a shard while one of its hosts is
+// stopped: when that host comes back, it removes its replica's data too.
+func TestShardDeletedWhileHostDown(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	a1, n3 := c.nodes[0].agent, c.nodes[2]
+	s := c.createActive(ctx, a1, testType, "deleted-while-down")
+	ids := replicasOn(n3.agent, s.ID)
+	if len(ids) != 1 {
+		t.Fatalf("host 3 has replicas %v of the shard, want one", ids)
+	}
+	n3.agent.Stop()
+	if err := a1.ShardDelete(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	c.startAll(ctx, n3)
+	waitFor(t, settle, "host 3 to remove the deleted replica's data", func() bool {
+		return !n3.agent.NodeHost().HasNodeInfo(s.ID, ids[0])
+	})
+}

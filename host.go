@@ -52,6 +52,7 @@ func (a *Agent) reconcileHost(ctx context.Context) {
 			a.logErr(a.stopReplica(ctx, st, shardID, lr), "stop replica", shardID)
 		}
 	}
+	a.removeDeletedData(ctx, st, running)
 	a.pruneMembers(ctx, running)
 	for _, shardID := range slices.Sorted(maps.Keys(want)) {
 		r := want[shardID]
@@ -60,6 +61,35 @@ func (a *Agent) reconcileHost(ctx context.Context) {
 			continue
 		}
 		a.logErr(a.startReplica(ctx, st, r), "start replica", shardID)
+	}
+}
+
+// removeDeletedData removes the data this host keeps for guest replicas
+// the registry deleted while they did not run here (the host was down, or
+// a removal failed): replica IDs only grow, so one the registry allocated
+// but no longer lists is gone for good. Running replicas are stopReplica's.
+func (a *Agent) removeDeletedData(ctx context.Context, st *State, running map[uint64]*localReplica) {
+	nh := a.NodeHost()
+	if nh == nil {
+		return
+	}
+	for _, ni := range nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{}).LogInfo {
+		if ni.ShardID == 0 || ni.ReplicaID > st.LastReplicaID() {
+			continue
+		}
+		if _, listed := st.Replica(ni.ReplicaID); listed {
+			continue
+		}
+		if lr, ok := running[ni.ShardID]; ok && lr.replicaID == ni.ReplicaID {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := nh.SyncRemoveData(rctx, ni.ShardID, ni.ReplicaID)
+		cancel()
+		if err == nil {
+			a.log.Info("zongzi: data of a deleted replica removed", "shard", ni.ShardID, "replica", ni.ReplicaID)
+		}
+		a.logErr(mapError(err), fmt.Sprintf("remove the data of deleted replica %d", ni.ReplicaID), ni.ShardID)
 	}
 }
 
