@@ -52,7 +52,7 @@ func (a *Agent) reconcileHost(ctx context.Context) {
 			a.logErr(a.stopReplica(ctx, st, shardID, lr), "stop replica", shardID)
 		}
 	}
-	a.removeDeletedData(ctx, st, running)
+	a.removeDeletedData(ctx, st)
 	a.pruneMembers(ctx, running)
 	for _, shardID := range slices.Sorted(maps.Keys(want)) {
 		r := want[shardID]
@@ -65,14 +65,16 @@ func (a *Agent) reconcileHost(ctx context.Context) {
 }
 
 // removeDeletedData removes the data this host keeps for guest replicas
-// the registry deleted while they did not run here (the host was down, or
-// a removal failed): replica IDs only grow, so one the registry allocated
-// but no longer lists is gone for good. Running replicas are stopReplica's.
-func (a *Agent) removeDeletedData(ctx context.Context, st *State, running map[uint64]*localReplica) {
+// the registry deleted: those stopReplica just stopped, and those deleted
+// while they did not run here (the host was down) or whose removal failed
+// before. Replica IDs only grow, so one the registry allocated but no
+// longer lists is gone for good. A replica still running is left alone.
+func (a *Agent) removeDeletedData(ctx context.Context, st *State) {
 	nh := a.NodeHost()
 	if nh == nil {
 		return
 	}
+	running := a.local.Snapshot()
 	for _, ni := range nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{}).LogInfo {
 		if ni.ShardID == 0 || ni.ReplicaID > st.LastReplicaID() {
 			continue
@@ -87,7 +89,7 @@ func (a *Agent) removeDeletedData(ctx context.Context, st *State, running map[ui
 		err := nh.SyncRemoveData(rctx, ni.ShardID, ni.ReplicaID)
 		cancel()
 		if err == nil {
-			a.log.Info("zongzi: data of a deleted replica removed", "shard", ni.ShardID, "replica", ni.ReplicaID)
+			a.log.Info("zongzi: replica removed", "shard", ni.ShardID, "replica", ni.ReplicaID)
 		}
 		a.logErr(mapError(err), fmt.Sprintf("remove the data of deleted replica %d", ni.ReplicaID), ni.ShardID)
 	}
@@ -237,9 +239,10 @@ func (a *Agent) requestJoin(ctx context.Context, st *State, r Replica) error {
 	return last
 }
 
-// stopReplica removes a replica the registry no longer assigns to this host:
-// out of the shard's membership, stopped, and its data deleted.
-// A deleted shard's replicas are stopped without membership changes. A
+// stopReplica takes a replica the registry no longer assigns to this host
+// out of the shard's membership and stops it; removeDeletedData then
+// removes its data. A deleted shard's replicas are stopped without
+// membership changes. A
 // replica that Dragonboat already unloaded (it does so once the replica is
 // out of the membership) is only cleaned up.
 func (a *Agent) stopReplica(ctx context.Context, st *State, shardID uint64, lr *localReplica) error {
@@ -258,10 +261,7 @@ func (a *Agent) stopReplica(ctx context.Context, st *State, shardID uint64, lr *
 	a.local.Update(func(m map[uint64]*localReplica) { delete(m, shardID) })
 	lr.stop() // its watches end
 	a.leaders.Update(func(m map[uint64]leaderInfo) { delete(m, shardID) })
-	if err := nh.SyncRemoveData(ctx, shardID, lr.replicaID); err != nil {
-		return fmt.Errorf("remove data of replica %d: %w", lr.replicaID, err)
-	}
-	a.log.Info("zongzi: replica removed", "shard", shardID, "replica", lr.replicaID)
+	a.log.Info("zongzi: replica stopped", "shard", shardID, "replica", lr.replicaID)
 	return nil
 }
 

@@ -138,9 +138,7 @@ func (a *Agent) localWatch(ctx context.Context, shardID uint64, query []byte, st
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if r.stopped != nil {
-		defer context.AfterFunc(r.stopped, cancel)() // the replica stops: so does the watch
-	}
+	defer context.AfterFunc(r.stopped, cancel)() // the replica stops: so does the watch
 	results := make(chan *Result, 16)
 	go func() {
 		defer close(results)
@@ -154,7 +152,7 @@ func (a *Agent) localWatch(ctx context.Context, shardID uint64, query []byte, st
 			return err
 		}
 	}
-	if ctx.Err() == nil && r.stopped != nil && r.stopped.Err() != nil {
+	if ctx.Err() == nil && r.stopped.Err() != nil {
 		return fmt.Errorf("%w: shard %d: the replica serving the watch stopped", ErrShardNotReady, shardID)
 	}
 	return nil
