@@ -65,6 +65,10 @@ const (
 	shardHuge     = 16 // Read returns more than a bus message may carry
 )
 
+// hugeQuery is a query whose result, on any shard, is more than a bus
+// message may carry.
+const hugeQuery = "huge"
+
 // largeResult is the size of a result of shardLarge: a batch of ten is
 // over gRPC's default 4 MiB limit on a received message.
 const largeResult = 600 << 10
@@ -154,6 +158,9 @@ func (f *fakeHandler) Read(ctx context.Context, shardID uint64, query []byte, st
 		case <-ctx.Done():
 			return 0, nil, ctx.Err()
 		}
+	}
+	if string(query) == hugeQuery {
+		return shardID, make([]byte, 5<<20), nil
 	}
 	switch shardID {
 	case shardNotReady:

@@ -192,6 +192,38 @@ func TestReadBatchTooLarge(t *testing.T) {
 	}
 }
 
+// TestReadBatchTooLargeFirstOfShard checks that a result too large for a
+// bus message fails its own read only when it is the first linearizable
+// read of its shard in a batch, the one whose read barrier the shard's
+// other reads in the batch wait for: they succeed.
+func TestReadBatchTooLargeFirstOfShard(t *testing.T) {
+	h, _, addr, p, b, ctx := startPlugged(t)
+
+	const n = 5
+	plugCalls(t, h, func(int) { _, _, _ = p.Read(ctx, addr, 2, nil, false, false) })
+	errs := make(chan error, n)
+	go func() {
+		_, _, err := p.Read(ctx, addr, 1, []byte(hugeQuery), false, false)
+		if !errors.Is(err, errOverMax) {
+			err = fmt.Errorf("read of a result too large: %v, want %v", err, errOverMax)
+		} else {
+			err = nil
+		}
+		errs <- err
+	}()
+	awaitQueued(t, b, 1) // first in the batch, so first of its shard
+	for i := 1; i < n; i++ {
+		go func() {
+			query := fmt.Sprintf("q%d", i)
+			v, d, err := p.Read(ctx, addr, 1, []byte(query), false, false)
+			errs <- checkRead(1, query, readResult{v, d, err})
+		}()
+	}
+	awaitQueued(t, b, n)
+	close(h.plug)
+	collect(t, errs, n)
+}
+
 func TestReadBatchCallerCancels(t *testing.T) {
 	h := newFakeHandler()
 	h.entered = make(chan uint64, 1000)

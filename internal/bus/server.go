@@ -195,11 +195,11 @@ func (s *Server) serveBatch(ctx context.Context, reads []*pb.ReadRequest, send f
 	}
 	for _, idx := range linear {
 		go func() {
-			first := s.readOne(ctx, idx[0], reads[idx[0]], false)
+			first, served := s.serveOne(ctx, idx[0], reads[idx[0]], false)
 			results[idx[0]] = first
 			done <- idx[0]
 			for _, i := range idx[1:] {
-				if first.Code != 0 { // the barrier failed: so does every read behind it
+				if !served { // the barrier failed: so does every read behind it
 					results[i] = &pb.ReadBatchResult{Index: uint32(i), Code: first.Code, Message: first.Message}
 				} else {
 					results[i] = s.readOne(ctx, i, reads[i], true)
@@ -261,14 +261,22 @@ func (s *Server) serveBatch(ctx context.Context, reads []*pb.ReadRequest, send f
 
 // readOne serves the read at index i of a batch, stale or not.
 func (s *Server) readOne(ctx context.Context, i int, r *pb.ReadRequest, stale bool) *pb.ReadBatchResult {
+	res, _ := s.serveOne(ctx, i, r, stale)
+	return res
+}
+
+// serveOne is readOne, and says whether the handler served the read: a
+// result too large for a message fails its own read, but its read barrier
+// (when not stale) completed all the same.
+func (s *Server) serveOne(ctx context.Context, i int, r *pb.ReadRequest, stale bool) (*pb.ReadBatchResult, bool) {
 	v, d, err := s.h.Read(ctx, r.GetShardId(), r.GetQuery(), stale, r.GetLeader())
 	if err != nil {
-		return &pb.ReadBatchResult{Index: uint32(i), Code: s.itemCode(err), Message: err.Error()}
+		return &pb.ReadBatchResult{Index: uint32(i), Code: s.itemCode(err), Message: err.Error()}, false
 	}
 	if len(d) > maxPayload { // would fail the message it went in, and its stream
-		return &pb.ReadBatchResult{Index: uint32(i), Code: uint32(codes.ResourceExhausted), Message: overLimit("result", len(d))}
+		return &pb.ReadBatchResult{Index: uint32(i), Code: uint32(codes.ResourceExhausted), Message: overLimit("result", len(d))}, true
 	}
-	return &pb.ReadBatchResult{Index: uint32(i), Value: v, Data: d}
+	return &pb.ReadBatchResult{Index: uint32(i), Value: v, Data: d}, true
 }
 
 // resultSender is the sending side of a ReadBatch or a ReadStream.
