@@ -16,6 +16,13 @@ import (
 // indexQuery asks a guest replica for its applied index.
 type indexQuery struct{}
 
+// guestQuery is a query to a guest replica with the context of the read
+// that makes it, which the state machine's Query gets.
+type guestQuery struct {
+	ctx   context.Context
+	query []byte
+}
+
 // guest adapts a StateMachine or StateMachinePersistent to Dragonboat. It
 // tracks the applied index and reuses one entry buffer across updates, which
 // Dragonboat never makes concurrently.
@@ -49,6 +56,8 @@ func (g *guest) Update(ents []sm.Entry) ([]sm.Entry, error) {
 
 func (g *guest) Lookup(q any) (any, error) {
 	switch q := q.(type) {
+	case guestQuery:
+		return g.query(q.ctx, q.query), nil
 	case []byte:
 		return g.query(context.Background(), q), nil
 	case indexQuery:

@@ -46,7 +46,21 @@ func (s *logSM) Update(entries []zongzi.Entry) []zongzi.Entry {
 	return entries
 }
 
-func (s *logSM) Query(_ context.Context, _ []byte) *zongzi.Result {
+// waitQuery is a query that logSM answers only once its ctx is done (or
+// queriesUnblocked is closed), with Value 0.
+const waitQuery = "wait-for-ctx"
+
+// queriesUnblocked, once closed, ends every waitQuery.
+var queriesUnblocked = make(chan struct{})
+
+func (s *logSM) Query(ctx context.Context, q []byte) *zongzi.Result {
+	if string(q) == waitQuery {
+		select {
+		case <-ctx.Done():
+		case <-queriesUnblocked:
+		}
+		return &zongzi.Result{}
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return &zongzi.Result{Value: s.count, Data: bytes.Clone(s.last)}

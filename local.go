@@ -97,7 +97,7 @@ func (a *Agent) localRead(ctx context.Context, shardID uint64, query []byte, sta
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.lookup(ctx, nh, shardID, query, stale)
+	v, err := a.lookup(ctx, nh, shardID, guestQuery{ctx: ctx, query: query}, stale)
 	if err != nil {
 		return 0, nil, fmt.Errorf("shard %d: read: %w", shardID, mapError(err))
 	}
