@@ -28,7 +28,8 @@ var busErrors = []struct {
 	{ErrShardNotFound, codes.NotFound},
 	{ErrShardNotReady, codes.Unavailable},
 	{ErrAgentNotReady, codes.FailedPrecondition},
-	{ErrTimeout, codes.DeadlineExceeded}, // before ErrOutcomeUnknown, which it wraps
+	{ErrTimeout, codes.DeadlineExceeded},               // before ErrOutcomeUnknown, which it wraps
+	{context.DeadlineExceeded, codes.DeadlineExceeded}, // e.g. a read batch's deadline; back as ErrTimeout
 	{ErrOutcomeUnknown, codes.Unknown},
 	{ErrRejected, codes.Aborted},
 	{ErrInvalidConfig, codes.InvalidArgument},
