@@ -29,7 +29,9 @@ const readTimeout = 10 * time.Second
 // headerLimit is the most bytes of request line and headers a request may
 // have: net/http's default (1 MiB and 4 KiB of slack), so that a value of
 // up to 1 MiB in the query string reaches the handler, which answers 413
-// for one over the limit.
+// for one over the limit, if the value needs no escapes: one that does
+// takes up to three bytes a byte, and a request line over headerLimit gets
+// 431 before the handler sees it.
 const headerLimit = 1<<20 + 4096
 
 // Bounds of the lingering close after a body over the limit.
