@@ -22,7 +22,8 @@ var (
 	ErrShardTypeUnknown = errors.New("zongzi: shard type not registered")
 	// ErrOutcomeUnknown: a proposal was made but its result never came
 	// back, so it may or may not have applied: the deadline passed
-	// (ErrTimeout, which wraps it), the replica that took it closed, or the
+	// (ErrTimeout, which wraps it), the context was cancelled (the error
+	// wraps context.Canceled too), the replica that took it closed, or the
 	// connection to the host serving it broke. Such a proposal is never
 	// retried elsewhere; the caller decides, e.g. by reading the state.
 	ErrOutcomeUnknown = errors.New("zongzi: outcome unknown")

@@ -52,7 +52,7 @@ func (a *Agent) localApply(ctx context.Context, shardID uint64, cmd []byte) (uin
 		rs.Release()
 		return res.Value, res.Data, nil
 	case <-ctx.Done():
-		return 0, nil, fmt.Errorf("shard %d: apply: %w", shardID, mapError(ctx.Err()))
+		return 0, nil, fmt.Errorf("shard %d: apply: %w", shardID, pendingError(ctx.Err()))
 	}
 }
 
@@ -68,7 +68,7 @@ func (a *Agent) localCommit(ctx context.Context, shardID uint64, cmd []byte) err
 		}
 		return fmt.Errorf("shard %d: commit: %w", shardID, resultError(r))
 	case <-ctx.Done():
-		return fmt.Errorf("shard %d: commit: %w", shardID, mapError(ctx.Err()))
+		return fmt.Errorf("shard %d: commit: %w", shardID, pendingError(ctx.Err()))
 	}
 }
 
@@ -205,6 +205,16 @@ func resultError(r dragonboat.RequestResult) error {
 	default:
 		return ErrOutcomeUnknown
 	}
+}
+
+// pendingError is the error of a proposal given up on while pending, when
+// its context is done: its outcome is unknown, whether the deadline passed
+// (ErrTimeout) or the context was cancelled.
+func pendingError(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	return mapError(err)
 }
 
 // mapError wraps Dragonboat and context errors in this package's sentinels.

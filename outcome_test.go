@@ -3,6 +3,7 @@ package zongzi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -51,6 +52,35 @@ func TestForwardedApplyPendingAtClose(t *testing.T) {
 	applyPendingAtStop(t, c, lead, out.agent.Client(s.ID))
 }
 
+// TestApplyCancelledWhilePending cancels a write the leader holds in its
+// log without a quorum, on the leader's host and from a host without a
+// replica: it may still commit, so the error must say that its outcome is
+// unknown, as well as that it was cancelled.
+func TestApplyCancelledWhilePending(t *testing.T) {
+	for _, forwarded := range []bool{false, true} {
+		t.Run(fmt.Sprintf("forwarded=%v", forwarded), func(t *testing.T) {
+			c, s, lead := startPendingCluster(t, "a", "b", "c", "d")
+			defer c.stop()
+			from := lead
+			if forwarded {
+				from = nil
+				for _, n := range c.nodes {
+					if len(replicasOn(n.agent, s.ID)) == 0 {
+						from = n
+					}
+				}
+				if from == nil {
+					t.Fatal("every host has a replica of the shard")
+				}
+			}
+			err := applyPending(t, c, lead, from.agent.Client(s.ID), func(cancel context.CancelFunc) { cancel() })
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("write cancelled while pending: %v, want it to wrap %v", err, context.Canceled)
+			}
+		})
+	}
+}
+
 // startPendingCluster starts a cluster in the given zones, creates a shard
 // with three replicas and returns it with the node whose replica leads it.
 // The leader stays leader without its followers for as long as a proposal
@@ -92,6 +122,12 @@ func startPendingCluster(t *testing.T, zones ...string) (*cluster, zongzi.Shard,
 // lead while it waits. It checks that the write reported an unknown
 // outcome, before its deadline, and returns the error.
 func applyPendingAtStop(t *testing.T, c *cluster, lead *node, client *zongzi.ShardClient) error {
+	return applyPending(t, c, lead, client, func(context.CancelFunc) { lead.agent.Stop() })
+}
+
+// applyPending is applyPendingAtStop, with end to end the wait: it may
+// stop a host or cancel the write.
+func applyPending(t *testing.T, c *cluster, lead *node, client *zongzi.ShardClient, end func(cancelWrite context.CancelFunc)) error {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	if _, _, err := client.Apply(ctx, []byte("first")); err != nil {
@@ -126,12 +162,12 @@ func applyPendingAtStop(t *testing.T, c *cluster, lead *node, client *zongzi.Sha
 		t.Fatalf("the write returned without a quorum: %v", err)
 	default:
 	}
-	lead.agent.Stop()
+	end(acancel)
 	err = <-errs
 	if !errors.Is(err, zongzi.ErrOutcomeUnknown) || errors.Is(err, zongzi.ErrShardNotReady) {
-		t.Fatalf("apply pending when the leader's host stopped: %v, want %v", err, zongzi.ErrOutcomeUnknown)
+		t.Fatalf("apply pending when the wait ended: %v, want %v", err, zongzi.ErrOutcomeUnknown)
 	}
-	if actx.Err() != nil {
+	if errors.Is(actx.Err(), context.DeadlineExceeded) {
 		t.Fatalf("apply returned only at its deadline: %v", err)
 	}
 	return err

@@ -37,7 +37,8 @@ func (c *ShardClient) ShardID() uint64 { return c.shardID }
 
 // Apply proposes cmd, waits until it is applied and returns the state
 // machine's result. ctx must have a deadline (ErrInvalidConfig without one),
-// which bounds the proposal in Dragonboat. On ErrOutcomeUnknown (ErrTimeout among others) the
+// which bounds the proposal in Dragonboat. On ErrOutcomeUnknown (ErrTimeout,
+// or ctx cancelled once the command was proposed, among others) the
 // command may or may not have applied; on ErrShardNotReady it did not, and
 // only then is it tried on another host, and again after a pause (10 ms,
 // growing to 100) while ctx's deadline leaves time. A host without a

@@ -143,15 +143,19 @@ func (p *Pool) err(addr string, err error) error {
 // writeErr is the error of a forwarded write (Apply, Commit). What the
 // serving host answered maps as in err, and so does a call gRPC failed
 // because it could not connect, which it never sent. A call that failed
-// otherwise (the connection broke, the host stopped) may have failed after
-// the host proposed the write, so its outcome is unknown: the error wraps
-// Codes.Unknown, and the write must not be sent elsewhere.
+// otherwise (the connection broke, the host stopped, the caller cancelled
+// it) may have failed after the host proposed the write, so its outcome is
+// unknown: the error wraps Codes.Unknown (and context.Canceled for a
+// cancelled call), and the write must not be sent elsewhere.
 func (p *Pool) writeErr(addr string, err error) error {
 	if err == nil {
 		return nil
 	}
 	st, ok := status.FromError(err)
-	if !ok || answered(st) || notConnected(st) || st.Code() == codes.DeadlineExceeded || st.Code() == codes.Canceled {
+	if errors.Is(err, context.Canceled) || ok && st.Code() == codes.Canceled {
+		return fmt.Errorf("bus %s: %w: %w", addr, p.codes.Unknown, context.Canceled)
+	}
+	if !ok || answered(st) || notConnected(st) || st.Code() == codes.DeadlineExceeded {
 		return p.err(addr, err)
 	}
 	return fmt.Errorf("bus %s: %w: the call failed: %s", addr, p.codes.Unknown, st.Message())
