@@ -136,7 +136,8 @@ func (a *Agent) markActive(ctx context.Context, r Replica) error {
 
 // startReplica starts a replica the registry assigned to this host: from its
 // data on disk, as an initial member of a new shard, or as a joiner added
-// through a host that already runs the shard.
+// through a host that already runs the shard. A voting replica that ran
+// here but whose data is gone is not started: it is deleted, to be replaced.
 func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 	shard, ok := st.Shard(r.ShardID)
 	if !ok {
@@ -152,6 +153,9 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 	var members map[uint64]dragonboat.Target
 	join := false
 	if !nh.HasNodeInfo(r.ShardID, r.ID) {
+		if r.Status == registry.ReplicaStatusActive && !r.IsNonVoting {
+			return a.deleteLostReplica(ctx, r)
+		}
 		members = a.initialMembers(st, r)
 		if members == nil {
 			if err := a.requestJoin(ctx, st, r); err != nil {
@@ -184,6 +188,24 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 	}
 	a.local.Update(func(m map[uint64]*localReplica) { m[r.ShardID] = lr })
 	a.log.Info("zongzi: replica started", "shard", r.ShardID, "replica", r.ID, "join", join, "nonVoting", r.IsNonVoting)
+	return nil
+}
+
+// deleteLostReplica deletes from the registry a voting replica that ran
+// here (its host marked it active) but whose data this host no longer has:
+// it was wiped or lost. Started again under its ID with an empty log, it
+// could vote for a candidate that lacks acknowledged entries and lose them.
+// Deleted, it leaves the shard's membership and the shard controller places
+// a new replica, with a new ID, which joins and catches up.
+func (a *Agent) deleteLostReplica(ctx context.Context, r Replica) error {
+	a.log.Warn("zongzi: replica lost its data; deleting it so that a new replica replaces it",
+		"shard", r.ShardID, "replica", r.ID)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := a.proposeRegistry(ctx, registry.Command{Op: registry.OpReplicaDelete, ReplicaID: r.ID})
+	if err != nil {
+		return fmt.Errorf("delete replica %d, which lost its data: %w", r.ID, err)
+	}
 	return nil
 }
 

@@ -2,10 +2,13 @@ package zongzi_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/lni/dragonboat/v4/config"
 
 	"github.com/zongzi-kv/zongzi"
 )
@@ -239,4 +242,106 @@ func TestMemberAfterCover(t *testing.T) {
 	if _, _, err := a1.Client(s.ID).Apply(wctx, []byte("w")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// pinHostIDs gives every node of c a fixed Dragonboat host ID, as a user
+// who addresses hosts by ID does, so a host whose data is wiped comes back
+// under the same ID.
+func pinHostIDs(c *cluster) {
+	for i, n := range c.nodes {
+		id := fmt.Sprintf("00000000-0000-4000-8000-%012x", i+1)
+		n.opts = append(n.opts, zongzi.WithHostConfig(config.NodeHostConfig{NodeHostID: id}))
+	}
+}
+
+// TestWipedMemberKeepsAcknowledgedWrites: a member whose data was wiped
+// while its host kept its ID must not vote again under its old replica ID
+// with an empty log. Members A, B and C; B is down while writes are
+// acknowledged by A and C; then C loses its data and A goes down. B and
+// the wiped C come back: if C's empty replica votes, B leads without the
+// acknowledged writes and they are lost, also on A once it is back.
+func TestWipedMemberKeepsAcknowledgedWrites(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c", "d", "e") // d and e keep the prime shard's quorum
+	pinHostIDs(c)
+	for _, n := range c.nodes[:3] {
+		n.opts = append(n.opts, zongzi.WithHostTags("tier=data"))
+	}
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	A, B, C := c.nodes[0], c.nodes[1], c.nodes[2]
+	d := c.nodes[3].agent
+	s, _, err := d.ShardCreate(ctx, testType, zongzi.WithName("wiped-member"),
+		zongzi.WithPlacementMembers(3, "tier=data"), zongzi.WithPlacementVary("geo:zone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "the shard active", func() bool { return allActive(d.State(), s.ID, 3) })
+	hostC := C.agent.HostID()
+	var oldC uint64
+	for _, r := range d.State().ShardReplicas(s.ID) {
+		if r.HostID == hostC {
+			oldC = r.ID
+		}
+	}
+	write := func(n int) { // n acknowledged writes; a leader change may fail some
+		t.Helper()
+		for range n {
+			waitFor(t, settle, "an acknowledged write", func() bool {
+				wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+				defer wcancel()
+				_, _, err := A.agent.Client(s.ID).Apply(wctx, []byte("w"))
+				return err == nil
+			})
+		}
+	}
+	write(3)
+	B.agent.Stop()
+	write(3) // acknowledged by A and C only
+	C.agent.Stop()
+	if err := os.RemoveAll(C.dir); err != nil {
+		t.Fatal(err)
+	}
+	A.agent.Stop()
+
+	c.startAll(ctx, B, C)
+	if C.agent.HostID() != hostC {
+		t.Fatalf("wiped host came back as %s, want %s", C.agent.HostID(), hostC)
+	}
+	waitFor(t, settle, "the shard led without A, or C's member replaced", func() bool {
+		if _, _, ok, _ := B.agent.NodeHost().GetLeaderID(s.ID); ok {
+			return true
+		}
+		for _, r := range d.State().ShardReplicas(s.ID) {
+			if r.HostID == hostC && r.ID != oldC {
+				return true
+			}
+		}
+		return false
+	})
+	c.startAll(ctx, A)
+	var count uint64
+	waitFor(t, settle, "a linearizable read of the shard", func() bool {
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer rcancel()
+		n, _, err := A.agent.Client(s.ID).Read(rctx, nil, false)
+		count = n
+		return err == nil
+	})
+	if count < 6 {
+		t.Fatalf("the shard has %d entries, want the 6 acknowledged", count)
+	}
+	waitFor(t, settle, "the wiped member replaced under a new ID", func() bool {
+		st := d.State()
+		if !allActive(st, s.ID, 3) {
+			return false
+		}
+		for _, r := range st.ShardReplicas(s.ID) {
+			if r.ID == oldC {
+				return false
+			}
+		}
+		return true
+	})
 }
