@@ -144,6 +144,18 @@ func (a *Agent) addHost(ctx context.Context, req *pb.JoinRequest) (uint64, error
 	}
 	st := a.store.State()
 	id := primeReplica(st, req.HostId)
+	if lostPrimeReplica(st, req.HostId, id) {
+		a.log.Warn("zongzi: join: host lost its data; its prime replica is replaced", "joiner", req.HostId, "replica", id)
+		rep := Replica{HostID: req.HostId, ShardID: 0, IsNonVoting: req.NonVoting, Status: registry.ReplicaStatusActive}
+		batch := registry.Command{Op: registry.OpBatch, Batch: []registry.Command{
+			{Op: registry.OpReplicaDelete, ReplicaID: id},
+			{Op: registry.OpReplicaPut, Replica: &rep},
+		}}
+		if _, err := a.proposeRegistry(ctx, batch); err != nil {
+			return 0, fmt.Errorf("join: replace the prime replica %d of host %s: %w", id, req.HostId, err)
+		}
+		id = primeReplica(a.store.State(), req.HostId)
+	}
 	if id == 0 {
 		host := Host{
 			ID: req.HostId, Status: registry.HostStatusNew, Tags: req.Tags,
@@ -177,6 +189,17 @@ func (a *Agent) addHost(ctx context.Context, req *pb.JoinRequest) (uint64, error
 		return 0, fmt.Errorf("join: %w", err)
 	}
 	return id, nil
+}
+
+// lostPrimeReplica reports whether the registered host asking to join
+// lost the data of its voting prime replica id: its agent ran (it made its
+// record active) but found no replica on disk to restart. Started again
+// under id with an empty log and no memory of its votes, that replica
+// could elect a leader missing acknowledged registry entries.
+func lostPrimeReplica(st *State, hostID string, id uint64) bool {
+	h, ok := st.Host(hostID)
+	r, found := st.Replica(id)
+	return ok && found && h.Status == registry.HostStatusActive && !r.IsNonVoting
 }
 
 // primeReplica returns the ID of the host's prime replica, 0 if none.

@@ -345,3 +345,49 @@ func TestWipedMemberKeepsAcknowledgedWrites(t *testing.T) {
 		return true
 	})
 }
+
+// TestWipedPinnedPeerGetsANewPrimeReplica: a peer whose data was wiped
+// while its host kept its ID rejoins the prime shard under a new replica
+// ID; its old replica, whose log and vote are gone, leaves the voting set
+// instead of voting again with an empty log.
+func TestWipedPinnedPeerGetsANewPrimeReplica(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	pinHostIDs(c)
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	a1 := c.nodes[0].agent
+	n3 := c.nodes[2]
+	hostID := n3.agent.HostID()
+	primeOf := func(st *zongzi.State) uint64 {
+		for _, r := range st.HostReplicas(hostID) {
+			if r.ShardID == 0 {
+				return r.ID
+			}
+		}
+		return 0
+	}
+	old := primeOf(a1.State())
+	n3.agent.Stop()
+	if err := os.RemoveAll(n3.dir); err != nil {
+		t.Fatal(err)
+	}
+	c.startAll(ctx, n3)
+	if n3.agent.HostID() != hostID {
+		t.Fatalf("wiped host came back as %s, want %s", n3.agent.HostID(), hostID)
+	}
+	if id := primeOf(a1.State()); id == old {
+		t.Fatalf("the wiped peer's prime replica kept its ID %d", id)
+	}
+	waitFor(t, settle, "the prime shard's voters without the wiped replica", func() bool {
+		mctx, mcancel := context.WithTimeout(ctx, time.Second)
+		defer mcancel()
+		m, err := a1.NodeHost().SyncGetShardMembership(mctx, 0)
+		if err != nil {
+			return false
+		}
+		_, stale := m.Nodes[old]
+		return len(m.Nodes) == 3 && !stale && len(m.NonVotings) == 0
+	})
+}
