@@ -214,10 +214,17 @@ func (a *Agent) deleteLostReplica(ctx context.Context, r Replica) error {
 // oldest voting replicas. It returns nil when r must join instead. The
 // shard controller keeps a shard's members until their replacements are
 // active, so a member added later is never among the oldest and joins.
+// Hosts deleted from the registry take their members at once, though, so a
+// member placed later, that never ran, can become the oldest: once any
+// replica of the shard is active the shard runs, and r joins it rather
+// than start a second, empty group.
 func (a *Agent) initialMembers(st *State, r Replica) map[uint64]dragonboat.Target {
 	reps := st.ShardReplicas(r.ShardID)
 	first := r.Created
 	for _, o := range reps {
+		if o.ID != r.ID && o.Status == registry.ReplicaStatusActive {
+			return nil
+		}
 		if !o.IsNonVoting && !o.IsWitness { // non-voting replicas placed before any member join later
 			first = min(first, o.Created)
 		}

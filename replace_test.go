@@ -391,3 +391,87 @@ func TestWipedPinnedPeerGetsANewPrimeReplica(t *testing.T) {
 		return len(m.Nodes) == 3 && !stale && len(m.NonVotings) == 0
 	})
 }
+
+// TestLateMemberJoinsWhenInitialMembersAreGone: a member placed on a host
+// that is down, while the shard's first members are replaced one after the
+// other (their hosts deleted), becomes the shard's oldest member. When its
+// host comes back it must join the running shard, not start a new group
+// of its own beside it (two groups of one shard, the new one empty).
+func TestLateMemberJoinsWhenInitialMembersAreGone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "a", "a", "a") // hD, hE, hF, hG: the peers
+	for i, n := range c.nodes {
+		n.opts = append(n.opts, zongzi.WithHostConfig(config.NodeHostConfig{NodeHostID: fmt.Sprintf("00000000-0000-4000-8000-%012x", 0x11+i)}))
+	}
+	firsts := []*node{c.addNode("a"), c.addNode("a"), c.addNode("a")} // h1, h2, h3: lowest IDs
+	for i, n := range firsts {
+		n.opts = append(n.opts, zongzi.WithHostConfig(config.NodeHostConfig{NodeHostID: fmt.Sprintf("00000000-0000-4000-8000-%012x", 1+i)}))
+	}
+	c.startAll(ctx, c.nodes[:4]...)
+	c.startAll(ctx, firsts...)
+	defer c.stop()
+	hD, e := c.nodes[0], c.nodes[1].agent
+	s, _, err := e.ShardCreate(ctx, testType, zongzi.WithName("late-member"), zongzi.WithPlacementMembers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := func(n *node) (zongzi.Replica, bool) {
+		for _, r := range e.State().ShardReplicas(s.ID) {
+			if r.HostID == n.agent.HostID() {
+				return r, true
+			}
+		}
+		return zongzi.Replica{}, false
+	}
+	waitFor(t, settle, "the first members on h1, h2, h3", func() bool {
+		for _, n := range firsts {
+			if r, ok := on(n); !ok || r.Status != zongzi.ReplicaStatusActive {
+				return false
+			}
+		}
+		return true
+	})
+	for range 5 {
+		waitFor(t, settle, "an acknowledged write", func() bool {
+			wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+			defer wcancel()
+			_, _, err := e.Client(s.ID).Apply(wctx, []byte("w"))
+			return err == nil
+		})
+	}
+	hDID := hD.agent.HostID()
+	hD.agent.Stop()
+	replaceFirst := func(n *node, by *node) {
+		t.Helper()
+		id := n.agent.HostID()
+		n.agent.Stop()
+		if err := e.HostDelete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, settle, "a member placed instead of "+id, func() bool {
+			r, ok := on(by)
+			return ok && (by == hD || r.Status == zongzi.ReplicaStatusActive)
+		})
+	}
+	replaceFirst(firsts[0], hD) // hD is down: its member is never started
+	if _, err := e.ShardUpdate(ctx, s.ID, zongzi.WithPlacementMembers(4)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "a fourth member active on hE", func() bool {
+		r, ok := on(c.nodes[1])
+		return ok && r.Status == zongzi.ReplicaStatusActive
+	})
+	replaceFirst(firsts[1], c.nodes[2])
+	replaceFirst(firsts[2], c.nodes[3])
+
+	c.startAll(ctx, hD)
+	if hD.agent.HostID() != hDID {
+		t.Fatalf("hD came back as %s", hD.agent.HostID())
+	}
+	waitFor(t, settle, "hD's member to have the shard's writes", func() bool {
+		v, err := hD.agent.NodeHost().StaleRead(s.ID, []byte(nil))
+		r, _ := v.(*zongzi.Result)
+		return err == nil && r != nil && r.Value >= 5
+	})
+}
