@@ -63,7 +63,10 @@ func (h busHandler) Info(context.Context) (*pb.InfoResponse, error) {
 	a := h.a
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	res := &pb.InfoResponse{GossipAddress: a.gossipAddr, PrimeReplicaId: a.primeID.Load(), Ready: a.primeReady}
+	res := &pb.InfoResponse{
+		GossipAddress: a.gossipAddr, PrimeReplicaId: a.primeID.Load(), Ready: a.primeReady,
+		Initialised: a.primeReady || a.Status() == AgentStatusRejoining,
+	}
 	if a.nh.Load() != nil {
 		res.HostId, res.RaftAddress = a.hostID, a.raftAddr
 	}

@@ -192,7 +192,10 @@ func (a *Agent) info(ctx context.Context, addr string) (*pb.InfoResponse, error)
 }
 
 // formOrJoin forms the prime shard with the peers when every peer answers
-// and none is ready; it joins when one already is.
+// and none is initialised; it joins when one is ready. While a peer rejoins
+// from its data, and none is ready yet, it waits: this peer lost its data
+// (or never had any) and forming again would start the prime shard's old
+// replica IDs with empty logs.
 func (a *Agent) formOrJoin(ctx context.Context) error {
 	for {
 		infos := make([]*pb.InfoResponse, len(a.peers))
@@ -206,6 +209,9 @@ func (a *Agent) formOrJoin(ctx context.Context) error {
 			a.resolver.learn(info.HostId, info.RaftAddress)
 			if info.Ready {
 				return a.join(ctx, false)
+			}
+			if info.Initialised {
+				all = false
 			}
 			infos[i] = info
 		}

@@ -475,3 +475,33 @@ func TestLateMemberJoinsWhenInitialMembersAreGone(t *testing.T) {
 		return err == nil && r != nil && r.Value >= 5
 	})
 }
+
+// TestWipedPeerRejoinsAfterFullRestart: the whole cluster restarts and one
+// peer's data was wiped. The other peers rejoin from their data; the wiped
+// one must join them as a new host, not form the prime shard again (it
+// would start the old peer's replica ID with an empty log, and its own
+// record would never be in the registry).
+func TestWipedPeerRejoinsAfterFullRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	s := c.createActive(ctx, c.nodes[0].agent, testType, "wiped-restart")
+	n3 := c.nodes[2]
+	oldID := n3.agent.HostID()
+	c.stop()
+	if err := os.RemoveAll(n3.dir); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 45*time.Second)
+	defer scancel()
+	c.startAll(sctx, c.nodes...)
+	a1 := c.nodes[0].agent
+	waitFor(t, settle, "wiped peer to replace its old self", func() bool {
+		st := a1.State()
+		_, oldThere := st.Host(oldID)
+		voting, _ := zonesOf(st, s.ID)
+		return !oldThere && st.HostCount() == 3 && allActive(st, s.ID, 3) &&
+			slices.Equal(sorted(voting), []string{"a", "b", "c"})
+	})
+}

@@ -70,6 +70,10 @@ type InfoResponse struct {
 	Ready bool `protobuf:"varint,4,opt,name=ready,proto3" json:"ready,omitempty"`
 	// gossip_address is the host's gossip advertise address, empty when gossip is off.
 	GossipAddress string `protobuf:"bytes,5,opt,name=gossip_address,json=gossipAddress,proto3" json:"gossip_address,omitempty"`
+	// initialised is true when the host belongs to a cluster formed before:
+	// it restarts its prime replica from its data, or is ready. A peer seeing
+	// one never forms the prime shard again, and joins once a peer is ready.
+	Initialised   bool `protobuf:"varint,6,opt,name=initialised,proto3" json:"initialised,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -137,6 +141,13 @@ func (x *InfoResponse) GetGossipAddress() string {
 		return x.GossipAddress
 	}
 	return ""
+}
+
+func (x *InfoResponse) GetInitialised() bool {
+	if x != nil {
+		return x.Initialised
+	}
+	return false
 }
 
 type JoinRequest struct {
@@ -878,13 +889,14 @@ const file_bus_proto_rawDesc = "" +
 	"\n" +
 	"\tbus.proto\x12\n" +
 	"zongzi.bus\"\r\n" +
-	"\vInfoRequest\"\xb1\x01\n" +
+	"\vInfoRequest\"\xd3\x01\n" +
 	"\fInfoResponse\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12(\n" +
 	"\x10prime_replica_id\x18\x03 \x01(\x04R\x0eprimeReplicaId\x12\x14\n" +
 	"\x05ready\x18\x04 \x01(\bR\x05ready\x12%\n" +
-	"\x0egossip_address\x18\x05 \x01(\tR\rgossipAddress\"\x9a\x02\n" +
+	"\x0egossip_address\x18\x05 \x01(\tR\rgossipAddress\x12 \n" +
+	"\vinitialised\x18\x06 \x01(\bR\vinitialised\"\x9a\x02\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
