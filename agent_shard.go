@@ -39,30 +39,46 @@ func (a *Agent) ShardCreate(ctx context.Context, shardType string, opts ...Shard
 }
 
 // ShardUpdate changes a shard's name or tags with the given options. A
-// shard this host's registry does not hold is ErrShardNotFound.
+// shard this host's registry does not hold is ErrShardNotFound. The
+// options are applied to the shard as the registry holds it when the
+// change is written: when the shard changed in between, they are applied
+// again to the new version.
 func (a *Agent) ShardUpdate(ctx context.Context, shardID uint64, opts ...ShardOption) (Shard, error) {
-	s, ok := a.store.State().Shard(shardID)
-	if !ok || shardID == 0 {
-		return s, fmt.Errorf("%w: %d", ErrShardNotFound, shardID)
-	}
-	tags := make(map[string]string, len(s.Tags))
-	for k, v := range s.Tags {
-		tags[k] = v
-	}
-	s.Tags = tags
-	for _, opt := range opts {
-		if err := opt(&s); err != nil {
+	for {
+		s, ok := a.store.State().Shard(shardID)
+		if !ok || shardID == 0 {
+			return s, fmt.Errorf("%w: %d", ErrShardNotFound, shardID)
+		}
+		read := s.Updated
+		tags := make(map[string]string, len(s.Tags))
+		for k, v := range s.Tags {
+			tags[k] = v
+		}
+		s.Tags = tags
+		for _, opt := range opts {
+			if err := opt(&s); err != nil {
+				return s, err
+			}
+		}
+		if err := checkPlacement(s); err != nil {
 			return s, err
 		}
+		// The shard is written only as it was read: a change made since,
+		// here or on another host, is not undone. The local registry has
+		// applied the entry that refused it, so the next pass reads that
+		// change.
+		_, err := a.proposeRegistry(ctx, registry.Command{Op: registry.OpShardPut, Shard: &s, IfUpdated: read})
+		if errors.Is(err, ErrRejected) && ctx.Err() == nil {
+			if now, ok := a.store.State().Shard(shardID); ok && now.Updated != read {
+				continue
+			}
+		}
+		if err != nil {
+			return s, fmt.Errorf("update shard %d: %w", shardID, err)
+		}
+		s, _ = a.store.State().Shard(shardID)
+		return s, nil
 	}
-	if err := checkPlacement(s); err != nil {
-		return s, err
-	}
-	if _, err := a.proposeRegistry(ctx, registry.Command{Op: registry.OpShardPut, Shard: &s}); err != nil {
-		return s, fmt.Errorf("update shard %d: %w", shardID, err)
-	}
-	s, _ = a.store.State().Shard(shardID)
-	return s, nil
 }
 
 // ShardDelete deletes a guest shard; hosts stop its replicas and delete their

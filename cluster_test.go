@@ -518,3 +518,49 @@ func TestShardDeletedWhileHostDown(t *testing.T) {
 		return !n3.agent.NodeHost().HasNodeInfo(s.ID, ids[0])
 	})
 }
+
+// TestShardUpdatesKeepEachOther: ShardUpdate calls made at the same time
+// on two hosts, each changing its own tag, all succeed and all their
+// changes stay: none writes back the tags it read before the other's
+// change.
+func TestShardUpdatesKeepEachOther(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	a1, a2 := c.nodes[0].agent, c.nodes[1].agent
+	s, _, err := a1.ShardCreate(ctx, testType, zongzi.WithName("updated"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "the shard on the second host", func() bool { _, ok := a2.State().Shard(s.ID); return ok })
+	const rounds = 10
+	for i := range rounds {
+		var wg sync.WaitGroup
+		for j, a := range []*zongzi.Agent{a1, a2} {
+			wg.Go(func() {
+				if _, err := a.ShardUpdate(ctx, s.ID, zongzi.WithTag(fmt.Sprintf("k%d-%d", j, i), "v")); err != nil {
+					t.Errorf("update %d on host %d: %v", i, j, err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got, _ := c.nodes[2].agent.State().Shard(s.ID)
+		var missing []string
+		for i := range rounds {
+			for j := range 2 {
+				if k := fmt.Sprintf("k%d-%d", j, i); got.Tags[k] != "v" {
+					missing = append(missing, k)
+				}
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("updated tags lost: %v", missing)
+		}
+	}
+}

@@ -26,6 +26,9 @@ func (t *tx) apply(c Command, nested bool) (Result, error) {
 		if c.Shard == nil {
 			return Result{}, missing(c.Op, "shard")
 		}
+		if old := t.shard(c.Shard.ID); c.IfUpdated != 0 && old != nil && old.Updated != c.IfUpdated {
+			return Result{}, fmt.Errorf("registry: shard %d changed at index %d, after %d", old.ID, old.Updated, c.IfUpdated)
+		}
 		id, created, err := t.putShard(*c.Shard)
 		data := []byte{0}
 		if created {

@@ -104,6 +104,20 @@ func TestApply(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "shard_put if updated", setup: []Command{kv1},
+			cmd: Command{Op: OpShardPut, Shard: &Shard{ID: 1, Name: "kv1", Type: "kv", Tags: map[string]string{"k": "v"}}, IfUpdated: 2}, value: 1, data: []byte{0},
+			check: func(t *testing.T, st *State) {
+				if s, _ := st.Shard(1); s.Tags["k"] != "v" {
+					t.Errorf("shard = %+v", s)
+				}
+			},
+		},
+		{
+			name: "shard_put changed since", setup: []Command{kv1, {Op: OpTagSet, Kind: KindShard, ShardID: 1, Key: "a", Value: "1"}},
+			cmd: Command{Op: OpShardPut, Shard: &Shard{ID: 1, Name: "kv1", Type: "kv", Tags: map[string]string{"b": "2"}}, IfUpdated: 2},
+			err: "shard 1 changed at index 3, after 2",
+		},
 		{name: "shard_put taken name", setup: []Command{kv1, kv2}, cmd: Command{Op: OpShardPut, Shard: &Shard{ID: 2, Name: "kv1"}}, err: "taken by shard 1"},
 		{name: "shard_put NUL name", cmd: Command{Op: OpShardPut, Shard: &Shard{Name: "a\x00"}}, err: "contains NUL"},
 		{

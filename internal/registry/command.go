@@ -16,7 +16,7 @@ const (
 	OpInit          Op = "init"         // Shard (the prime shard record), Replicas (initial prime members), Hosts
 	OpHostPut       Op = "host_put"     // Host: insert, or update all fields but ID and Created
 	OpHostDelete    Op = "host_del"     // HostID: delete the host and its replicas
-	OpShardPut      Op = "shard_put"    // Shard: ID 0 inserts (returns the existing shard when Name exists); else updates
+	OpShardPut      Op = "shard_put"    // Shard: ID 0 inserts (returns the existing shard when Name exists); else updates, if IfUpdated is 0 or the shard's Updated
 	OpShardDelete   Op = "shard_del"    // ShardID: delete the shard and its replicas
 	OpReplicaPut    Op = "replica_put"  // Replica: ID 0 inserts with a new ID; else updates, or inserts with that ID
 	OpReplicaDelete Op = "replica_del"  // ReplicaID
@@ -55,6 +55,10 @@ type Command struct {
 	Leader    uint64    `json:"leader,omitempty"`
 	Term      uint64    `json:"term,omitempty"`
 	Batch     []Command `json:"batch,omitempty"`
+	// IfUpdated makes an update conditional: it applies only while the
+	// record's Updated is this, so a change computed from an older copy
+	// is refused instead of undoing the changes made since. 0: always.
+	IfUpdated uint64 `json:"ifUpdated,omitempty"`
 }
 
 // Encode returns the versioned wire form of c.
