@@ -49,6 +49,7 @@ type Agent struct {
 	mu         sync.RWMutex // guards the fields below
 	hostID     string
 	primeReady bool
+	wasReady   bool // it restarts its prime replica, recorded as ready before
 	types      map[string]stateMachineType
 
 	server *bus.Server

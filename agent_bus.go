@@ -65,7 +65,7 @@ func (h busHandler) Info(context.Context) (*pb.InfoResponse, error) {
 	defer a.mu.RUnlock()
 	res := &pb.InfoResponse{
 		GossipAddress: a.gossipAddr, PrimeReplicaId: a.primeID.Load(), Ready: a.primeReady,
-		Initialised: a.primeReady || a.Status() == AgentStatusRejoining,
+		Initialised: a.primeReady || a.wasReady,
 	}
 	if a.nh.Load() != nil {
 		res.HostId, res.RaftAddress = a.hostID, a.raftAddr

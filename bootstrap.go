@@ -27,6 +27,9 @@ const primeFile = "zongzi-prime.json"
 type primeRecord struct {
 	ReplicaID uint64 `json:"replicaID"`
 	NonVoting bool   `json:"nonVoting"`
+	// Ready: the agent was ready with this replica once, so the cluster
+	// was formed; a peer that stopped while forming it has no Ready.
+	Ready bool `json:"ready,omitempty"`
 }
 
 // retryInterval is the pause between bootstrap attempts.
@@ -90,6 +93,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return err
 	case found && nh.HasNodeInfo(0, rec.ReplicaID):
 		a.setStatus(AgentStatusRejoining)
+		a.mu.Lock()
+		a.wasReady = rec.Ready
+		a.mu.Unlock()
 		err = a.startPrime(nil, false, rec)
 	case slices.Contains(a.peers, a.apiAddr):
 		a.setStatus(AgentStatusInitializing)
@@ -102,6 +108,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := a.awaitPrime(ctx); err != nil {
+		return err
+	}
+	if err := a.recordReady(); err != nil {
 		return err
 	}
 	a.startControllers(a.bg)
@@ -192,10 +201,10 @@ func (a *Agent) info(ctx context.Context, addr string) (*pb.InfoResponse, error)
 }
 
 // formOrJoin forms the prime shard with the peers when every peer answers
-// and none is initialised; it joins when one is ready. While a peer rejoins
-// from its data, and none is ready yet, it waits: this peer lost its data
-// (or never had any) and forming again would start the prime shard's old
-// replica IDs with empty logs.
+// and none is initialised; it joins when one is ready. While a peer that
+// was ready once rejoins from its data, and none is ready yet, it waits:
+// this peer lost its data (or never had any) and forming again would start
+// the prime shard's old replica IDs with empty logs.
 func (a *Agent) formOrJoin(ctx context.Context) error {
 	for {
 		infos := make([]*pb.InfoResponse, len(a.peers))
@@ -340,6 +349,18 @@ func (a *Agent) shardTypes() []string {
 	}
 	slices.Sort(types)
 	return types
+}
+
+// recordReady notes in the prime record that the agent was ready with its
+// prime replica, so that its peers do not form the prime shard again while
+// it rejoins.
+func (a *Agent) recordReady() error {
+	rec, found, err := a.readPrimeRecord()
+	if err != nil || !found || rec.Ready {
+		return err
+	}
+	rec.Ready = true
+	return a.writePrimeRecord(rec)
 }
 
 func (a *Agent) readPrimeRecord() (primeRecord, bool, error) {

@@ -2,13 +2,19 @@ package zongzi_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
+	"github.com/lni/dragonboat/v4/raftio"
+	sm "github.com/lni/dragonboat/v4/statemachine"
 
 	"github.com/zongzi-kv/zongzi"
 )
@@ -504,4 +510,81 @@ func TestWipedPeerRejoinsAfterFullRestart(t *testing.T) {
 		return !oldThere && st.HostCount() == 3 && allActive(st, s.ID, 3) &&
 			slices.Equal(sorted(voting), []string{"a", "b", "c"})
 	})
+}
+
+// nopSM is a regular state machine that keeps nothing.
+type nopSM struct{}
+
+func (nopSM) Update(e sm.Entry) (sm.Result, error)                                      { return sm.Result{Value: 1}, nil }
+func (nopSM) Lookup(any) (any, error)                                                   { return nil, nil }
+func (nopSM) SaveSnapshot(io.Writer, sm.ISnapshotFileCollection, <-chan struct{}) error { return nil }
+func (nopSM) RecoverFromSnapshot(io.Reader, []sm.SnapshotFile, <-chan struct{}) error   { return nil }
+func (nopSM) Close() error                                                              { return nil }
+
+// nopRegistry resolves no replica: a host that sends nothing.
+type nopRegistry struct{}
+
+func (nopRegistry) Create(string, uint64, config.TargetValidator) (raftio.INodeRegistry, error) {
+	return nopRegistry{}, nil
+}
+func (nopRegistry) Close() error               { return nil }
+func (nopRegistry) Add(uint64, uint64, string) {}
+func (nopRegistry) Remove(uint64, uint64)      {}
+func (nopRegistry) RemoveShard(uint64)         {}
+func (nopRegistry) Resolve(uint64, uint64) (string, string, error) {
+	return "", "", errors.New("no address")
+}
+
+// TestPeerStoppedWhileFormingRejoins: a peer that started its replica of
+// the new prime shard and stopped before the registry was initialised
+// restarts from that replica while the other peers have not formed yet.
+// They must still form the prime shard with it, not wait forever for a
+// cluster that never existed.
+func TestPeerStoppedWhileFormingRejoins(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	pinHostIDs(c)
+	peers := slices.Sorted(slices.Values(c.peers))
+	x := c.nodes[0]
+	members := map[uint64]string{}
+	var self uint64
+	for i, p := range peers {
+		for j, n := range c.nodes {
+			if n.api == p {
+				members[uint64(i+1)] = fmt.Sprintf("00000000-0000-4000-8000-%012x", j+1)
+				if n == x {
+					self = uint64(i + 1)
+				}
+			}
+		}
+	}
+	// x's state after it formed: its prime replica, started with the
+	// peers as initial members, and its record of it.
+	logDB := config.GetTinyMemLogDBConfig()
+	logDB.Shards = 1 // as the agent's
+	nh, err := dragonboat.NewNodeHost(config.NodeHostConfig{
+		NodeHostDir: x.dir, RTTMillisecond: 20, RaftAddress: x.raft, NodeHostID: members[self],
+		Expert: config.ExpertConfig{NodeRegistryFactory: nopRegistry{}, LogDB: logDB},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = nh.StartReplica(members, false, func(uint64, uint64) sm.IStateMachine { return nopSM{} },
+		config.Config{ShardID: 0, ReplicaID: self, ElectionRTT: 10, HeartbeatRTT: 2})
+	nh.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := fmt.Sprintf(`{"replicaID":%d,"nonVoting":false}`, self)
+	if err := os.WriteFile(filepath.Join(x.dir, "zongzi-prime.json"), []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+	defer scancel()
+	c.startAll(sctx, c.nodes...)
+	defer c.stop()
+	if n := c.nodes[1].agent.State().HostCount(); n != 3 {
+		t.Fatalf("registry has %d hosts, want 3", n)
+	}
 }

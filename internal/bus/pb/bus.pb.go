@@ -71,8 +71,9 @@ type InfoResponse struct {
 	// gossip_address is the host's gossip advertise address, empty when gossip is off.
 	GossipAddress string `protobuf:"bytes,5,opt,name=gossip_address,json=gossipAddress,proto3" json:"gossip_address,omitempty"`
 	// initialised is true when the host belongs to a cluster formed before:
-	// it restarts its prime replica from its data, or is ready. A peer seeing
-	// one never forms the prime shard again, and joins once a peer is ready.
+	// it is ready, or restarts a prime replica it was ready with. A peer
+	// seeing one never forms the prime shard again, and joins once a peer is
+	// ready.
 	Initialised   bool `protobuf:"varint,6,opt,name=initialised,proto3" json:"initialised,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
