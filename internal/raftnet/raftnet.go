@@ -81,6 +81,13 @@ const (
 	endTimeout = 10 * time.Second
 	// maxHello bounds frameHello's payload, a host:port.
 	maxHello = 1024
+	// idleTimeout bounds the wait for any byte of a connection, the first
+	// included: one silent for longer is closed, so a peer that vanished,
+	// or connected and sent nothing, holds no reader. Dragonboat closes a
+	// connection it had nothing to send on for a minute, and sends a
+	// snapshot's chunks as it makes them; Dragonboat's own module waits
+	// for a batch as long as it takes.
+	idleTimeout = 2 * time.Minute
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -106,7 +113,7 @@ var _ config.TransportFactory = Factory{}
 func (f Factory) Create(nhc config.NodeHostConfig, onBatch raftio.MessageHandler, onChunk raftio.ChunkHandler) raftio.ITransport {
 	return &Transport{
 		addr: nhc.GetListenAddress(), advertise: nhc.RaftAddress, learn: f.Learn, deployment: nhc.GetDeploymentID(),
-		onBatch: onBatch, onChunk: onChunk, conns: map[net.Conn]struct{}{},
+		onBatch: onBatch, onChunk: onChunk, idle: idleTimeout, conns: map[net.Conn]struct{}{},
 	}
 }
 
@@ -131,6 +138,7 @@ type Transport struct {
 	deployment uint64
 	onBatch    raftio.MessageHandler
 	onChunk    raftio.ChunkHandler
+	idle       time.Duration // idleTimeout; tests shorten it before Start
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -214,7 +222,7 @@ func (t *Transport) serve(c net.Conn) {
 		t.mu.Unlock()
 		_ = c.Close()
 	}()
-	r := bufio.NewReaderSize(c, readBufferSize)
+	r := bufio.NewReaderSize(idleReader{c, t.idle}, readBufferSize)
 	var hdr [headerSize]byte
 	var buf []byte
 	var from, learnt string // the sender's address, and the source last learnt at it
@@ -258,6 +266,23 @@ func (t *Transport) serve(c net.Conn) {
 			return
 		}
 	}
+}
+
+// idleReader reads from a connection, and fails the read once no byte
+// came for idle, so that serve closes the connection. The deadline is set
+// once per read from the connection, which the buffered reader makes
+// about once per batch: it costs a timer update (about 140 ns), not a
+// system call.
+type idleReader struct {
+	c    net.Conn
+	idle time.Duration
+}
+
+func (r idleReader) Read(p []byte) (int, error) {
+	if err := r.c.SetReadDeadline(time.Now().Add(r.idle)); err != nil {
+		return 0, err
+	}
+	return r.c.Read(p)
 }
 
 // readFrame reads one frame, its payload into buf when it fits.

@@ -275,13 +275,7 @@ func TestBadFramesAreDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	frame := func(kind byte, p []byte, crc uint32) []byte {
-		f := make([]byte, headerSize, headerSize+len(p))
-		f[0] = kind
-		binary.BigEndian.PutUint32(f[1:5], uint32(len(p)))
-		binary.BigEndian.PutUint32(f[5:9], crc)
-		return append(f, p...)
-	}
+	frame := rawFrame
 	sum := crc32.Checksum(payload, crcTable)
 	for name, bad := range map[string][]byte{
 		"checksum":     frame(frameBatch, payload, sum+1),
@@ -410,4 +404,86 @@ func FuzzReadFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+// startIdleReceiver is a receiver that closes a connection silent for idle.
+func startIdleReceiver(t *testing.T, idle time.Duration) *receiver {
+	t.Helper()
+	r := &receiver{got: make(chan struct{}, 1000)}
+	tr := Factory{}.Create(config.NodeHostConfig{RaftAddress: "127.0.0.1:0", DeploymentID: 7},
+		func(pb.MessageBatch) { r.got <- struct{}{} }, func(pb.Chunk) bool { return true })
+	r.Transport = tr.(*Transport)
+	r.idle = idle
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+// closedWithin says whether the receiver closes c within d: a read ends
+// with the connection's end rather than with the reader's own deadline.
+func closedWithin(t *testing.T, c net.Conn, d time.Duration) bool {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	_, err := c.Read(make([]byte, 1))
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	if err == nil {
+		t.Fatal("the receiver sent a byte")
+	}
+	return true
+}
+
+// rawFrame is a frame of kind with payload p and the checksum crc.
+func rawFrame(kind byte, p []byte, crc uint32) []byte {
+	f := make([]byte, headerSize, headerSize+len(p))
+	f[0] = kind
+	binary.BigEndian.PutUint32(f[1:5], uint32(len(p)))
+	binary.BigEndian.PutUint32(f[5:9], crc)
+	return append(f, p...)
+}
+
+// TestSilentConnectionsAreClosed: a connection that sends nothing, or
+// goes silent after its hello, is closed once idle passed; one that keeps
+// sending batches stays open past it.
+func TestSilentConnectionsAreClosed(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	r := startIdleReceiver(t, idle)
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", r.address())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	nothing, hello := dial(), dial()
+	addr := []byte("127.0.0.1:4242")
+	if _, err := hello.Write(rawFrame(frameHello, addr, crc32.Checksum(addr, crcTable))); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := r.GetConnection(context.Background(), r.address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	start := time.Now()
+	for i := range 10 { // a batch every idle/3, for three times idle
+		if err := busy.SendMessageBatch(testBatch(i, nil)); err != nil {
+			t.Fatalf("batch %d on a busy connection: %v", i, err)
+		}
+		r.await(t, 1)
+		time.Sleep(idle / 3)
+	}
+	t.Logf("busy connection served for %v", time.Since(start))
+	for name, c := range map[string]net.Conn{"sent nothing": nothing, "sent a hello": hello} {
+		if !closedWithin(t, c, 5*time.Second) {
+			t.Errorf("a connection that %s is open 5 s later, idle %v", name, idle)
+		}
+	}
 }
