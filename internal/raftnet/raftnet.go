@@ -236,9 +236,6 @@ func (t *Transport) serve(c net.Conn) {
 		}
 		switch kind {
 		case frameHello:
-			if len(payload) > maxHello {
-				return
-			}
 			from, learnt = string(payload), ""
 			if !(Factory{}).Validate(from) {
 				from = "" // teaches nothing
@@ -292,7 +289,7 @@ func readFrame(r *bufio.Reader, hdr, buf []byte) (kind byte, payload []byte, err
 	}
 	kind = hdr[0]
 	n := binary.BigEndian.Uint32(hdr[1:5])
-	if n > maxPayload || (kind == frameEnd && n != 0) {
+	if !validHeader(kind, n) {
 		return 0, nil, errBadFrame
 	}
 	payload, err = readPayload(r, buf, int(n))
@@ -303,6 +300,21 @@ func readFrame(r *bufio.Reader, hdr, buf []byte) (kind byte, payload []byte, err
 		return 0, nil, errBadCRC
 	}
 	return kind, payload, nil
+}
+
+// validHeader says whether a frame of kind may have an n-byte payload. A
+// frame that may not is refused from its header, before its payload is
+// read.
+func validHeader(kind byte, n uint32) bool {
+	switch kind {
+	case frameBatch, frameChunk:
+		return n <= maxPayload
+	case frameHello:
+		return n <= maxHello
+	case frameEnd:
+		return n == 0
+	}
+	return false
 }
 
 // readPayload reads an n-byte payload, into buf when it fits (one read of

@@ -487,3 +487,32 @@ func TestSilentConnectionsAreClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestBadHeadersAreRefusedAtOnce sends headers alone, whose payloads the
+// receiver must not wait for: a hello longer than maxHello, a frame of an
+// unknown kind, a frame over maxPayload. Each closes the connection at
+// once, long before the idle deadline.
+func TestBadHeadersAreRefusedAtOnce(t *testing.T) {
+	r := startIdleReceiver(t, time.Minute)
+	for name, hdr := range map[string][]byte{
+		"long hello":   {frameHello, 0, 0, 0x04, 0x01, 0, 0, 0, 0}, // maxHello+1
+		"unknown kind": {9, 0, 0x10, 0, 0, 0, 0, 0, 0},
+		"kind zero":    {0, 0, 0, 0, 1, 0, 0, 0, 0},
+		"length":       {frameChunk, 0x10, 0, 0, 1, 0, 0, 0, 0}, // maxPayload+1
+		"end payload":  {frameEnd, 0, 0, 0, 1, 0, 0, 0, 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.Dial("tcp", r.address())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write(hdr); err != nil {
+				t.Fatal(err)
+			}
+			if !closedWithin(t, c, 5*time.Second) {
+				t.Fatal("the receiver waits for the payload of a header it should refuse")
+			}
+		})
+	}
+}
