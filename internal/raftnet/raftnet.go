@@ -241,8 +241,8 @@ func (t *Transport) serve(c net.Conn) {
 				from = "" // teaches nothing
 			}
 		case frameBatch:
-			var b pb.MessageBatch
-			if b.Unmarshal(payload) != nil {
+			b, err := decodeBatch(payload)
+			if err != nil {
 				return
 			}
 			if t.learn != nil && from != "" && b.SourceAddress != "" && b.SourceAddress != learnt &&
@@ -252,8 +252,8 @@ func (t *Transport) serve(c net.Conn) {
 			}
 			t.onBatch(b) // copies what it keeps: buf is reused
 		case frameChunk:
-			var ch pb.Chunk
-			if ch.Unmarshal(payload) != nil || !t.onChunk(ch) {
+			ch, err := decodeChunk(payload)
+			if err != nil || !t.onChunk(ch) {
 				return
 			}
 		case frameEnd:

@@ -516,3 +516,113 @@ func TestBadHeadersAreRefusedAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// streamConn is a connection that reads a fixed stream and discards what
+// is written to it.
+type streamConn struct {
+	net.Conn // nil: only the methods below are called
+	r        io.Reader
+}
+
+func (c *streamConn) Read(p []byte) (int, error)       { return c.r.Read(p) }
+func (c *streamConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *streamConn) Close() error                     { return nil }
+func (c *streamConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *streamConn) SetWriteDeadline(time.Time) error { return nil }
+
+// FuzzServe feeds a receiver's connection frames of any kind and
+// payload, with their checksums right, so that hellos, batches and chunks
+// are decoded as from the network: nothing panics. The input is a list of
+// records, each a kind byte, a 2-byte length and that many bytes of
+// payload (FuzzReadFrame covers the framing itself).
+func FuzzServe(f *testing.F) {
+	record := func(kind byte, p []byte) []byte {
+		return append([]byte{kind, byte(len(p) >> 8), byte(len(p))}, p...)
+	}
+	b := testBatch(1, []byte("ok"))
+	batch, err := b.Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	chunk, err := (&pb.Chunk{ShardID: 9, ReplicaID: 2, ChunkCount: 1, Data: []byte{1, 2}, Filepath: "f",
+		HasFileInfo: true, FileInfo: pb.SnapshotFile{Filepath: "x", FileSize: 2, Metadata: []byte{3}},
+		Membership: pb.Membership{Addresses: map[uint64]string{1: "a:1"}}}).Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(slices.Concat(record(frameHello, []byte("127.0.0.1:4242")), record(frameBatch, batch), record(frameBatch, batch)))
+	f.Add(slices.Concat(record(frameChunk, chunk), record(frameEnd, nil)))
+	f.Add(slices.Concat(record(frameHello, []byte("[::1]:1")), record(frameBatch, batch[:len(batch)/2])))
+	f.Add(record(frameChunk, chunk[:len(chunk)-1]))
+	f.Add(record(frameBatch, []byte{0x1a, 0xff, 0xff, 0xff, 0xff, 0x0f}))
+	for _, p := range malformedBatches() {
+		f.Add(record(frameBatch, p))
+	}
+	f.Fuzz(func(t *testing.T, records []byte) {
+		var stream []byte
+		for len(records) >= 3 {
+			kind, n := records[0], min(int(binary.BigEndian.Uint16(records[1:3])), len(records)-3)
+			p := records[3 : 3+n]
+			stream = append(stream, rawFrame(kind, p, crc32.Checksum(p, crcTable))...)
+			records = records[3+n:]
+		}
+		tr := Factory{Learn: func(string, string) {}}.Create(config.NodeHostConfig{DeploymentID: 7},
+			func(pb.MessageBatch) {}, func(pb.Chunk) bool { return true }).(*Transport)
+		tr.wg.Add(1)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			tr.serve(&streamConn{r: bytes.NewReader(stream)})
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("serve still runs 10 s after a stream of %d bytes", len(stream))
+		}
+	})
+}
+
+// malformedBatches are batch payloads that Dragonboat's decoder, given
+// them alone, reads out of range on, or loops on forever: it counts a
+// batch's messages, and a message's entries, without bounds checks.
+func malformedBatches() map[string][]byte {
+	back := binary.AppendUvarint(nil, ^uint64(10))   // a length of -11, back to the start
+	msg := append([]byte{0x5a, 0x00, 0x5a}, back...) // an entry, then one of length -11
+	return map[string][]byte{
+		"message count out of range": {0x0a, 0x02, 0x30, 0x30, 0x9d},
+		"message count loops":        append([]byte{0x0a, 0x00, 0x0a}, back...),
+		"entry count loops":          append([]byte{0x0a, byte(len(msg))}, msg...),
+		"message of another type":    {0x0a, 0x00, 0x08, 0xf5, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+	}
+}
+
+// TestMalformedBatchesAreRefused sends batches that Dragonboat's decoder
+// panics or loops forever on: the receiver closes each connection at once,
+// and goes on serving others.
+func TestMalformedBatchesAreRefused(t *testing.T) {
+	r := startIdleReceiver(t, time.Minute)
+	for name, p := range malformedBatches() {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.Dial("tcp", r.address())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write(rawFrame(frameBatch, p, crc32.Checksum(p, crcTable))); err != nil {
+				t.Fatal(err)
+			}
+			if !closedWithin(t, c, 5*time.Second) {
+				t.Fatal("the connection is open 5 s after a malformed batch")
+			}
+		})
+	}
+	conn, err := r.GetConnection(context.Background(), r.address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SendMessageBatch(testBatch(1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	r.await(t, 1)
+}
