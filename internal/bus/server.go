@@ -21,12 +21,20 @@ type Server struct {
 	grpc  *grpc.Server
 }
 
+// serveMaxStreams bounds the calls one connection has served at once;
+// the caller's next call waits, while its context lasts, for one to end.
+// Every call is a stream, a Watch for as long as it lasts. gRPC's default
+// is no bound.
+const serveMaxStreams = 1 << 14
+
 // NewServer returns a server for h; opts go to grpc.NewServer, after the
-// bus's own static flow-control windows (windowSize) and the wait for
-// running handlers on Stop. Call Listen to start it.
+// bus's own static flow-control windows (windowSize), the wait for
+// running handlers on Stop, and its bound on streams (serveMaxStreams).
+// Call Listen to start it.
 func NewServer(h Handler, c Codes, opts ...grpc.ServerOption) *Server {
 	opts = append([]grpc.ServerOption{
 		grpc.StaticStreamWindowSize(windowSize), grpc.StaticConnWindowSize(windowSize), grpc.WaitForHandlers(true),
+		grpc.MaxConcurrentStreams(serveMaxStreams),
 	}, opts...)
 	s := &Server{h: h, codes: c, grpc: grpc.NewServer(opts...)}
 	pb.RegisterBusServer(s.grpc, s)
