@@ -10,6 +10,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 )
 
@@ -27,14 +28,23 @@ type Server struct {
 // is no bound.
 const serveMaxStreams = 1 << 14
 
+// serveKeepalive has the server ping a connection on which nothing came
+// for a minute, and close it if the ping is not answered within 20 s. A
+// caller that vanished while a result was on its way to it (a Watch's,
+// say) is not probed by TCP's keepalive, which waits for the data to be
+// acknowledged: its calls would hold on for the quarter of an hour TCP
+// retransmits for. Callers answer pings and send none of their own, so
+// gRPC's policy on callers' pings does not come into play.
+var serveKeepalive = keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}
+
 // NewServer returns a server for h; opts go to grpc.NewServer, after the
 // bus's own static flow-control windows (windowSize), the wait for
-// running handlers on Stop, and its bound on streams (serveMaxStreams).
-// Call Listen to start it.
+// running handlers on Stop, and its bounds (serveMaxStreams,
+// serveKeepalive). Call Listen to start it.
 func NewServer(h Handler, c Codes, opts ...grpc.ServerOption) *Server {
 	opts = append([]grpc.ServerOption{
 		grpc.StaticStreamWindowSize(windowSize), grpc.StaticConnWindowSize(windowSize), grpc.WaitForHandlers(true),
-		grpc.MaxConcurrentStreams(serveMaxStreams),
+		grpc.MaxConcurrentStreams(serveMaxStreams), grpc.KeepaliveParams(serveKeepalive),
 	}, opts...)
 	s := &Server{h: h, codes: c, grpc: grpc.NewServer(opts...)}
 	pb.RegisterBusServer(s.grpc, s)

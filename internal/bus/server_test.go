@@ -1,11 +1,13 @@
 package bus
 
 import (
+	"errors"
 	"net"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
+	"google.golang.org/grpc/keepalive"
 )
 
 // rawConn opens a connection to the server at addr and says hello in
@@ -44,4 +46,40 @@ func TestServerBoundsStreams(t *testing.T) {
 	if v, ok := sf.Value(http2.SettingMaxConcurrentStreams); !ok || v != serveMaxStreams {
 		t.Fatalf("SETTINGS_MAX_CONCURRENT_STREAMS %d (sent: %v), want %d", v, ok, serveMaxStreams)
 	}
+}
+
+// TestServerClosesSilentCallers: a caller that stops answering, here one
+// that never answers a ping, loses its connection once the ping's timeout
+// passed (serveKeepalive, shortened).
+func TestServerClosesSilentCallers(t *testing.T) {
+	saved := serveKeepalive
+	serveKeepalive = keepalive.ServerParameters{Time: time.Second, Timeout: 500 * time.Millisecond}
+	t.Cleanup(func() { serveKeepalive = saved })
+	addr, _, _ := startBus(t, newFakeHandler())
+	c, fr := rawConn(t, addr)
+	start := time.Now()
+	_ = c.SetReadDeadline(start.Add(10 * time.Second))
+	pinged := false
+	for {
+		f, err := fr.ReadFrame()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("the connection is open %v after the caller went silent (pinged: %v)", time.Since(start), pinged)
+		}
+		if err != nil {
+			break
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			if err := fr.WriteSettingsAck(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if pf, ok := f.(*http2.PingFrame); ok && !pf.IsAck() {
+			pinged = true
+		}
+	}
+	if !pinged {
+		t.Fatal("the connection ended without a ping")
+	}
+	t.Logf("closed %v after the caller went silent", time.Since(start))
 }
