@@ -1,13 +1,17 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/zongzi-kv/zongzi/internal/bus/pb"
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/proto"
 )
 
 // rawConn opens a connection to the server at addr and says hello in
@@ -82,4 +86,64 @@ func TestServerClosesSilentCallers(t *testing.T) {
 		t.Fatal("the connection ended without a ping")
 	}
 	t.Logf("closed %v after the caller went silent", time.Since(start))
+}
+
+// quickHandler answers every read at once: shard s with query q gets
+// (s, q), except shards 13 and 14, whose reads fail.
+type quickHandler struct{ *fakeHandler }
+
+func (quickHandler) Read(_ context.Context, shardID uint64, query []byte, _, _ bool) (uint64, []byte, error) {
+	switch shardID {
+	case shardNotReady:
+		return 0, nil, errNotReady
+	case shardBroken:
+		return 0, nil, errors.New("broken")
+	}
+	return shardID, query, nil
+}
+
+// FuzzReadStreamBatch decodes any bytes as a ReadStream batch, as the bus
+// does, and serves it as ReadStream would: nothing panics, and every read
+// of the batch gets exactly one result, tagged with the batch.
+func FuzzReadStreamBatch(f *testing.F) {
+	for _, req := range []*pb.ReadBatchRequest{
+		{Batch: 1, TimeoutMs: 1000, Reads: []*pb.ReadRequest{{ShardId: 1, Query: []byte("a")}}},
+		{Batch: 2, Reads: []*pb.ReadRequest{{ShardId: 1}, {ShardId: 1, Stale: true}, {ShardId: 2, Leader: true}, {ShardId: shardNotReady}}},
+		{Batch: 3, TimeoutMs: 1, Reads: []*pb.ReadRequest{{ShardId: shardNotReady}, {ShardId: shardNotReady}, {ShardId: shardBroken, Stale: true}}},
+		{Batch: 4, TimeoutMs: 4294967295, Reads: []*pb.ReadRequest{nil, {}}},
+	} {
+		b, err := proto.Marshal(req)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	s := NewServer(quickHandler{newFakeHandler()}, testCodes)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req pb.ReadBatchRequest
+		if proto.Unmarshal(b, &req) != nil || len(req.Reads) > serveBatchMaxReads {
+			return // not a batch, or one ReadStream refuses whole
+		}
+		got := make([]int, len(req.Reads))
+		var mu sync.Mutex
+		s.serveStreamBatch(context.Background(), &req, func(res *pb.ReadBatchResponse) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if res.Batch != req.Batch {
+				t.Errorf("results of batch %d for batch %d", res.Batch, req.Batch)
+			}
+			for _, r := range res.Results {
+				if int(r.Index) >= len(got) {
+					t.Fatalf("result for read %d of %d", r.Index, len(got))
+				}
+				got[r.Index]++
+			}
+			return nil
+		})
+		for i, n := range got {
+			if n != 1 {
+				t.Fatalf("read %d of %d got %d results", i, len(got), n)
+			}
+		}
+	})
 }
