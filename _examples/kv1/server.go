@@ -26,6 +26,12 @@ import (
 // 1 MiB value included, before the server closes the connection.
 const readTimeout = 10 * time.Second
 
+// writeTimeout is how long a client may take to read a response, a 1 MiB
+// value included: as long as it may take to send a request. A client that
+// stops reading would otherwise hold its connection's goroutine and
+// buffers for as long as it stays connected. A var for tests.
+var writeTimeout = readTimeout
+
 // headerLimit is the most bytes of request line and headers a request may
 // have: net/http's default (1 MiB and 4 KiB of slack), so that a value of
 // up to 1 MiB in the query string reaches the handler, which answers 413
@@ -59,6 +65,7 @@ func newHTTPServer(serve fasthttp.RequestHandler, maxVal int, log *slog.Logger) 
 		ReduceMemoryUsage:  true,
 		MaxRequestBodySize: bodyLimit(maxVal),
 		ReadTimeout:        readTimeout,
+		WriteTimeout:       writeTimeout,
 		IdleTimeout:        2 * time.Minute,
 		CloseOnShutdown:    true,
 	}
