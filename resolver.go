@@ -118,9 +118,16 @@ func (r *hostResolver) addr(hostID string) string {
 	return b.reg[hostID]
 }
 
+// maxUnregistered bounds the addresses learned of hosts the registry does
+// not list: a joining host hears from a few before it has the registry,
+// while a peer that names another host in every batch it sends would
+// otherwise grow the book, and the cost of copying it, without end.
+const maxUnregistered = 256
+
 // learn records that the host hostID listens on addr, as it said itself.
+// Host IDs are UUIDs (Resolve takes any other target for an address).
 func (r *hostResolver) learn(hostID, addr string) {
-	if hostID == "" || addr == "" {
+	if addr == "" || uuid.Validate(hostID) != nil {
 		return
 	}
 	r.mu.Lock()
@@ -129,12 +136,27 @@ func (r *hostResolver) learn(hostID, addr string) {
 	if a, ok := b.learned[hostID]; ok && a == addr {
 		return
 	}
+	if _, ok := b.reg[hostID]; !ok && unregistered(b) >= maxUnregistered {
+		return
+	}
 	next := &addrBook{state: b.state, reg: b.reg, learned: maps.Clone(b.learned)}
 	if next.learned == nil {
 		next.learned = map[string]string{}
 	}
 	next.learned[hostID] = addr
 	r.book.Store(next)
+}
+
+// unregistered counts the addresses b learned of hosts its registry view
+// does not list.
+func unregistered(b *addrBook) int {
+	n := 0
+	for id := range b.learned {
+		if _, ok := b.reg[id]; !ok {
+			n++
+		}
+	}
+	return n
 }
 
 // rebuild takes the registry's addresses from st. A learned address is

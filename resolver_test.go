@@ -2,7 +2,10 @@ package zongzi
 
 import (
 	"errors"
+	"fmt"
 	"testing"
+
+	"github.com/google/uuid"
 
 	"github.com/zongzi-kv/zongzi/internal/registry"
 )
@@ -66,4 +69,33 @@ func TestHostResolver(t *testing.T) {
 	r.RemoveShard(2)
 	unknown(2, 9)
 	want(3, 1, "127.0.0.1:9000")
+}
+
+// TestLearnedAddressesAreBounded: a peer that names another host in every
+// batch, or hosts with IDs that are not UUIDs, teaches the resolver at most
+// maxUnregistered addresses of hosts the registry lacks; a registered
+// host's own address is still learnt.
+func TestLearnedAddressesAreBounded(t *testing.T) {
+	store := registry.New()
+	const hostA = "0b5c5bd4-6a3e-4b0e-9a43-6f3b1a3c7d01"
+	h := Host{ID: hostA, Status: registry.HostStatusActive, ApiAddress: "127.0.0.1:20010", RaftAddress: "127.0.0.1:2001"}
+	if res := store.Apply(1, registry.Command{Op: registry.OpHostPut, Host: &h}.Encode()); res.Err() != nil {
+		t.Fatalf("put host: %+v", res)
+	}
+	r := newHostResolver(store.State)
+	r.Add(1, 5, hostA)
+	if _, _, err := r.Resolve(1, 5); err != nil { // takes the registry in
+		t.Fatal(err)
+	}
+	for i := range 4 * maxUnregistered {
+		r.learn(uuid.NewString(), "127.0.0.1:9")
+		r.learn(fmt.Sprintf("not-a-uuid-%d", i), "127.0.0.1:9")
+	}
+	if n := len(r.book.Load().learned); n > maxUnregistered {
+		t.Fatalf("%d addresses learned of hosts the registry lacks, want at most %d", n, maxUnregistered)
+	}
+	r.learn(hostA, "127.0.0.1:3001")
+	if got, _, err := r.Resolve(1, 5); err != nil || got != "127.0.0.1:3001" {
+		t.Fatalf("Resolve = %q, %v; want the address hostA said", got, err)
+	}
 }
