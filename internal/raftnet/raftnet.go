@@ -8,10 +8,13 @@
 // through a buffer, so a batch usually costs one call on each side.
 //
 // It trusts the network, as Dragonboat's TCP module does: a hello is
-// believed like the batches after it. It does not do TLS: an agent whose
-// host config asks for mutual TLS keeps Dragonboat's module. Batches,
-// retries, connection reuse and snapshot chunking stay Dragonboat's; this
-// module only moves bytes.
+// believed like the batches after it. It bounds what a peer costs, though:
+// a connection silent for idleTimeout is closed, a frame whose header
+// promises too much is refused before its payload is read, and a batch
+// that Dragonboat's decoder would panic or loop forever on is refused
+// (decodeBatch). It does not do TLS: an agent whose host config asks for
+// mutual TLS keeps Dragonboat's module. Batches, retries, connection reuse
+// and snapshot chunking stay Dragonboat's; this module only moves bytes.
 //
 // A frame is a 9-byte header and a payload:
 //
