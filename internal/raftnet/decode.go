@@ -17,14 +17,36 @@ const (
 // the first of a message's entries, it counts the rest without bounds
 // checks, so a malformed payload of a dozen bytes makes it read out of
 // range (a panic) or loop forever. The two levels it counts are checked
-// first (checkBatch), and a panic is taken as a bad payload.
+// first (checkBatch), a panic is taken as a bad payload, and so is a batch
+// with a message Dragonboat would panic on (routable).
 func decodeBatch(p []byte) (b pb.MessageBatch, err error) {
 	if !checkBatch(p) {
 		return b, errBadFrame
 	}
 	defer recoverBad(&err)
-	err = b.Unmarshal(p)
+	if err = b.Unmarshal(p); err == nil && !routable(&b) {
+		err = errBadFrame
+	}
 	return b, err
+}
+
+// routable says whether every message of b could have come from another
+// host. Dragonboat panics on a message to replica 0, on a type it does
+// not know, and on one of its local types (a tick, an election, a
+// snapshot to install, ...) that comes in a batch, which no host sends.
+// A well-formed message forged by a peer can still do harm: raftnet
+// trusts the network.
+func routable(b *pb.MessageBatch) bool {
+	for i := range b.Requests {
+		switch t := b.Requests[i].Type; {
+		case b.Requests[i].To == 0, t < pb.LocalTick, t > pb.LogQuery:
+			return false
+		case t == pb.LocalTick, t == pb.Election, t == pb.LeaderHeartbeat, t == pb.CheckQuorum,
+			t == pb.BatchedReadIndex, t == pb.Unreachable, t == pb.SnapshotStatus, t == pb.InstallSnapshot:
+			return false
+		}
+	}
+	return true
 }
 
 // decodeChunk decodes a chunk's payload; a panic of Dragonboat's decoder

@@ -626,3 +626,45 @@ func TestMalformedBatchesAreRefused(t *testing.T) {
 	}
 	r.await(t, 1)
 }
+
+// TestUnroutableMessagesAreRefused sends batches with a message that no
+// host sends and Dragonboat panics on: none is handed over, and the
+// receiver closes the connection.
+func TestUnroutableMessagesAreRefused(t *testing.T) {
+	r := startReceiver(t)
+	for name, edit := range map[string]func(*pb.Message){
+		"to replica 0":     func(m *pb.Message) { m.To = 0 },
+		"unknown type":     func(m *pb.Message) { m.Type = pb.LogQuery + 1 },
+		"negative type":    func(m *pb.Message) { m.Type = -1 },
+		"local tick":       func(m *pb.Message) { m.Type = pb.LocalTick },
+		"election":         func(m *pb.Message) { m.Type = pb.Election },
+		"check quorum":     func(m *pb.Message) { m.Type = pb.CheckQuorum },
+		"install snapshot": func(m *pb.Message) { m.Type = pb.InstallSnapshot },
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := testBatch(1, nil)
+			b.Requests = append(b.Requests, b.Requests[0]) // a good message first
+			edit(&b.Requests[1])
+			p, err := b.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := net.Dial("tcp", r.address())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write(rawFrame(frameBatch, p, crc32.Checksum(p, crcTable))); err != nil {
+				t.Fatal(err)
+			}
+			if !closedWithin(t, c, 5*time.Second) {
+				t.Fatal("the connection is open 5 s after the batch")
+			}
+		})
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.batches) != 0 {
+		t.Fatalf("%d batches handed over, want none", len(r.batches))
+	}
+}
