@@ -136,8 +136,8 @@ func (h busHandler) Watch(ctx context.Context, shardID uint64, query []byte, sta
 
 // addHost adds a host to the prime shard: the registry first, then Raft
 // membership, so a member is never missing from the registry. A host that
-// is already registered (a peer that started late, or a retried join) gets
-// its replica back. A host with a new ID at the API address of a registered
+// is already registered gets a new replica in place of its old one (see
+// below). A host with a new ID at the API address of a registered
 // one (its data was wiped) replaces it: the old host and its replicas leave
 // the registry and the membership, and the new host joins as a new replica.
 func (a *Agent) addHost(ctx context.Context, req *pb.JoinRequest) (uint64, error) {
@@ -147,8 +147,14 @@ func (a *Agent) addHost(ctx context.Context, req *pb.JoinRequest) (uint64, error
 	}
 	st := a.store.State()
 	id := primeReplica(st, req.HostId)
-	if lostPrimeReplica(st, req.HostId, id) {
-		a.log.Warn("zongzi: join: host lost its data; its prime replica is replaced", "joiner", req.HostId, "replica", id)
+	if id != 0 {
+		// A host asks to join only when it has no prime replica on disk, so
+		// the one the registry lists for it lost its data, or never ran (a
+		// retried join, a peer that missed the forming). Started again
+		// under its ID with an empty log, it could vote without the entries
+		// it acknowledged, and its leader, which remembers how far it had
+		// replicated to it, would make Dragonboat panic on it.
+		a.log.Warn("zongzi: join: host has no data for its prime replica, which is replaced", "joiner", req.HostId, "replica", id)
 		rep := Replica{HostID: req.HostId, ShardID: 0, IsNonVoting: req.NonVoting, Status: registry.ReplicaStatusActive}
 		batch := registry.Command{Op: registry.OpBatch, Batch: []registry.Command{
 			{Op: registry.OpReplicaDelete, ReplicaID: id},
@@ -192,17 +198,6 @@ func (a *Agent) addHost(ctx context.Context, req *pb.JoinRequest) (uint64, error
 		return 0, fmt.Errorf("join: %w", err)
 	}
 	return id, nil
-}
-
-// lostPrimeReplica reports whether the registered host asking to join
-// lost the data of its voting prime replica id: its agent ran (it made its
-// record active) but found no replica on disk to restart. Started again
-// under id with an empty log and no memory of its votes, that replica
-// could elect a leader missing acknowledged registry entries.
-func lostPrimeReplica(st *State, hostID string, id uint64) bool {
-	h, ok := st.Host(hostID)
-	r, found := st.Replica(id)
-	return ok && found && h.Status == registry.HostStatusActive && !r.IsNonVoting
 }
 
 // primeReplica returns the ID of the host's prime replica, 0 if none.

@@ -81,21 +81,23 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("%w: start host: %w", ErrBootstrap, err)
 	}
+	rec, found, recErr := a.readPrimeRecord()
+	restart := recErr == nil && found && nh.HasNodeInfo(0, rec.ReplicaID)
+	// Info names the host once nh is stored, and says then whether it was
+	// ready before: a peer that asks in between must not take it for one
+	// of a cluster never formed (formOrJoin).
 	a.mu.Lock()
 	a.hostID = nh.ID()
+	a.wasReady = restart && rec.Ready
 	a.mu.Unlock()
 	a.nh.Store(nh)
 	a.log = a.log.With("host", nh.ID())
 
-	rec, found, err := a.readPrimeRecord()
 	switch {
-	case err != nil:
-		return err
-	case found && nh.HasNodeInfo(0, rec.ReplicaID):
+	case recErr != nil:
+		return recErr
+	case restart:
 		a.setStatus(AgentStatusRejoining)
-		a.mu.Lock()
-		a.wasReady = rec.Ready
-		a.mu.Unlock()
 		err = a.startPrime(nil, false, rec)
 	case slices.Contains(a.peers, a.apiAddr):
 		a.setStatus(AgentStatusInitializing)

@@ -136,8 +136,8 @@ func (a *Agent) markActive(ctx context.Context, r Replica) error {
 
 // startReplica starts a replica the registry assigned to this host: from its
 // data on disk, as an initial member of a new shard, or as a joiner added
-// through a host that already runs the shard. A voting replica that ran
-// here but whose data is gone is not started: it is deleted, to be replaced.
+// through a host that already runs the shard. A replica that ran here but
+// whose data is gone is not started: it is deleted, to be replaced.
 func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 	shard, ok := st.Shard(r.ShardID)
 	if !ok {
@@ -153,7 +153,7 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 	var members map[uint64]dragonboat.Target
 	join := false
 	if !nh.HasNodeInfo(r.ShardID, r.ID) {
-		if r.Status == registry.ReplicaStatusActive && !r.IsNonVoting {
+		if r.Status == registry.ReplicaStatusActive {
 			return a.deleteLostReplica(ctx, r)
 		}
 		members = a.initialMembers(st, r)
@@ -191,12 +191,14 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 	return nil
 }
 
-// deleteLostReplica deletes from the registry a voting replica that ran
-// here (its host marked it active) but whose data this host no longer has:
-// it was wiped or lost. Started again under its ID with an empty log, it
-// could vote for a candidate that lacks acknowledged entries and lose them.
-// Deleted, it leaves the shard's membership and the shard controller places
-// a new replica, with a new ID, which joins and catches up.
+// deleteLostReplica deletes from the registry a replica that ran here (its
+// host marked it active) but whose data this host no longer has: it was
+// wiped or lost. Started again under its ID with an empty log, a voting one
+// could vote for a candidate that lacks acknowledged entries and lose them,
+// and the leader, which remembers how far it had replicated to it, voting
+// or not, would make Dragonboat panic on it. Deleted, it leaves the shard's
+// membership and the shard controller places a new replica, with a new ID,
+// which joins and catches up.
 func (a *Agent) deleteLostReplica(ctx context.Context, r Replica) error {
 	a.log.Warn("zongzi: replica lost its data; deleting it so that a new replica replaces it",
 		"shard", r.ShardID, "replica", r.ID)
