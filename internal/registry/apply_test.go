@@ -432,3 +432,25 @@ func TestIDsAreNeverReused(t *testing.T) {
 		t.Errorf("result %d %q after the last replica ID, want exhausted", r.Value, r.Data)
 	}
 }
+
+// TestReplicaIDNotReusedByExplicitInsert: a replica_put naming a deleted
+// replica's ID must not bring that ID back (Dragonboat refuses a removed
+// replica ID for good), nor any ID at or below the last one assigned.
+func TestReplicaIDNotReusedByExplicitInsert(t *testing.T) {
+	f := newFixture(t)
+	f.must(Command{Op: OpShardPut, Shard: &Shard{Name: "a"}})
+	f.must(Command{Op: OpReplicaDelete, ReplicaID: 3})
+	for _, id := range []uint64{3, 2} {
+		before := f.store.State()
+		r := f.do(Command{Op: OpReplicaPut, Replica: &Replica{ID: id, HostID: "h3", ShardID: 1}})
+		if r.Err() == nil {
+			t.Errorf("replica_put with ID %d at or below lastReplicaID 3 accepted", id)
+		}
+		if !sameContent(before, f.store.State()) {
+			t.Errorf("refused replica_put with ID %d changed the store", id)
+		}
+	}
+	if r := f.must(Command{Op: OpReplicaPut, Replica: &Replica{ID: 9, HostID: "h3", ShardID: 1}}); r.Value != 9 {
+		t.Errorf("replica_put with a fresh ID 9: %d", r.Value)
+	}
+}

@@ -18,7 +18,7 @@ const (
 	OpHostDelete    Op = "host_del"     // HostID: delete the host and its replicas
 	OpShardPut      Op = "shard_put"    // Shard: ID 0 inserts (returns the existing shard when Name exists); else updates, if IfUpdated is 0 or the shard's Updated
 	OpShardDelete   Op = "shard_del"    // ShardID: delete the shard and its replicas
-	OpReplicaPut    Op = "replica_put"  // Replica: ID 0 inserts with a new ID; else updates, or inserts with that ID
+	OpReplicaPut    Op = "replica_put"  // Replica: ID 0 inserts with a new ID; else updates, or inserts with that ID if above LastReplicaID
 	OpReplicaDelete Op = "replica_del"  // ReplicaID
 	OpTagSet        Op = "tag_set"      // Kind, HostID|ShardID|ReplicaID, Key, Value
 	OpTagRemove     Op = "tag_remove"   // Kind, HostID|ShardID|ReplicaID, Key

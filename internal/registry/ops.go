@@ -85,7 +85,8 @@ func (t *tx) deleteShard(id uint64) error {
 
 // putReplica inserts r with a new ID when r.ID is 0; else it updates the
 // stored replica (whose host and shard cannot change) or inserts r with
-// its ID. It returns the replica's ID.
+// its ID, which must be above every ID assigned so far. It returns the
+// replica's ID.
 func (t *tx) putReplica(r Replica) (uint64, error) {
 	if err := t.checkReplica(&r); err != nil {
 		return 0, err
@@ -102,6 +103,9 @@ func (t *tx) putReplica(r Replica) (uint64, error) {
 		return 0, err
 	}
 	switch {
+	case r.ID != 0 && r.ID <= t.meta.LastReplicaID:
+		// Replica IDs are never reused: Dragonboat refuses a removed one.
+		return 0, fmt.Errorf("registry: replica ID %d not above the last assigned %d", r.ID, t.meta.LastReplicaID)
 	case r.ID == 0 && t.meta.LastReplicaID == math.MaxUint64:
 		return 0, fmt.Errorf("registry: replica IDs exhausted")
 	case r.ID == 0:
