@@ -19,14 +19,19 @@ import (
 //     that removes nothing is not followed by one that removes what it
 //     added (a plan that removes frees hosts only for the next);
 //   - every plan keeps each shard's voters safe (see checkVoterRemovals);
+//   - every plan is a pure function of the registry, whatever the order
+//     it is listed in, and the registry accepts it (see checkPlan);
 //   - at the fixpoint every shard is either marked unsatisfied or has
 //     exactly what its tags ask, spread as they ask (see checkShard).
 func TestPlaceProperties(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
+	shuffle := rand.New(rand.NewPCG(3, 4)) // for checkPlan, apart from the scenarios
 	for i := range 300 {
 		in := randomInput(rng)
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			in = apply(in, Place(in))
+			p := Place(in)
+			checkPlan(t, shuffle, in, p)
+			in = apply(in, p)
 			if p := Place(in); !p.Empty() {
 				t.Fatalf("placing a fresh plan again plans %+v", p)
 			}
@@ -54,6 +59,7 @@ func TestPlaceProperties(t *testing.T) {
 					if err := checkVoterRemovals(in, p); err != nil {
 						t.Fatalf("%v: %+v\nreplicas: %v", err, p, in.Replicas)
 					}
+					checkPlan(t, shuffle, in, p)
 					next := apply(in, p)
 					added = added[:0]
 					if len(p.Remove) == 0 {
