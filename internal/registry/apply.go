@@ -26,6 +26,11 @@ func (t *tx) apply(c Command, nested bool) (Result, error) {
 		if c.Shard == nil {
 			return Result{}, missing(c.Op, "shard")
 		}
+		if c.IfUpdated != 0 && c.Shard.ID == 0 {
+			// ID 0 inserts: there is no record to compare with (shard 0,
+			// the prime shard, is not the one addressed).
+			return Result{}, fmt.Errorf("%w: ifUpdated on an insert", ErrBadCommand)
+		}
 		if old := t.shard(c.Shard.ID); c.IfUpdated != 0 && old != nil && old.Updated != c.IfUpdated {
 			return Result{}, fmt.Errorf("registry: shard %d changed at index %d, after %d", old.ID, old.Updated, c.IfUpdated)
 		}

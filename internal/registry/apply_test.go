@@ -118,6 +118,12 @@ func TestApply(t *testing.T) {
 			cmd: Command{Op: OpShardPut, Shard: &Shard{ID: 1, Name: "kv1", Type: "kv", Tags: map[string]string{"b": "2"}}, IfUpdated: 2},
 			err: "shard 1 changed at index 3, after 2",
 		},
+		{
+			// The prime shard's Updated is 1: an insert's condition must not
+			// be checked against it, or against any record.
+			name: "shard_put insert with ifUpdated", cmd: Command{Op: OpShardPut, Shard: &Shard{Name: "kv9"}, IfUpdated: 1},
+			err: "ifUpdated on an insert",
+		},
 		{name: "shard_put taken name", setup: []Command{kv1, kv2}, cmd: Command{Op: OpShardPut, Shard: &Shard{ID: 2, Name: "kv1"}}, err: "taken by shard 1"},
 		{name: "shard_put NUL name", cmd: Command{Op: OpShardPut, Shard: &Shard{Name: "a\x00"}}, err: "contains NUL"},
 		{

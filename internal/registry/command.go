@@ -58,6 +58,8 @@ type Command struct {
 	// IfUpdated makes an update conditional: it applies only while the
 	// record's Updated is this, so a change computed from an older copy
 	// is refused instead of undoing the changes made since. 0: always.
+	// Only OpShardPut of an existing shard reads it; an insert (Shard.ID
+	// 0) with it is refused.
 	IfUpdated uint64 `json:"ifUpdated,omitempty"`
 }
 
