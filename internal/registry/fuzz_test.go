@@ -85,7 +85,8 @@ func FuzzApply(f *testing.F) {
 
 // FuzzLoad loads arbitrary input into a bootstrapped store: Load must not
 // panic, a failed Load must change nothing, and a loaded state must be
-// consistent and survive Save and Load.
+// consistent, survive Save and Load, and stay consistent as the commands
+// of applySeeds are applied to it.
 func FuzzLoad(f *testing.F) {
 	fx := newFixture(f)
 	fx.must(Command{Op: OpShardPut, Shard: &Shard{Name: "kv1", Tags: map[string]string{"a": "b"}}})
@@ -105,5 +106,15 @@ func FuzzLoad(f *testing.F) {
 		st := fx.store.State()
 		checkInvariants(t, st)
 		roundTrip(t, st)
+		next := st.Index() + 1
+		for _, cmd := range applySeeds() {
+			before := fx.store.State()
+			if res := fx.store.Apply(next, cmd); res.Value == 0 && !sameContent(before, fx.store.State()) {
+				t.Fatalf("rejected command %q (%s) changed the store", cmd, res.Data)
+			}
+			next++
+			checkInvariants(t, fx.store.State())
+		}
+		roundTrip(t, fx.store.State())
 	})
 }
