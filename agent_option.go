@@ -30,7 +30,7 @@ func checkAddrs(what string, addrs []string) (advertise, bind string, err error)
 	}
 	for _, a := range addrs {
 		if _, _, err := net.SplitHostPort(a); err != nil {
-			return "", "", fmt.Errorf("%w: %s address %q: %v", ErrInvalidConfig, what, a, err)
+			return "", "", fmt.Errorf("%w: %s address %q: %w", ErrInvalidConfig, what, a, err)
 		}
 	}
 	advertise, bind = addrs[0], addrs[0]
