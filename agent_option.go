@@ -154,6 +154,15 @@ func WithReplicaConfig(cfg config.Config) AgentOption {
 		if !inTime && (cfg.ElectionRTT == 0 || cfg.HeartbeatRTT == 0 || cfg.ElectionRTT <= 2*cfg.HeartbeatRTT) {
 			return fmt.Errorf("%w: replica config needs ElectionRTT > 2*HeartbeatRTT > 0, or both zero", ErrInvalidConfig)
 		}
+		// Check the rest as Dragonboat will, per replica, when it starts one.
+		check := cfg
+		check.ShardID, check.ReplicaID, check.IsNonVoting = 1, 1, false
+		if inTime {
+			check.ElectionRTT, check.HeartbeatRTT = raftTicks(defaultRTTMillisecond)
+		}
+		if err := check.Validate(); err != nil {
+			return fmt.Errorf("%w: replica config: %w", ErrInvalidConfig, err)
+		}
 		a.replicaConfig = cfg
 		return nil
 	}

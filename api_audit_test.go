@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 
+	"github.com/lni/dragonboat/v4/config"
+
 	"github.com/zongzi-kv/zongzi"
 )
 
@@ -15,5 +17,26 @@ func TestBadAddressKeepsItsCause(t *testing.T) {
 	var addrErr *net.AddrError
 	if !errors.Is(err, zongzi.ErrInvalidConfig) || !errors.As(err, &addrErr) {
 		t.Fatalf("bad api address: %v, want ErrInvalidConfig wrapping a *net.AddrError", err)
+	}
+}
+
+// A replica config Dragonboat refuses is refused by NewAgent: otherwise the
+// agent starts and no guest replica ever does (the host controller only logs
+// the error, again and again).
+func TestReplicaConfigDragonboatRefusesIsInvalid(t *testing.T) {
+	for name, cfg := range map[string]config.Config{
+		"unknown snapshot compression": {SnapshotCompressionType: 99},
+		"unknown entry compression":    {EntryCompressionType: 99},
+		"tiny in-memory log":           {MaxInMemLogSize: 1},
+		"witness with snapshots":       {IsWitness: true, SnapshotEntries: 10},
+	} {
+		_, err := zongzi.NewAgent("kv1", []string{"127.0.0.1:1"}, zongzi.WithDirRaft(t.TempDir()), zongzi.WithReplicaConfig(cfg))
+		if !errors.Is(err, zongzi.ErrInvalidConfig) {
+			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
+		}
+	}
+	if _, err := zongzi.NewAgent("kv1", []string{"127.0.0.1:1"}, zongzi.WithDirRaft(t.TempDir()),
+		zongzi.WithReplicaConfig(zongzi.DefaultReplicaConfig())); err != nil {
+		t.Errorf("default replica config: %v", err)
 	}
 }
