@@ -97,13 +97,17 @@ func WithDirWAL(dir string) AgentOption {
 	}
 }
 
-// WithHostTags sets this host's tags, each "key=value" or "key".
+// WithHostTags sets this host's tags, each "key=value" or "key". A key
+// given twice, here or in another WithHostTags, must have the same value.
 func WithHostTags(tags ...string) AgentOption {
 	return func(a *Agent) error {
 		for _, t := range tags {
 			k, v, _ := strings.Cut(t, "=")
 			if k == "" {
 				return fmt.Errorf("%w: host tag %q has no key", ErrInvalidConfig, t)
+			}
+			if old, ok := a.hostTags[k]; ok && old != v {
+				return fmt.Errorf("%w: host tag %q given the values %q and %q", ErrInvalidConfig, k, old, v)
 			}
 			a.hostTags[k] = v
 		}

@@ -40,3 +40,22 @@ func TestReplicaConfigDragonboatRefusesIsInvalid(t *testing.T) {
 		t.Errorf("default replica config: %v", err)
 	}
 }
+
+// A host tag key given twice with two values is refused, not settled by
+// order: a host in two zones is a mistake placement would act on.
+func TestHostTagGivenTwiceIsInvalid(t *testing.T) {
+	for name, opts := range map[string][]zongzi.AgentOption{
+		"one option":     {zongzi.WithHostTags("geo:zone=a", "geo:zone=b")},
+		"two options":    {zongzi.WithHostTags("geo:zone=a"), zongzi.WithHostTags("geo:zone=b")},
+		"flag and value": {zongzi.WithHostTags("ssd", "ssd=no")},
+	} {
+		_, err := zongzi.NewAgent("kv1", []string{"127.0.0.1:1"}, append(opts, zongzi.WithDirRaft(t.TempDir()))...)
+		if !errors.Is(err, zongzi.ErrInvalidConfig) {
+			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
+		}
+	}
+	if _, err := zongzi.NewAgent("kv1", []string{"127.0.0.1:1"}, zongzi.WithDirRaft(t.TempDir()),
+		zongzi.WithHostTags("geo:zone=a", "geo:zone=a")); err != nil {
+		t.Errorf("a tag repeated with its value: %v", err)
+	}
+}
