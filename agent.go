@@ -28,6 +28,7 @@ type Agent struct {
 	gossipAddr, gossipBind string
 	hostTags               map[string]string
 	hostConfig             config.NodeHostConfig
+	raftDir, walDir        string // WithDirRaft's and WithDirWAL's, over hostConfig's
 	replicaConfig          config.Config
 	memoryLimit            uint64
 	leaderAffinity         bool
@@ -136,6 +137,12 @@ func NewAgent(clusterName string, peers []string, opts ...AgentOption) (*Agent, 
 		if err := opt(a); err != nil {
 			return nil, err
 		}
+	}
+	if a.raftDir != "" {
+		a.hostConfig.NodeHostDir = a.raftDir
+	}
+	if a.walDir != "" {
+		a.hostConfig.WALDir = a.walDir
 	}
 	if a.hostConfig.NodeHostDir == "" {
 		return nil, fmt.Errorf("%w: no raft dir (WithDirRaft)", ErrInvalidConfig)

@@ -81,7 +81,7 @@ func WithDirRaft(dir string) AgentOption {
 		if dir == "" {
 			return fmt.Errorf("%w: empty raft dir", ErrInvalidConfig)
 		}
-		a.hostConfig.NodeHostDir = dir
+		a.raftDir = dir
 		return nil
 	}
 }
@@ -92,7 +92,7 @@ func WithDirWAL(dir string) AgentOption {
 		if dir == "" {
 			return fmt.Errorf("%w: empty WAL dir", ErrInvalidConfig)
 		}
-		a.hostConfig.WALDir = dir
+		a.walDir = dir
 		return nil
 	}
 }
@@ -135,14 +135,7 @@ func WithHostTags(tags ...string) AgentOption {
 // commit worker between its raft step and its apply).
 func WithHostConfig(cfg config.NodeHostConfig) AgentOption {
 	return func(a *Agent) error {
-		dir, wal := a.hostConfig.NodeHostDir, a.hostConfig.WALDir
-		a.hostConfig = cfg
-		if cfg.NodeHostDir == "" {
-			a.hostConfig.NodeHostDir = dir
-		}
-		if cfg.WALDir == "" {
-			a.hostConfig.WALDir = wal
-		}
+		a.hostConfig = cfg // NewAgent puts WithDirRaft's and WithDirWAL's in it
 		return nil
 	}
 }

@@ -1,11 +1,15 @@
 package zongzi_test
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/lni/dragonboat/v4/config"
+	"go.uber.org/goleak"
 
 	"github.com/zongzi-kv/zongzi"
 )
@@ -57,5 +61,31 @@ func TestHostTagGivenTwiceIsInvalid(t *testing.T) {
 	if _, err := zongzi.NewAgent("kv1", []string{"127.0.0.1:1"}, zongzi.WithDirRaft(t.TempDir()),
 		zongzi.WithHostTags("geo:zone=a", "geo:zone=a")); err != nil {
 		t.Errorf("a tag repeated with its value: %v", err)
+	}
+}
+
+// WithHostConfig keeps the directories that WithDirRaft and WithDirWAL set,
+// before it or after, as its doc says.
+func TestHostConfigKeepsTheDirOptions(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	logTo(t)
+	addrs := freeAddrs(t, 2)
+	dir, wal, other := t.TempDir(), t.TempDir(), t.TempDir()
+	a, err := zongzi.NewAgent("kv1", addrs[:1], zongzi.WithAddrApi(addrs[0]), zongzi.WithAddrRaft(addrs[1]),
+		zongzi.WithDirRaft(dir), zongzi.WithDirWAL(wal),
+		zongzi.WithHostConfig(config.NodeHostConfig{NodeHostDir: other, WALDir: other}),
+		zongzi.WithLogger(slog.New(slog.NewTextHandler(testWriter{}, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := a.NodeHost().NodeHostConfig()
+	if got.NodeHostDir != dir || got.WALDir != wal {
+		t.Errorf("host dirs %q and %q, want %q (WithDirRaft) and %q (WithDirWAL)", got.NodeHostDir, got.WALDir, dir, wal)
 	}
 }
