@@ -115,8 +115,11 @@ func WithHostTags(tags ...string) AgentOption {
 	}
 }
 
-// WithHostConfig replaces Dragonboat's host configuration. Addresses and
-// directories set by other options still apply.
+// WithHostConfig replaces Dragonboat's host configuration. Directories set
+// by WithDirRaft and WithDirWAL still apply. Addresses are set by the
+// agent's options only, and the agent listens for raft events itself: a
+// config that sets RaftAddress, ListenAddress, Gossip or RaftEventListener
+// is refused.
 //
 // A zero RTTMillisecond, the raft clock's tick, means 20 ms. Unless
 // WithReplicaConfig says otherwise, the prime and guest shards count their
@@ -135,6 +138,15 @@ func WithHostTags(tags ...string) AgentOption {
 // commit worker between its raft step and its apply).
 func WithHostConfig(cfg config.NodeHostConfig) AgentOption {
 	return func(a *Agent) error {
+		g := cfg.Gossip
+		switch {
+		case cfg.RaftAddress != "" || cfg.ListenAddress != "":
+			return fmt.Errorf("%w: host config sets a raft address: use WithAddrRaft", ErrInvalidConfig)
+		case g.BindAddress != "" || g.AdvertiseAddress != "" || len(g.Seed) > 0 || len(g.Meta) > 0:
+			return fmt.Errorf("%w: host config sets gossip: use WithAddrGossip", ErrInvalidConfig)
+		case cfg.RaftEventListener != nil:
+			return fmt.Errorf("%w: host config sets a raft event listener, which the agent needs for its own", ErrInvalidConfig)
+		}
 		a.hostConfig = cfg // NewAgent puts WithDirRaft's and WithDirWAL's in it
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4/config"
+	"github.com/lni/dragonboat/v4/raftio"
 	"go.uber.org/goleak"
 
 	"github.com/zongzi-kv/zongzi"
@@ -89,3 +90,24 @@ func TestHostConfigKeepsTheDirOptions(t *testing.T) {
 		t.Errorf("host dirs %q and %q, want %q (WithDirRaft) and %q (WithDirWAL)", got.NodeHostDir, got.WALDir, dir, wal)
 	}
 }
+
+// A host config that sets what the agent's own options set, or its own raft
+// event listener, which the agent needs, is refused rather than overridden
+// in silence.
+func TestHostConfigRefusesWhatTheAgentSets(t *testing.T) {
+	for name, cfg := range map[string]config.NodeHostConfig{
+		"raft address":   {RaftAddress: "10.0.0.1:5000"},
+		"listen address": {ListenAddress: "0.0.0.0:5000"},
+		"gossip":         {Gossip: config.GossipConfig{BindAddress: "0.0.0.0:5001", AdvertiseAddress: "10.0.0.1:5001"}},
+		"event listener": {RaftEventListener: nopRaftListener{}},
+	} {
+		_, err := zongzi.NewAgent("kv1", []string{"127.0.0.1:1"}, zongzi.WithDirRaft(t.TempDir()), zongzi.WithHostConfig(cfg))
+		if !errors.Is(err, zongzi.ErrInvalidConfig) {
+			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
+		}
+	}
+}
+
+type nopRaftListener struct{}
+
+func (nopRaftListener) LeaderUpdated(raftio.LeaderInfo) {}
