@@ -44,6 +44,9 @@ func (a *Agent) ShardCreate(ctx context.Context, shardType string, opts ...Shard
 // change is written: when the shard changed in between, they are applied
 // again to the new version.
 func (a *Agent) ShardUpdate(ctx context.Context, shardID uint64, opts ...ShardOption) (Shard, error) {
+	if a.Status() != AgentStatusReady {
+		return Shard{}, fmt.Errorf("update shard %d: %w", shardID, ErrAgentNotReady)
+	}
 	for {
 		s, ok := a.store.State().Shard(shardID)
 		if !ok || shardID == 0 {
@@ -87,6 +90,9 @@ func (a *Agent) ShardDelete(ctx context.Context, shardID uint64) error {
 	if shardID == 0 {
 		return fmt.Errorf("%w: the prime shard cannot be deleted", ErrInvalidConfig)
 	}
+	if a.Status() != AgentStatusReady {
+		return fmt.Errorf("delete shard %d: %w", shardID, ErrAgentNotReady)
+	}
 	if _, ok := a.store.State().Shard(shardID); !ok {
 		return fmt.Errorf("delete shard %d: %w", shardID, ErrShardNotFound)
 	}
@@ -100,6 +106,9 @@ func (a *Agent) ShardDelete(ctx context.Context, shardID uint64) error {
 // that is gone for good; the shard controller replaces its replicas
 // elsewhere. A running host whose record is deleted registers itself again.
 func (a *Agent) HostDelete(ctx context.Context, hostID string) error {
+	if a.Status() != AgentStatusReady {
+		return fmt.Errorf("delete host %s: %w", hostID, ErrAgentNotReady)
+	}
 	if hostID == a.HostID() {
 		return fmt.Errorf("%w: a host cannot delete itself", ErrInvalidConfig)
 	}

@@ -111,3 +111,40 @@ func TestHostConfigRefusesWhatTheAgentSets(t *testing.T) {
 type nopRaftListener struct{}
 
 func (nopRaftListener) LeaderUpdated(raftio.LeaderInfo) {}
+
+// Registry changes made before Start, or after Stop, say that the agent is
+// not ready, not that the shard or host does not exist.
+func TestRegistryChangesBeforeStart(t *testing.T) {
+	a, err := zongzi.NewAgent("kv1", []string{"127.0.0.1:1"}, zongzi.WithDirRaft(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	check := func(when string) {
+		if _, err := a.ShardUpdate(ctx, 1, zongzi.WithTag("k", "v")); !errors.Is(err, zongzi.ErrAgentNotReady) {
+			t.Errorf("ShardUpdate %s: %v, want ErrAgentNotReady", when, err)
+		}
+		if err := a.ShardDelete(ctx, 1); !errors.Is(err, zongzi.ErrAgentNotReady) {
+			t.Errorf("ShardDelete %s: %v, want ErrAgentNotReady", when, err)
+		}
+		if err := a.HostDelete(ctx, ""); !errors.Is(err, zongzi.ErrAgentNotReady) {
+			t.Errorf("HostDelete %s: %v, want ErrAgentNotReady", when, err)
+		}
+		if _, err := a.StateLinearizable(ctx); !errors.Is(err, zongzi.ErrAgentNotReady) {
+			t.Errorf("StateLinearizable %s: %v, want ErrAgentNotReady", when, err)
+		}
+		if _, _, err := a.Client(1).Read(ctx, nil, true); !errors.Is(err, zongzi.ErrAgentNotReady) {
+			t.Errorf("Read %s: %v, want ErrAgentNotReady", when, err)
+		}
+	}
+	check("before Start")
+	a.Stop()
+	a.Stop()
+	check("after Stop")
+	if err := a.Start(ctx); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Errorf("Start after Stop: %v, want ErrInvalidConfig", err)
+	}
+	if err := a.StateMachineRegister("zongzi://x", newLogSM); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Errorf("StateMachineRegister after Stop: %v, want ErrInvalidConfig", err)
+	}
+}
