@@ -57,6 +57,7 @@ var busCodes = bus.Codes{
 	},
 	Unknown:  ErrOutcomeUnknown,
 	TooLarge: ErrTooLarge,
+	Closed:   ErrAgentNotReady,
 }
 
 func (h busHandler) Info(context.Context) (*pb.InfoResponse, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,5 +147,60 @@ func TestRegistryChangesBeforeStart(t *testing.T) {
 	}
 	if err := a.StateMachineRegister("zongzi://x", newLogSM); !errors.Is(err, zongzi.ErrInvalidConfig) {
 		t.Errorf("StateMachineRegister after Stop: %v, want ErrInvalidConfig", err)
+	}
+}
+
+// Stop leaves no goroutine behind while its shards are in use: watches,
+// local and forwarded, stale and linearizable, and writes and reads in
+// flight on both hosts. Every call in flight returns.
+func TestStopInUseLeavesNoGoroutine(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a") // one peer
+	c.startAll(ctx, c.nodes[0])
+	n2 := c.addNode("b") // joins as non-voting
+	c.startAll(ctx, n2)
+	defer c.stop()
+	a1, a2 := c.nodes[0].agent, n2.agent
+	s, _, err := a1.ShardCreate(ctx, testType, zongzi.WithName("inuse"), zongzi.WithPlacementMembers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "shard active", func() bool { return allActive(a1.State(), s.ID, 1) && allActive(a2.State(), s.ID, 1) })
+
+	var calls sync.WaitGroup
+	for _, a := range []*zongzi.Agent{a1, a2} {
+		for _, stale := range []bool{false, true} {
+			calls.Go(func() { _ = a.Client(s.ID).Watch(ctx, nil, make(chan *zongzi.Result), stale) })
+		}
+		calls.Go(func() {
+			for ctx.Err() == nil {
+				wctx, wcancel := context.WithTimeout(ctx, time.Second)
+				_, _, err := a.Client(s.ID).Apply(wctx, []byte("x"))
+				_, _, _ = a.Client(s.ID).Read(wctx, nil, false)
+				wcancel()
+				if errors.Is(err, zongzi.ErrAgentNotReady) {
+					return
+				}
+			}
+		})
+	}
+	// Four watches started on the one replica: two local, two forwarded.
+	for range 4 {
+		select {
+		case <-watching:
+		case <-ctx.Done():
+			t.Fatal("watches did not start")
+		}
+	}
+	a2.Stop()
+	a1.Stop()
+	done := make(chan struct{})
+	go func() { calls.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("calls in flight went on after Stop")
 	}
 }

@@ -43,4 +43,7 @@ type Codes struct {
 	// bus's message limit, which is not sent. A result over it comes back
 	// as ResourceExhausted, which ToError maps.
 	TooLarge error
+	// Closed is wrapped by the error of a call made once the pool is
+	// closed, which is not sent.
+	Closed error
 }

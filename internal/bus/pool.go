@@ -20,9 +20,10 @@ import (
 // Pool keeps one client connection per remote API address, and the round
 // trip last measured to each.
 type Pool struct {
-	codes Codes
-	mu    sync.Mutex
-	peers map[string]*peer
+	codes  Codes
+	mu     sync.Mutex
+	peers  map[string]*peer
+	closed bool // no connection is made once it is
 }
 
 type peer struct {
@@ -62,6 +63,7 @@ func (p *Pool) tooLarge(what string, n int) error {
 var (
 	errOutcomeUnknown = errors.New("bus: outcome unknown")
 	errTooLarge       = errors.New("bus: too large")
+	errClosed         = errors.New("bus: pool closed")
 )
 
 // NewPool returns an empty pool.
@@ -72,6 +74,9 @@ func NewPool(c Codes) *Pool {
 	if c.TooLarge == nil {
 		c.TooLarge = errTooLarge
 	}
+	if c.Closed == nil {
+		c.Closed = errClosed
+	}
 	return &Pool{codes: c, peers: map[string]*peer{}}
 }
 
@@ -80,6 +85,9 @@ func (p *Pool) get(addr string) (*peer, error) {
 	defer p.mu.Unlock()
 	if pe, ok := p.peers[addr]; ok {
 		return pe, nil
+	}
+	if p.closed { // a connection made now would never be closed
+		return nil, fmt.Errorf("bus: %s: %w", addr, p.codes.Closed)
 	}
 	// A host that restarts must be reachable again within a second, not
 	// after gRPC's default reconnect backoff of up to two minutes.
@@ -116,10 +124,11 @@ func (p *Pool) rttOf(pe *peer) time.Duration {
 	return pe.rtt
 }
 
-// Close closes every connection.
+// Close closes every connection; calls made after it fail with Codes.Closed.
 func (p *Pool) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closed = true
 	for addr, pe := range p.peers {
 		_ = pe.conn.Close()
 		delete(p.peers, addr)
