@@ -204,3 +204,72 @@ func TestStopInUseLeavesNoGoroutine(t *testing.T) {
 		t.Fatal("calls in flight went on after Stop")
 	}
 }
+
+// startAlone starts a one-peer cluster whose agent has the state machine
+// factory f registered as shard type typ, and a shard of that type with
+// one member, and returns the agent and the shard.
+func startAlone(ctx context.Context, t *testing.T, typ string, f zongzi.StateMachineFactory) (*zongzi.Agent, zongzi.Shard) {
+	t.Helper()
+	logTo(t)
+	addrs := freeAddrs(t, 2)
+	a, err := zongzi.NewAgent("kv1", addrs[:1], zongzi.WithAddrApi(addrs[0]), zongzi.WithAddrRaft(addrs[1]),
+		zongzi.WithDirRaft(t.TempDir()),
+		zongzi.WithLogger(slog.New(slog.NewTextHandler(testWriter{}, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	if err := a.StateMachineRegister(typ, f); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := a.ShardCreate(ctx, typ, zongzi.WithName("alone"), zongzi.WithPlacementMembers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "shard active", func() bool { return allActive(a.State(), s.ID, 1) })
+	return a, s
+}
+
+// nilWatchSM is a logSM whose Watch sends a nil result, then one of Value 7.
+type nilWatchSM struct{ logSM }
+
+func (s *nilWatchSM) Watch(ctx context.Context, _ []byte, results chan<- *zongzi.Result) {
+	for _, r := range []*zongzi.Result{nil, {Value: 7}} {
+		select {
+		case results <- r:
+		case <-ctx.Done():
+			return
+		}
+	}
+	<-ctx.Done()
+}
+
+// A nil result sent by a state machine's Watch is skipped, as a nil result
+// of Query reads as a zero one: it does not crash the host that serves the
+// watch.
+func TestWatchSkipsNilResult(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, s := startAlone(ctx, t, "zongzi://test/nilwatch", func(uint64, uint64) zongzi.StateMachine { return &nilWatchSM{} })
+	defer a.Stop()
+	wctx, wcancel := context.WithCancel(ctx)
+	results := make(chan *zongzi.Result, 4)
+	done := make(chan error, 1)
+	go func() { done <- a.Client(s.ID).Watch(wctx, nil, results, true) }()
+	select {
+	case r := <-results:
+		if r == nil || r.Value != 7 {
+			t.Errorf("first result %+v, want Value 7", r)
+		}
+	case err := <-done:
+		t.Fatalf("watch ended: %v", err)
+	case <-ctx.Done():
+		t.Fatal("no result")
+	}
+	wcancel()
+	<-done
+}

@@ -145,6 +145,9 @@ func (a *Agent) localWatch(ctx context.Context, shardID uint64, query []byte, st
 		r.guest.watch(wctx, query, results)
 	}()
 	for res := range results {
+		if res == nil { // as Query's nil result reads as a zero one, a nil here is no result
+			continue
+		}
 		if err := send(res.Value, res.Data); err != nil {
 			cancel()
 			for range results { // drain so the watcher can exit

@@ -38,7 +38,7 @@ type StateMachine interface {
 	Query(ctx context.Context, query []byte) *Result
 	// Watch streams results for query to results until ctx is done. ctx
 	// also ends when the replica stops, and Close may come before Watch
-	// has returned.
+	// has returned. A nil result is skipped.
 	Watch(ctx context.Context, query []byte, results chan<- *Result)
 	// PrepareSnapshot captures a point-in-time cursor while updates are paused.
 	PrepareSnapshot() (cursor any, err error)
@@ -69,7 +69,7 @@ type StateMachinePersistent interface {
 	Query(ctx context.Context, query []byte) *Result
 	// Watch streams results for query to results until ctx is done. ctx
 	// also ends when the replica stops, and Close may come before Watch
-	// has returned.
+	// has returned. A nil result is skipped.
 	Watch(ctx context.Context, query []byte, results chan<- *Result)
 	// Sync makes every applied entry durable.
 	Sync() error
