@@ -273,3 +273,27 @@ func TestWatchSkipsNilResult(t *testing.T) {
 	wcancel()
 	<-done
 }
+
+// fixedSM answers every query with the same Data slice, fixedData.
+type fixedSM struct{ logSM }
+
+var fixedData = []byte("fixed")
+
+func (s *fixedSM) Query(context.Context, []byte) *zongzi.Result {
+	return &zongzi.Result{Value: 1, Data: fixedData}
+}
+
+// A read served by the local replica hands the state machine's Data to the
+// caller without a copy, as Result's doc says: neither may change it.
+func TestLocalReadSharesData(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, s := startAlone(ctx, t, "zongzi://test/fixed", func(uint64, uint64) zongzi.StateMachine { return &fixedSM{} })
+	defer a.Stop()
+	for _, stale := range []bool{false, true} {
+		_, data, err := a.Client(s.ID).Read(ctx, nil, stale)
+		if err != nil || len(data) == 0 || &data[0] != &fixedData[0] {
+			t.Errorf("read (stale=%v): %q %v; want the state machine's own slice", stale, data, err)
+		}
+	}
+}

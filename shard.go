@@ -26,7 +26,9 @@ const (
 // ShardClient proposes commands to and reads from one shard. It uses this
 // host's replica when there is one and otherwise forwards the request over
 // the message bus to the nearest host that has one. It is safe for
-// concurrent use and cheap to keep.
+// concurrent use and cheap to keep. A command or query may be reused once
+// its call returns; data returned by the local replica is the state
+// machine's own (see Result), not to be changed.
 type ShardClient struct {
 	a       *Agent
 	shardID uint64
@@ -131,7 +133,8 @@ func (c *ShardClient) hasLocal() bool {
 // (it moved, or its shard was deleted), it goes on at another host with a
 // replica, so results may repeat, or ends with the reason none can serve
 // it (ErrShardNotFound for a deleted shard). Unlike the other calls, it is
-// not tried again after a pause when no host can serve it.
+// not tried again after a pause when no host can serve it. It never closes
+// results.
 func (c *ShardClient) Watch(ctx context.Context, query []byte, results chan<- *Result, stale bool) error {
 	send := func(v uint64, d []byte) error {
 		select {

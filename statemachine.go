@@ -16,29 +16,41 @@ type Entry struct {
 // Result is what a state machine returns for a command or a query. Value is
 // a small code or number chosen by the state machine; Data is its payload.
 // Both cross the network unchanged when a call is forwarded to another host.
+// A local call hands Data to its caller without a copy: once returned or
+// sent, neither the state machine nor the caller may change it.
 type Result struct {
 	Value uint64
 	Data  []byte
 }
 
-// StateMachine is an in-memory guest state machine. Update is called by one
-// goroutine at a time; Query and Watch may run concurrently with Update and
-// with each other, so the implementation synchronises its own state.
+// StateMachine is an in-memory guest state machine. Update, PrepareSnapshot,
+// RecoverFromSnapshot and Close are called one at a time. Query and Watch
+// may run concurrently with every method and with each other, and
+// SaveSnapshot with Update, so the implementation synchronises its own
+// state. Update must be deterministic: every replica applies the same
+// entries and must reach the same state and results.
 //
 // Business rejections (a version mismatch, a malformed command) are result
 // codes set in Entry.Result, never panics. Update returns every entry it was
 // given, in order: Dragonboat stops the process with a panic when a batch
 // fails to apply, and a different number of entries, or another order,
-// fails it.
+// fails it. A panic in any method stops the process too: for Query and
+// Watch, that of the host serving the call, which may be another one.
+//
+// The library owns the slices it passes in: Update may neither change an
+// entry's Cmd nor keep entries or a Cmd after it returns (the slice is
+// reused for the next batch), and Query and Watch may not keep query once
+// they return. Copy what you keep.
 type StateMachine interface {
 	// Update applies entries in order and returns them with Result set.
 	Update(entries []Entry) []Entry
-	// Query answers a read-only query. The returned Result may be reused by
-	// the caller only until the next call.
+	// Query answers a read-only query; a nil result reads as a zero one.
+	// The library keeps no reference to the returned Result, only to its
+	// Data (see Result).
 	Query(ctx context.Context, query []byte) *Result
 	// Watch streams results for query to results until ctx is done. ctx
 	// also ends when the replica stops, and Close may come before Watch
-	// has returned. A nil result is skipped.
+	// has returned. A nil result is skipped. Watch must not close results.
 	Watch(ctx context.Context, query []byte, results chan<- *Result)
 	// PrepareSnapshot captures a point-in-time cursor while updates are paused.
 	PrepareSnapshot() (cursor any, err error)
@@ -59,21 +71,29 @@ type StateMachineFactory func(shardID, replicaID uint64) StateMachine
 
 // StateMachinePersistent is an on-disk guest state machine: it owns its
 // storage and reports, from Open, the index of the last entry it applied, so
-// that a restart replays only what came after.
+// that a restart replays only what came after. It keeps the contract of
+// StateMachine (concurrency, determinism, panics, slices), and Sync is
+// called one at a time with Update, PrepareSnapshot, RecoverFromSnapshot
+// and Close.
 type StateMachinePersistent interface {
-	// Open opens the on-disk state and returns the last applied index.
+	// Open opens the on-disk state and returns the index of the last entry
+	// applied to it, 0 for a new one. Nothing else is called before Open
+	// returns. The index must be stored atomically with the state it
+	// applies: after a crash, a state without entry i must not hold an
+	// entry after i.
 	Open(stopc <-chan struct{}) (index uint64, err error)
 	// Update applies entries in order and returns them with Result set.
+	// It may make them durable at once, or leave that to Sync.
 	Update(entries []Entry) []Entry
-	// Query answers a read-only query.
+	// Query answers a read-only query; a nil result reads as a zero one.
 	Query(ctx context.Context, query []byte) *Result
 	// Watch streams results for query to results until ctx is done. ctx
 	// also ends when the replica stops, and Close may come before Watch
-	// has returned. A nil result is skipped.
+	// has returned. A nil result is skipped. Watch must not close results.
 	Watch(ctx context.Context, query []byte, results chan<- *Result)
 	// Sync makes every applied entry durable.
 	Sync() error
-	// PrepareSnapshot captures a point-in-time cursor.
+	// PrepareSnapshot captures a point-in-time cursor while updates are paused.
 	PrepareSnapshot() (cursor any, err error)
 	// SaveSnapshot writes the state captured by cursor to w. When close is
 	// closed (the replica is stopping) it may return early with any error.
