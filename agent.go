@@ -138,6 +138,9 @@ func NewAgent(clusterName string, peers []string, opts ...AgentOption) (*Agent, 
 			return nil, err
 		}
 	}
+	if err := a.checkAddrsDiffer(); err != nil {
+		return nil, err
+	}
 	if a.raftDir != "" {
 		a.hostConfig.NodeHostDir = a.raftDir
 	}
@@ -157,6 +160,24 @@ func NewAgent(clusterName string, peers []string, opts ...AgentOption) (*Agent, 
 		a.hostTags = nil
 	}
 	return a, nil
+}
+
+// checkAddrsDiffer refuses two of the agent's addresses (API, raft and
+// gossip) on one port, as advertised or as bound.
+func (a *Agent) checkAddrsDiffer() error {
+	type addr struct{ what, advertise, bind string }
+	addrs := []addr{{"api", a.apiAddr, a.apiBind}, {"raft", a.raftAddr, a.raftBind}}
+	if a.gossipAddr != "" {
+		addrs = append(addrs, addr{"gossip", a.gossipAddr, a.gossipBind})
+	}
+	for i, x := range addrs {
+		for _, y := range addrs[:i] {
+			if x.advertise == y.advertise || x.bind == y.bind {
+				return fmt.Errorf("%w: the %s and %s addresses are the same", ErrInvalidConfig, y.what, x.what)
+			}
+		}
+	}
+	return nil
 }
 
 // DefaultReplicaConfig returns the Dragonboat replica configuration of

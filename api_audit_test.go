@@ -297,3 +297,21 @@ func TestLocalReadSharesData(t *testing.T) {
 		}
 	}
 }
+
+// Two of the agent's addresses on one port conflict: NewAgent says so,
+// rather than Start failing to listen, or gossip going to the raft port.
+func TestAgentAddressesConflict(t *testing.T) {
+	const x, y = "127.0.0.1:17100", "127.0.0.1:17101"
+	for name, opts := range map[string][]zongzi.AgentOption{
+		"api and raft":           {zongzi.WithAddrApi(x), zongzi.WithAddrRaft(x)},
+		"raft and gossip":        {zongzi.WithAddrApi(y), zongzi.WithAddrRaft(x), zongzi.WithAddrGossip(x)},
+		"api and raft binds":     {zongzi.WithAddrApi(y, "0.0.0.0:17102"), zongzi.WithAddrRaft(x, "0.0.0.0:17102")},
+		"api and default raft":   {zongzi.WithAddrApi(zongzi.DefaultRaftAddress)},
+		"gossip and default api": {zongzi.WithAddrGossip(zongzi.DefaultApiAddress)},
+	} {
+		_, err := zongzi.NewAgent("kv1", []string{"127.0.0.1:1"}, append(opts, zongzi.WithDirRaft(t.TempDir()))...)
+		if !errors.Is(err, zongzi.ErrInvalidConfig) {
+			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
+		}
+	}
+}
