@@ -201,13 +201,13 @@ func DefaultReplicaConfig() config.Config {
 }
 
 // StateMachineRegister registers the in-memory state machine of a guest
-// shard type (a URI). Call it before Start.
+// shard type (a URI), once. Call it before Start.
 func (a *Agent) StateMachineRegister(uri string, f StateMachineFactory) error {
 	return a.register(uri, stateMachineType{memory: f}, f == nil)
 }
 
 // StateMachineRegisterPersistent registers the on-disk state machine of a
-// guest shard type (a URI). Call it before Start.
+// guest shard type (a URI), once. Call it before Start.
 func (a *Agent) StateMachineRegisterPersistent(uri string, f StateMachinePersistentFactory) error {
 	return a.register(uri, stateMachineType{disk: f}, f == nil)
 }
@@ -216,11 +216,14 @@ func (a *Agent) register(uri string, t stateMachineType, isNil bool) error {
 	if uri == "" || isNil {
 		return fmt.Errorf("%w: state machine type needs a URI and a factory", ErrInvalidConfig)
 	}
+	a.mu.Lock() // Start reads the types under it once it has left pending
+	defer a.mu.Unlock()
 	if a.Status() != AgentStatusPending {
 		return fmt.Errorf("%w: register state machine %s before Start", ErrInvalidConfig, uri)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	if _, ok := a.types[uri]; ok {
+		return fmt.Errorf("%w: state machine type %s registered twice", ErrInvalidConfig, uri)
+	}
 	a.types[uri] = t
 	return nil
 }

@@ -315,3 +315,21 @@ func TestAgentAddressesConflict(t *testing.T) {
 		}
 	}
 }
+
+// A shard type registered twice is refused: the second factory would
+// replace the first in silence, or an on-disk one an in-memory one.
+func TestStateMachineRegisteredTwice(t *testing.T) {
+	a, err := zongzi.NewAgent("kv1", []string{"127.0.0.1:1"}, zongzi.WithDirRaft(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.StateMachineRegister("zongzi://x", newLogSM); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.StateMachineRegister("zongzi://x", newLogSM); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Errorf("registered twice: %v, want ErrInvalidConfig", err)
+	}
+	if err := a.StateMachineRegisterPersistent("zongzi://x", newDiskSM(t.TempDir())); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Errorf("registered again as persistent: %v, want ErrInvalidConfig", err)
+	}
+}
