@@ -13,7 +13,9 @@ import (
 
 // ShardCreate creates a guest shard of the given type, or returns the
 // existing shard of the same name: created is true only for the call whose
-// proposal made it. Placement options decide where its replicas go.
+// proposal made it. Placement options decide where its replicas go; the
+// default shard controller gives a shard without them no replica. A shard
+// without WithName gets a random name.
 func (a *Agent) ShardCreate(ctx context.Context, shardType string, opts ...ShardOption) (shard Shard, created bool, err error) {
 	if shardType == "" {
 		return shard, false, fmt.Errorf("%w: empty shard type", ErrInvalidConfig)
