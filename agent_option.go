@@ -121,10 +121,10 @@ func WithHostTags(tags ...string) AgentOption {
 // config that sets RaftAddress, ListenAddress, Gossip or RaftEventListener
 // is refused.
 //
-// A zero RTTMillisecond, the raft clock's tick, means 20 ms. Unless
-// WithReplicaConfig says otherwise, the prime and guest shards count their
-// election timeout (200 ms, randomized up to 400) and heartbeat interval
-// (40 ms) in ticks of that clock.
+// A zero RTTMillisecond, the raft clock's tick, means 20 ms. The prime
+// shard, and guest shards unless WithReplicaConfig sets their ticks, count
+// their election timeout (200 ms, randomized up to 400) and heartbeat
+// interval (40 ms) in ticks of that clock.
 //
 // Unless the config names its own transport (Expert.TransportFactory) or
 // asks for mutual TLS, raft messages between hosts go through the agent's
