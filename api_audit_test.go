@@ -333,3 +333,36 @@ func TestStateMachineRegisteredTwice(t *testing.T) {
 		t.Errorf("registered again as persistent: %v, want ErrInvalidConfig", err)
 	}
 }
+
+// The prime shard's client gives its leader and index, but takes no
+// command or query: they are ErrInvalidConfig, not a silent zero result.
+func TestPrimeShardClientTakesNoCommand(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, _ := startAlone(ctx, t, "zongzi://test/prime", newLogSM)
+	defer a.Stop()
+	c := a.Client(0)
+	if _, _, err := c.Apply(ctx, []byte("x")); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Errorf("Apply: %v, want ErrInvalidConfig", err)
+	}
+	if err := c.Commit(ctx, []byte("x")); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Errorf("Commit: %v, want ErrInvalidConfig", err)
+	}
+	for _, stale := range []bool{false, true} {
+		if _, _, err := c.Read(ctx, nil, stale); !errors.Is(err, zongzi.ErrInvalidConfig) {
+			t.Errorf("Read (stale=%v): %v, want ErrInvalidConfig", stale, err)
+		}
+	}
+	if _, _, err := c.LeaderRead(ctx, nil); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Errorf("LeaderRead: %v, want ErrInvalidConfig", err)
+	}
+	if err := c.Watch(ctx, nil, make(chan *zongzi.Result), true); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Errorf("Watch: %v, want ErrInvalidConfig", err)
+	}
+	if i, err := c.Index(ctx); err != nil || i == 0 {
+		t.Errorf("Index: %d, %v", i, err)
+	}
+	if l, _ := c.Leader(); l == 0 {
+		t.Errorf("no leader")
+	}
+}

@@ -26,7 +26,8 @@ const (
 // ShardClient proposes commands to and reads from one shard. It uses this
 // host's replica when there is one and otherwise forwards the request over
 // the message bus to the nearest host that has one. It is safe for
-// concurrent use and cheap to keep. A command or query may be reused once
+// concurrent use and cheap to keep. A client of the prime shard (shard 0)
+// serves Leader and Index only. A command or query may be reused once
 // its call returns; data returned by the local replica is the state
 // machine's own (see Result), not to be changed.
 type ShardClient struct {
@@ -47,6 +48,9 @@ func (c *ShardClient) ShardID() uint64 { return c.shardID }
 // replica sends it to the leader's host first: every write goes through
 // the leader.
 func (c *ShardClient) Apply(ctx context.Context, cmd []byte) (value uint64, data []byte, err error) {
+	if err := c.guestOnly("Apply"); err != nil {
+		return 0, nil, err
+	}
 	err = c.do(ctx, leaderFirst, func() (err error) {
 		value, data, err = c.a.localApply(ctx, c.shardID, cmd)
 		return err
@@ -63,6 +67,9 @@ func (c *ShardClient) Apply(ctx context.Context, cmd []byte) (value uint64, data
 // WithHostConfig). Like Apply, it needs a deadline and prefers the leader's
 // host.
 func (c *ShardClient) Commit(ctx context.Context, cmd []byte) error {
+	if err := c.guestOnly("Commit"); err != nil {
+		return err
+	}
 	return c.do(ctx, leaderFirst, func() error {
 		return c.a.localCommit(ctx, c.shardID, cmd)
 	}, func(addr string) error {
@@ -73,6 +80,9 @@ func (c *ShardClient) Commit(ctx context.Context, cmd []byte) error {
 // Read queries the shard. It is linearizable (a ReadIndex barrier) unless
 // stale, in which case any replica, voting or not, answers from its state.
 func (c *ShardClient) Read(ctx context.Context, query []byte, stale bool) (value uint64, data []byte, err error) {
+	if err := c.guestOnly("Read"); err != nil {
+		return 0, nil, err
+	}
 	err = c.do(ctx, anyReplica, func() (err error) {
 		value, data, err = c.a.localRead(ctx, c.shardID, query, stale)
 		return err
@@ -89,6 +99,9 @@ func (c *ShardClient) Read(ctx context.Context, query []byte, stale bool) (value
 // starts without a hop to the leader. If that host cannot serve it, the
 // nearest host with a replica does, with the same guarantee.
 func (c *ShardClient) LeaderRead(ctx context.Context, query []byte) (value uint64, data []byte, err error) {
+	if err := c.guestOnly("LeaderRead"); err != nil {
+		return 0, nil, err
+	}
 	err = c.do(ctx, leaderOnly, func() (err error) {
 		value, data, err = c.a.localRead(ctx, c.shardID, query, false)
 		return err
@@ -123,6 +136,16 @@ func (c *ShardClient) Leader() (replicaID, term uint64) {
 	return s.Leader, s.Term
 }
 
+// guestOnly refuses a command or query to the prime shard, whose state
+// machine is the registry: Agent.State and the Agent's methods read and
+// change it.
+func (c *ShardClient) guestOnly(call string) error {
+	if c.shardID == 0 {
+		return fmt.Errorf("%w: %s on the prime shard (shard 0): only its Leader and Index are served", ErrInvalidConfig, call)
+	}
+	return nil
+}
+
 func (c *ShardClient) hasLocal() bool {
 	_, _, ok := c.a.localReplicaOf(c.shardID)
 	return ok
@@ -136,6 +159,9 @@ func (c *ShardClient) hasLocal() bool {
 // not tried again after a pause when no host can serve it. It never closes
 // results.
 func (c *ShardClient) Watch(ctx context.Context, query []byte, results chan<- *Result, stale bool) error {
+	if err := c.guestOnly("Watch"); err != nil {
+		return err
+	}
 	send := func(v uint64, d []byte) error {
 		select {
 		case results <- &Result{Value: v, Data: d}:
