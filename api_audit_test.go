@@ -3,10 +3,13 @@ package zongzi_test
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/lni/dragonboat/v4/config"
@@ -364,5 +367,16 @@ func TestPrimeShardClientTakesNoCommand(t *testing.T) {
 	}
 	if l, _ := c.Leader(); l == 0 {
 		t.Errorf("no leader")
+	}
+}
+
+// A malformed registry snapshot given to LoadState is ErrInvalidConfig, a
+// sentinel the caller can match, and a reader's error stays matchable too.
+func TestLoadStateErrors(t *testing.T) {
+	if _, err := zongzi.LoadState(strings.NewReader("not a snapshot\n")); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Errorf("malformed snapshot: %v, want ErrInvalidConfig", err)
+	}
+	if _, err := zongzi.LoadState(iotest.ErrReader(io.ErrUnexpectedEOF)); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("failing reader: %v, want its error", err)
 	}
 }

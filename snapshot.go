@@ -1,6 +1,7 @@
 package zongzi
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -15,9 +16,13 @@ import (
 // host, shard and replica by ID, each a JSON record.
 type State = registry.State
 
-// LoadState reads a registry saved by State.Save.
+// LoadState reads a registry saved by State.Save. A malformed one is
+// ErrInvalidConfig; an error of r is returned wrapped.
 func LoadState(r io.Reader) (*State, error) {
 	s, err := registry.ReadState(r)
+	if errors.Is(err, registry.ErrBadSnapshot) {
+		return nil, fmt.Errorf("%w: load state: %w", ErrInvalidConfig, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("zongzi: load state: %w", err)
 	}
