@@ -97,7 +97,9 @@ type leaderInfo struct {
 var clusterNamePattern = regexp.MustCompile(`^[0-9a-z]{1,12}$`)
 
 // NewAgent returns an agent of the cluster clusterName (base36, at most 12
-// characters) whose voting peers have the given API addresses.
+// characters) whose voting peers have the given API addresses. The agent
+// is one of the peers when its own API address (WithAddrApi, as advertised)
+// is in the list, written the same way; otherwise it joins as non-voting.
 func NewAgent(clusterName string, peers []string, opts ...AgentOption) (*Agent, error) {
 	if !clusterNamePattern.MatchString(clusterName) {
 		return nil, fmt.Errorf("%w: cluster name %q must be 1 to 12 base36 characters [0-9a-z]", ErrInvalidConfig, clusterName)
@@ -243,7 +245,8 @@ func (a *Agent) HostID() string {
 	return a.hostID
 }
 
-// NodeHost returns the underlying Dragonboat host, nil before Start.
+// NodeHost returns the underlying Dragonboat host, nil before Start and
+// after Stop.
 func (a *Agent) NodeHost() *dragonboat.NodeHost { return a.nh.Load() }
 
 // State returns a snapshot of this host's copy of the registry, which may
