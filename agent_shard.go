@@ -46,12 +46,15 @@ func (a *Agent) ShardCreate(ctx context.Context, shardType string, opts ...Shard
 // change is written: when the shard changed in between, they are applied
 // again to the new version.
 func (a *Agent) ShardUpdate(ctx context.Context, shardID uint64, opts ...ShardOption) (Shard, error) {
+	if shardID == 0 {
+		return Shard{}, fmt.Errorf("%w: the prime shard cannot be updated", ErrInvalidConfig)
+	}
 	if a.Status() != AgentStatusReady {
 		return Shard{}, fmt.Errorf("update shard %d: %w", shardID, ErrAgentNotReady)
 	}
 	for {
 		s, ok := a.store.State().Shard(shardID)
-		if !ok || shardID == 0 {
+		if !ok {
 			return s, fmt.Errorf("%w: %d", ErrShardNotFound, shardID)
 		}
 		read := s.Updated

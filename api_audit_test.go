@@ -368,6 +368,13 @@ func TestPrimeShardClientTakesNoCommand(t *testing.T) {
 	if l, _ := c.Leader(); l == 0 {
 		t.Errorf("no leader")
 	}
+	// Nor is it changed like a guest shard: it exists, and is not theirs.
+	if _, err := a.ShardUpdate(ctx, 0, zongzi.WithTag("k", "v")); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Errorf("ShardUpdate of the prime shard: %v, want ErrInvalidConfig", err)
+	}
+	if err := a.ShardDelete(ctx, 0); !errors.Is(err, zongzi.ErrInvalidConfig) {
+		t.Errorf("ShardDelete of the prime shard: %v, want ErrInvalidConfig", err)
+	}
 }
 
 // A malformed registry snapshot given to LoadState is ErrInvalidConfig, a
