@@ -27,9 +27,10 @@ const (
 // host's replica when there is one and otherwise forwards the request over
 // the message bus to the nearest host that has one. It is safe for
 // concurrent use and cheap to keep. A client of the prime shard (shard 0)
-// serves Leader and Index only. A command or query may be reused once
-// its call returns; data returned by the local replica is the state
-// machine's own (see Result), not to be changed.
+// serves Leader and Index only. A command may be reused once its call
+// returns; a query too, unless the call ended with its ctx (a read
+// forwarded in a batch may still hold it). Data returned by the local
+// replica is the state machine's own (see Result), not to be changed.
 type ShardClient struct {
 	a       *Agent
 	shardID uint64
