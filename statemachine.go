@@ -66,7 +66,10 @@ type StateMachine interface {
 	Close() error
 }
 
-// StateMachineFactory builds the state machine of one replica.
+// StateMachineFactory builds the state machine of one replica, empty: the
+// replica restores it from snapshots and the log. It is called each time
+// a replica starts on this host, and must not return nil (the host's
+// process panics).
 type StateMachineFactory func(shardID, replicaID uint64) StateMachine
 
 // StateMachinePersistent is an on-disk guest state machine: it owns its
@@ -112,5 +115,6 @@ type StateMachinePersistent interface {
 // replica leaves a host, the agent removes Dragonboat's data but not the
 // state machine's, and a later replica of the same shard on that host has
 // another replica ID (Dragonboat stops a replica that opens at an index
-// its log does not have).
+// its log does not have). It must not return nil (the host's process
+// panics).
 type StateMachinePersistentFactory func(shardID, replicaID uint64) StateMachinePersistent
