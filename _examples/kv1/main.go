@@ -56,10 +56,19 @@ func parseFlags(args []string) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if o.shards < 1 || o.shards > 99999 {
-		return o, fmt.Errorf("-s %d: want 1 to 99999 shards", o.shards)
+	// The flag package reported its own errors on stderr; ours are
+	// reported here, likewise.
+	var err error
+	switch {
+	case o.shards < 1 || o.shards > 99999:
+		err = fmt.Errorf("-s %d: want 1 to 99999 shards", o.shards)
+	case o.timeout <= 0:
+		err = fmt.Errorf("-t %v: want a positive request deadline", o.timeout)
 	}
-	return o, nil
+	if err != nil {
+		fmt.Fprintln(fs.Output(), "kv1:", err)
+	}
+	return o, err
 }
 
 func main() {
