@@ -46,7 +46,7 @@ func main() {
 
 // cluster returns the three peers on the Makefile's ports.
 func cluster(bin, dir string, shards int) *kv1proc.Cluster {
-	c := &kv1proc.Cluster{Bin: bin, Root: dir, Shards: shards}
+	c := &kv1proc.Cluster{Bin: bin, Root: dir, Shards: shards, Detach: true}
 	for i := 1; i <= 3; i++ {
 		node := filepath.Join(dir, fmt.Sprintf("node-%d", i))
 		n := &kv1proc.Node{

@@ -92,6 +92,10 @@ type Cluster struct {
 	Peers  []string
 	Nodes  []*Node
 	Args   []string // extra flags for every node
+	// Detach lets the nodes outlive this process (kv1cluster start).
+	// Otherwise, on Linux, a node is killed when this process dies, even
+	// without Close.
+	Detach bool
 	mu     sync.Mutex
 }
 
@@ -158,6 +162,7 @@ func (c *Cluster) Start(n *Node) error {
 	args := c.Command(n)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = procAttr(c.Detach)
 	if err := cmd.Start(); err != nil {
 		stderr.Close()
 		stdout.Close()
