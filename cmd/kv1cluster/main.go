@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -113,7 +114,7 @@ func pidFile(dir string, n *kv1proc.Node) string {
 func start(dir string, shards int, wait time.Duration) error {
 	c := cluster("", dir, shards)
 	for _, n := range c.Nodes {
-		if pid, ok := readPID(pidFile(dir, n)); ok && syscall.Kill(pid, 0) == nil {
+		if pid, ok := readPID(pidFile(dir, n)); ok && isNode(pid, dir, n) {
 			return fmt.Errorf("node %d is already running (PID %d); run `make stop` first", n.N, pid)
 		}
 	}
@@ -161,6 +162,13 @@ func stop(dir string) error {
 		if !ok {
 			continue
 		}
+		if !isNode(pid, dir, n) {
+			// The node is gone; its PID may have been reused by a process
+			// that is not ours to stop.
+			fmt.Printf("node %d (PID %d) is not running\n", n.N, pid)
+			os.Remove(path)
+			continue
+		}
 		if err := syscall.Kill(pid, syscall.SIGTERM); err == nil {
 			for i := 0; i < 150 && syscall.Kill(pid, 0) == nil; i++ {
 				time.Sleep(100 * time.Millisecond)
@@ -174,6 +182,21 @@ func stop(dir string) error {
 		os.Remove(path)
 	}
 	return errors.Join(errs...)
+}
+
+// isNode reports whether process pid is node n of the cluster in dir: a
+// PID file outlives its process, and the PID may since have been given to
+// another.
+func isNode(pid int, dir string, n *kv1proc.Node) bool {
+	var args []string
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
+		args = strings.Split(string(b), "\x00")
+	} else if _, err := os.Stat("/proc/self"); err == nil {
+		return false // no such process
+	} else if out, err := exec.Command("ps", "-o", "args=", "-p", strconv.Itoa(pid)).Output(); err == nil {
+		args = strings.Fields(string(out)) // no /proc (macOS); paths without spaces
+	}
+	return len(args) >= 3 && args[0] == filepath.Join(dir, "kv1") && args[1] == "-d" && args[2] == n.Dir
 }
 
 func readPID(path string) (int, bool) {
