@@ -240,6 +240,24 @@ func linCheckStale(ops []linOp, stale []linStaleRead) []string {
 	return bad
 }
 
+// linUnwritten returns the keys of which ops hold no acknowledged create
+// or compare-and-set.
+func linUnwritten(ops []linOp, keys []string) []string {
+	written := map[string]bool{}
+	for _, op := range ops {
+		if op.In.Kind == linPut && op.Out.Status == linOK {
+			written[op.In.Key] = true
+		}
+	}
+	var out []string
+	for _, k := range keys {
+		if !written[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // linCount returns the number of operations and of those with an unknown
 // outcome.
 func linCount(ops []linOp) (n, unknown int) {
