@@ -74,7 +74,7 @@ type Row struct {
 	// during the load; with none, leaders stayed where they were.
 	Elections int      `json:"elections"`
 	Target    Target   `json:"target"`
-	Missed    []string `json:"missed,omitempty"` // targets not met
+	Missed    []string `json:"missed,omitempty"` // targets not met, and "failures" (5xx or no answer)
 }
 
 // Target is what a row should reach; zero fields set no target.
@@ -113,6 +113,17 @@ func (r *Row) check() {
 	}
 	if t.MaxCPUUS > 0 && r.CPUUS > t.MaxCPUUS {
 		r.Missed = append(r.Missed, "cpu")
+	}
+	// Throughput and latency count every answer: a node that fails fast
+	// would meet them.
+	failed := r.Errors
+	for c, n := range r.Codes {
+		if len(c) == 3 && c[0] == '5' {
+			failed += n
+		}
+	}
+	if failed > 0 {
+		r.Missed = append(r.Missed, "failures")
 	}
 }
 

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestByNode(t *testing.T) {
 	for _, tc := range []struct {
@@ -13,6 +16,26 @@ func TestByNode(t *testing.T) {
 	} {
 		if got := byNode(tc.row); got != tc.want {
 			t.Errorf("byNode(%+v) = %q, want %q", tc.row, got, tc.want)
+		}
+	}
+}
+
+// A row whose requests failed (5xx, or no answer) misses its target even
+// when it was fast: req/s and latency count every answer.
+func TestRowCheckFailures(t *testing.T) {
+	target := Target{MinRatio: 0.5, MaxCPUUS: 50}
+	for _, tc := range []struct {
+		row  Row
+		miss bool
+	}{
+		{Row{Ratio: 1, CPUUS: 10, Codes: map[string]int{"200": 90, "409": 10}}, false},
+		{Row{Ratio: 3, CPUUS: 2, Codes: map[string]int{"503": 100}}, true},
+		{Row{Ratio: 1, CPUUS: 10, Codes: map[string]int{"200": 99}, Errors: 1}, true},
+	} {
+		tc.row.Target = target
+		tc.row.check()
+		if got := slices.Contains(tc.row.Missed, "failures"); got != tc.miss {
+			t.Errorf("%+v: missed %v, want failures: %v", tc.row.Codes, tc.row.Missed, tc.miss)
 		}
 	}
 }
