@@ -85,13 +85,7 @@ func TestWipedPeerRejoins(t *testing.T) {
 	if newID == oldID {
 		t.Fatal("wiped host kept its ID")
 	}
-	waitFor(t, settle, "wiped peer to replace its old self", func() bool {
-		st := a1.State()
-		_, oldThere := st.Host(oldID)
-		voting, _ := zonesOf(st, s.ID)
-		return !oldThere && st.HostCount() == 3 && allActive(st, s.ID, 3) &&
-			slices.Equal(sorted(voting), []string{"a", "b", "c"})
-	})
+	waitReplacedSelf(t, a1, oldID, s.ID)
 	waitFor(t, settle, "prime shard back to 3 voters", func() bool {
 		mctx, mcancel := context.WithTimeout(ctx, time.Second)
 		defer mcancel()
@@ -503,13 +497,7 @@ func TestWipedPeerRejoinsAfterFullRestart(t *testing.T) {
 	defer scancel()
 	c.startAll(sctx, c.nodes...)
 	a1 := c.nodes[0].agent
-	waitFor(t, settle, "wiped peer to replace its old self", func() bool {
-		st := a1.State()
-		_, oldThere := st.Host(oldID)
-		voting, _ := zonesOf(st, s.ID)
-		return !oldThere && st.HostCount() == 3 && allActive(st, s.ID, 3) &&
-			slices.Equal(sorted(voting), []string{"a", "b", "c"})
-	})
+	waitReplacedSelf(t, a1, oldID, s.ID)
 }
 
 // nopSM is a regular state machine that keeps nothing.
@@ -587,4 +575,18 @@ func TestPeerStoppedWhileFormingRejoins(t *testing.T) {
 	if n := c.nodes[1].agent.State().HostCount(); n != 3 {
 		t.Fatalf("registry has %d hosts, want 3", n)
 	}
+}
+
+// waitReplacedSelf waits until a's registry holds no host oldID, three
+// hosts, and the shard's three members active, one in each of zones a, b
+// and c: a wiped peer has replaced its old self.
+func waitReplacedSelf(t *testing.T, a *zongzi.Agent, oldID string, shardID uint64) {
+	t.Helper()
+	waitFor(t, settle, "wiped peer to replace its old self", func() bool {
+		st := a.State()
+		_, oldThere := st.Host(oldID)
+		voting, _ := zonesOf(st, shardID)
+		return !oldThere && st.HostCount() == 3 && allActive(st, shardID, 3) &&
+			slices.Equal(sorted(voting), []string{"a", "b", "c"})
+	})
 }

@@ -596,6 +596,24 @@ func malformedBatches() map[string][]byte {
 	}
 }
 
+// sendBatchExpectClose sends payload p as a batch frame, with a good
+// checksum, on a new connection to addr, and fails the test unless the
+// receiver closes the connection within 5 s.
+func sendBatchExpectClose(t *testing.T, addr string, p []byte) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(rawFrame(frameBatch, p, crc32.Checksum(p, crcTable))); err != nil {
+		t.Fatal(err)
+	}
+	if !closedWithin(t, c, 5*time.Second) {
+		t.Fatal("the connection is open 5 s after the batch")
+	}
+}
+
 // TestMalformedBatchesAreRefused sends batches that Dragonboat's decoder
 // panics or loops forever on: the receiver closes each connection at once,
 // and goes on serving others.
@@ -603,17 +621,7 @@ func TestMalformedBatchesAreRefused(t *testing.T) {
 	r := startIdleReceiver(t, time.Minute)
 	for name, p := range malformedBatches() {
 		t.Run(name, func(t *testing.T) {
-			c, err := net.Dial("tcp", r.address())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if _, err := c.Write(rawFrame(frameBatch, p, crc32.Checksum(p, crcTable))); err != nil {
-				t.Fatal(err)
-			}
-			if !closedWithin(t, c, 5*time.Second) {
-				t.Fatal("the connection is open 5 s after a malformed batch")
-			}
+			sendBatchExpectClose(t, r.address(), p)
 		})
 	}
 	conn, err := r.GetConnection(context.Background(), r.address())
@@ -649,17 +657,7 @@ func TestUnroutableMessagesAreRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := net.Dial("tcp", r.address())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if _, err := c.Write(rawFrame(frameBatch, p, crc32.Checksum(p, crcTable))); err != nil {
-				t.Fatal(err)
-			}
-			if !closedWithin(t, c, 5*time.Second) {
-				t.Fatal("the connection is open 5 s after the batch")
-			}
+			sendBatchExpectClose(t, r.address(), p)
 		})
 	}
 	r.mu.Lock()
