@@ -82,6 +82,21 @@ func (r *receiver) await(t *testing.T, n int) {
 	}
 }
 
+// sendOne sends a batch to r on a new connection, closed when the test
+// ends, and waits until r hands it over.
+func (r *receiver) sendOne(t *testing.T) {
+	t.Helper()
+	conn, err := r.GetConnection(context.Background(), r.address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	if err := conn.SendMessageBatch(testBatch(1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	r.await(t, 1)
+}
+
 func testBatch(i int, cmd []byte) pb.MessageBatch {
 	return pb.MessageBatch{
 		DeploymentId:  7,
@@ -327,15 +342,7 @@ func TestValidate(t *testing.T) {
 
 func TestCloseEndsAcceptedConnections(t *testing.T) {
 	r := startReceiver(t)
-	conn, err := r.GetConnection(context.Background(), r.address())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.SendMessageBatch(testBatch(1, nil)); err != nil {
-		t.Fatal(err)
-	}
-	r.await(t, 1)
+	r.sendOne(t)
 	done := make(chan struct{})
 	go func() {
 		_ = r.Close()
@@ -624,15 +631,7 @@ func TestMalformedBatchesAreRefused(t *testing.T) {
 			sendBatchExpectClose(t, r.address(), p)
 		})
 	}
-	conn, err := r.GetConnection(context.Background(), r.address())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.SendMessageBatch(testBatch(1, nil)); err != nil {
-		t.Fatal(err)
-	}
-	r.await(t, 1)
+	r.sendOne(t)
 }
 
 // TestUnroutableMessagesAreRefused sends batches with a message that no
