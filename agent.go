@@ -287,6 +287,7 @@ func (a *Agent) Stop() {
 // handlers) and the host, once.
 func (a *Agent) teardown() {
 	a.stopOnce.Do(func() {
+		a.setStatus(AgentStatusStopping)
 		a.cancel()
 		if a.server != nil {
 			a.server.Stop()

@@ -10,10 +10,11 @@ const (
 	AgentStatusJoining                         // joining an existing cluster
 	AgentStatusRejoining                       // restarting from its replica on disk
 	AgentStatusReady                           // serving
+	AgentStatusStopping                        // Stop (or a failed Start) is tearing it down
 	AgentStatusStopped                         // stopped
 )
 
-var agentStatusNames = [...]string{"pending", "initializing", "joining", "rejoining", "ready", "stopped"}
+var agentStatusNames = [...]string{"pending", "initializing", "joining", "rejoining", "ready", "stopping", "stopped"}
 
 // String returns the status as used in logs and in kv1's /_status.
 func (s AgentStatus) String() string {
