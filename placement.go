@@ -2,6 +2,7 @@ package zongzi
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/zongzi-kv/zongzi/internal/placement"
@@ -34,7 +35,8 @@ func (defaultShardController) Reconcile(st *State) Plan {
 func (a *Agent) runShardController(ctx context.Context) {
 	every(ctx, hostSweep, a.store.Changed, func() {
 		if a.leadsPrime() {
-			a.applyPlan(ctx, a.controller.Reconcile(a.store.State()))
+			st := a.store.State()
+			a.applyPlan(ctx, st.Index(), a.controller.Reconcile(st))
 		}
 	})
 }
@@ -48,9 +50,14 @@ func (a *Agent) leadsPrime() bool {
 	return err == nil && ok && leader == a.primeID.Load()
 }
 
-// applyPlan proposes a plan as one batch.
-func (a *Agent) applyPlan(ctx context.Context, p Plan) {
-	batch := registry.Command{Op: registry.OpBatch}
+// applyPlan proposes a plan computed from the registry at index as one
+// batch, which the registry applies only if nothing else was applied since:
+// a plan whose proposal timed out may yet commit, and the next plan, made
+// without it, must not act beside it (remove a second member, say). A plan
+// refused so is made again from the registry as it is now, which the
+// change that refused it wakes.
+func (a *Agent) applyPlan(ctx context.Context, index uint64, p Plan) {
+	batch := registry.Command{Op: registry.OpBatch, IfIndex: index}
 	for i := range p.Add {
 		batch.Batch = append(batch.Batch, registry.Command{Op: registry.OpReplicaPut, Replica: &p.Add[i]})
 	}
@@ -65,7 +72,11 @@ func (a *Agent) applyPlan(ctx context.Context, p Plan) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if _, err := a.proposeRegistry(ctx, batch); err != nil && ctxAlive(err) {
+	_, err := a.proposeRegistry(ctx, batch)
+	switch {
+	case errors.Is(err, ErrRejected) && a.store.State().Index() != index: // made from an older registry
+		a.log.Debug("zongzi: placement plan refused", "err", err)
+	case err != nil && ctxAlive(err):
 		a.log.Warn("zongzi: apply placement plan", "adds", len(p.Add), "removes", len(p.Remove), "err", err)
 	}
 }

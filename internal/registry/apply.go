@@ -68,6 +68,9 @@ func (t *tx) apply(c Command, nested bool) (Result, error) {
 		if nested {
 			return Result{}, fmt.Errorf("%w: nested batch", ErrBadCommand)
 		}
+		if c.IfIndex != 0 && c.IfIndex != t.meta.Index {
+			return Result{}, fmt.Errorf("registry: batch computed at index %d, applied after %d", c.IfIndex, t.meta.Index)
+		}
 		return t.batch(c.Batch)
 	}
 	return Result{}, fmt.Errorf("%w: unknown op %q", ErrBadCommand, c.Op)

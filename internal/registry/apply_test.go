@@ -283,6 +283,12 @@ func TestApply(t *testing.T) {
 				}
 			},
 		},
+		{name: "batch at its index", setup: []Command{kv1}, cmd: Command{Op: OpBatch, IfIndex: 2, Batch: []Command{r1on("h1", 1)}}, value: 1},
+		{
+			name: "batch computed before", setup: []Command{kv1, kv2},
+			cmd: Command{Op: OpBatch, IfIndex: 2, Batch: []Command{r1on("h1", 1)}},
+			err: "batch computed at index 2, applied after 3",
+		},
 		{name: "batch fails as a whole", cmd: Command{Op: OpBatch, Batch: []Command{kv1, r1on("h1", 1), r1on("h1", 1)}}, err: "batch[2] replica_put: shard 1 already has replica 4"},
 		{name: "empty batch", cmd: Command{Op: OpBatch}, err: "empty batch"},
 		{name: "nested batch", cmd: Command{Op: OpBatch, Batch: []Command{{Op: OpBatch, Batch: []Command{kv1}}}}, err: "nested batch"},

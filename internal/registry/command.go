@@ -24,7 +24,7 @@ const (
 	OpTagRemove     Op = "tag_remove"   // Kind, HostID|ShardID|ReplicaID, Key
 	OpStatusSet     Op = "status_set"   // Kind, HostID|ShardID|ReplicaID, Status
 	OpShardLeader   Op = "shard_leader" // ShardID, Leader, Term: recorded only when Term >= the stored term
-	OpBatch         Op = "batch"        // Batch: applied in order as one entry, all or nothing
+	OpBatch         Op = "batch"        // Batch: applied in order as one entry, all or nothing; only at IfIndex, unless 0
 )
 
 // Kind names the record a tag or status command addresses.
@@ -61,6 +61,12 @@ type Command struct {
 	// Only OpShardPut of an existing shard reads it; an insert (Shard.ID
 	// 0) with it is refused.
 	IfUpdated uint64 `json:"ifUpdated,omitempty"`
+	// IfIndex makes a batch conditional: it applies only while the
+	// registry's applied index is this, so a batch computed from the
+	// registry at that index (a placement plan) is refused once anything
+	// else was applied, instead of acting on what it no longer sees. 0:
+	// always.
+	IfIndex uint64 `json:"ifIndex,omitempty"`
 }
 
 // Encode returns the versioned wire form of c.
