@@ -14,8 +14,10 @@ type Plan = placement.Plan
 
 // ShardController decides where guest shards' replicas go. The agent whose
 // replica leads the prime shard calls Reconcile whenever the registry
-// changes and proposes the returned plan as one registry entry. Reconcile
-// must be a pure function of the state: no I/O, no proposals.
+// changes and proposes the returned plan as one registry entry, which the
+// registry refuses if anything else was applied since the state Reconcile
+// was given (the change wakes the next call). Reconcile must be a pure
+// function of the state: no I/O, no proposals.
 type ShardController interface {
 	Reconcile(state *State) Plan
 }
