@@ -323,13 +323,21 @@ func (a *Agent) startPrime(members map[uint64]dragonboat.Target, join bool, rec 
 	return a.writePrimeRecord(rec)
 }
 
-// awaitPrime waits until the prime shard has a leader and the local registry
-// lists this host.
+// awaitPrime waits until the prime shard has a leader, the local registry
+// lists this host, and a read barrier has passed on the local prime
+// replica: the registry has applied all that was committed when it
+// started. Before then it may still be replaying, from a state where the
+// replicas of a shard were all new: a host that lost its data but kept its
+// ID is listed from the first entries, and its host controller, seeing its
+// lost replica of such a shard as new, would start it as a first member
+// with an empty log instead of deleting it (deleteLostReplica); its vote
+// could then elect a leader without acknowledged writes.
 func (a *Agent) awaitPrime(ctx context.Context) error {
+	nh := a.NodeHost()
 	for {
-		_, _, ok, _ := a.NodeHost().GetLeaderID(0)
+		_, _, ok, _ := nh.GetLeaderID(0)
 		if ok {
-			if _, found := a.store.State().Host(a.hostID); found {
+			if _, found := a.store.State().Host(a.hostID); found && a.barrier(0).wait(ctx, nh, 0) == nil {
 				a.mu.Lock()
 				a.primeReady = true
 				a.mu.Unlock()
