@@ -106,16 +106,35 @@ func TestLeadersGathered(t *testing.T) {
 			return ok && s.Leader == target && leaderHost(c.nodes, shardID) == to.agent.HostID()
 		})
 	}
-	moveLeader(0, c.nodes[0])
 	shardID := c.createActive(ctx, c.nodes[0].agent, testType, "gathered").ID
-	moveLeader(shardID, c.nodes[1])
-	if watcher.agent.LeadersGathered() {
-		t.Errorf("LeadersGathered is true with shard %d led away from the prime shard's leader", shardID)
+	// check puts the prime shard's leader on host 1 and the guest shard's on
+	// guest, then wants LeadersGathered on the watcher to answer want while
+	// its registry shows them there. On a busy machine an election can move
+	// a leader on its own (to the watcher too, which then gathers the
+	// leaders): a registry that changed during the call, or shows another
+	// leader, says nothing of the answer, and the leaders are moved again.
+	check := func(guest *node, want bool, what string) {
+		t.Helper()
+		primeOn, guestOn := replicaOn(t, c.nodes[0].agent, 0), replicaOn(t, guest.agent, shardID)
+		waitFor(t, settle, "LeadersGathered asked with "+what, func() bool {
+			moveLeader(0, c.nodes[0])
+			moveLeader(shardID, guest)
+			before := watcher.agent.State()
+			got := watcher.agent.LeadersGathered()
+			after := watcher.agent.State()
+			prime, _ := after.Shard(0)
+			s, _ := after.Shard(shardID)
+			if before.Index() != after.Index() || prime.Leader != primeOn || s.Leader != guestOn {
+				return false
+			}
+			if got != want {
+				t.Fatalf("LeadersGathered is %v with %s", got, what)
+			}
+			return true
+		})
 	}
-	moveLeader(shardID, c.nodes[0])
-	if !watcher.agent.LeadersGathered() {
-		t.Errorf("LeadersGathered is false with every shard led from the prime shard's leader")
-	}
+	check(c.nodes[1], false, fmt.Sprintf("shard %d led away from the prime shard's leader", shardID))
+	check(c.nodes[0], true, "every shard led from the prime shard's leader")
 }
 
 // leaderHost returns the ID of the host whose replica leads the shard, as
