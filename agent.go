@@ -34,6 +34,7 @@ type Agent struct {
 	leaderAffinity         bool
 	controller             ShardController
 	log                    *slog.Logger
+	holdActive             func(Replica) bool // tests: replicas kept from being marked active
 
 	status   atomic.Int32
 	store    *registry.Store

@@ -183,6 +183,9 @@ func (c *cluster) newAgent(n *node) (*zongzi.Agent, error) {
 	if err := a.StateMachineRegister(testSlowCloseType, newSlowCloseSM); err != nil {
 		return nil, err
 	}
+	if err := a.StateMachineRegister(testNilType, newNilSM); err != nil {
+		return nil, err
+	}
 	return a, a.StateMachineRegister(testType, newLogSM)
 }
 

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4"
-	sm "github.com/lni/dragonboat/v4/statemachine"
 
 	"github.com/zongzi-kv/zongzi/internal/bus/pb"
 	"github.com/zongzi-kv/zongzi/internal/registry"
@@ -120,24 +119,33 @@ func (a *Agent) registerSelf(ctx context.Context, st *State) {
 
 // markActive records a running replica as active once its shard has a leader.
 func (a *Agent) markActive(ctx context.Context, r Replica) error {
-	if r.Status == registry.ReplicaStatusActive {
+	if r.Status == registry.ReplicaStatusActive || a.holdActive != nil && a.holdActive(r) {
 		return nil
 	}
 	if _, _, ok, _ := a.NodeHost().GetLeaderID(r.ShardID); !ok {
 		return nil
 	}
+	return a.setReplicaStatus(ctx, r, registry.ReplicaStatusActive)
+}
+
+// setReplicaStatus records r's new status in the registry.
+func (a *Agent) setReplicaStatus(ctx context.Context, r Replica, status string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	_, err := a.proposeRegistry(ctx, registry.Command{
-		Op: registry.OpStatusSet, Kind: registry.KindReplica, ReplicaID: r.ID, Status: registry.ReplicaStatusActive,
+		Op: registry.OpStatusSet, Kind: registry.KindReplica, ReplicaID: r.ID, Status: status,
 	})
-	return err
+	if err != nil {
+		return fmt.Errorf("mark replica %d %s: %w", r.ID, status, err)
+	}
+	return nil
 }
 
 // startReplica starts a replica the registry assigned to this host: from its
 // data on disk, as an initial member of a new shard, or as a joiner added
-// through a host that already runs the shard. A replica that ran here but
-// whose data is gone is not started: it is deleted, to be replaced.
+// through a host that already runs the shard. A replica that may have run
+// here but whose data is gone is not started: it is deleted, to be
+// replaced.
 func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 	shard, ok := st.Shard(r.ShardID)
 	if !ok {
@@ -150,39 +158,33 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 		return fmt.Errorf("%w: %s", ErrShardTypeUnknown, shard.Type)
 	}
 	nh := a.NodeHost()
+	fresh := !nh.HasNodeInfo(r.ShardID, r.ID)
+	if fresh && r.Status != registry.ReplicaStatusNew {
+		return a.deleteLostReplica(ctx, r)
+	}
+	g, err := newReplicaGuest(t, r)
+	if err != nil {
+		return fmt.Errorf("start replica %d of %s: %w", r.ID, shard.Type, err)
+	}
 	var members map[uint64]dragonboat.Target
 	join := false
-	if !nh.HasNodeInfo(r.ShardID, r.ID) {
-		if r.Status == registry.ReplicaStatusActive {
-			return a.deleteLostReplica(ctx, r)
-		}
-		members = a.initialMembers(st, r)
-		if members == nil {
-			if err := a.requestJoin(ctx, st, r); err != nil {
-				return err
-			}
+	if fresh {
+		if members = a.initialMembers(st, r); members == nil {
 			join = true
+			err = a.requestJoin(ctx, st, r)
+		}
+		if err == nil { // from here on it may hold data: lost, it is replaced
+			err = a.setReplicaStatus(ctx, r, registry.ReplicaStatusStarted)
+		}
+		if err != nil {
+			return errors.Join(err, g.discard())
 		}
 	}
 	cfg := a.replicaConfig
 	cfg.ShardID, cfg.ReplicaID, cfg.IsNonVoting = r.ShardID, r.ID, r.IsNonVoting
-	lr := &localReplica{replicaID: r.ID, nonVoting: r.IsNonVoting}
+	lr := &localReplica{replicaID: r.ID, nonVoting: r.IsNonVoting, guest: g.guest()}
 	lr.stopped, lr.stop = context.WithCancel(a.bg)
-	var err error
-	if t.disk != nil {
-		err = nh.StartOnDiskReplica(members, join, func(shardID, replicaID uint64) sm.IOnDiskStateMachine {
-			g := newDiskGuest(t.disk(shardID, replicaID))
-			lr.guest = &g.guest
-			return g
-		}, cfg)
-	} else {
-		err = nh.StartConcurrentReplica(members, join, func(shardID, replicaID uint64) sm.IConcurrentStateMachine {
-			g := newMemoryGuest(t.memory(shardID, replicaID))
-			lr.guest = &g.guest
-			return g
-		}, cfg)
-	}
-	if err != nil {
+	if err := g.start(nh, members, join, cfg); err != nil {
 		lr.stop()
 		return fmt.Errorf("start replica %d: %w", r.ID, err)
 	}
@@ -192,7 +194,7 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 }
 
 // deleteLostReplica deletes from the registry a replica that ran here (its
-// host marked it active) but whose data this host no longer has: it was
+// host marked it started or active) but whose data this host no longer has: it was
 // wiped or lost. Started again under its ID with an empty log, a voting one
 // could vote for a candidate that lacks acknowledged entries and lose them,
 // and the leader, which remembers how far it had replicated to it, voting

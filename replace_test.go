@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,6 +262,18 @@ func pinHostIDs(c *cluster) {
 // the wiped C come back: if C's empty replica votes, B leads without the
 // acknowledged writes and they are lost, also on A once it is back.
 func TestWipedMemberKeepsAcknowledgedWrites(t *testing.T) {
+	testWipedMember(t, false)
+}
+
+// TestMemberWipedBeforeActiveKeepsAcknowledgedWrites is the same with C's
+// data lost before its host marked C's replica active (its host is held
+// from doing so): the replica had started, so it may hold acknowledged
+// writes, and it must be replaced as an active one is.
+func TestMemberWipedBeforeActiveKeepsAcknowledgedWrites(t *testing.T) {
+	testWipedMember(t, true)
+}
+
+func testWipedMember(t *testing.T, beforeActive bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := newCluster(t, "a", "b", "c", "d", "e") // d and e keep the prime shard's quorum
@@ -268,17 +281,33 @@ func TestWipedMemberKeepsAcknowledgedWrites(t *testing.T) {
 	for _, n := range c.nodes[:3] {
 		n.opts = append(n.opts, zongzi.WithHostTags("tier=data"))
 	}
+	A, B, C := c.nodes[0], c.nodes[1], c.nodes[2]
+	var held atomic.Bool
+	held.Store(beforeActive)
+	C.opts = append(C.opts, zongzi.WithActiveHeld(func(r zongzi.Replica) bool { return r.ShardID != 0 && held.Load() }))
 	c.startAll(ctx, c.nodes...)
 	defer c.stop()
-	A, B, C := c.nodes[0], c.nodes[1], c.nodes[2]
 	d := c.nodes[3].agent
 	s, _, err := d.ShardCreate(ctx, testType, zongzi.WithName("wiped-member"),
 		zongzi.WithPlacementMembers(3, "tier=data"), zongzi.WithPlacementVary("geo:zone"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, settle, "the shard active", func() bool { return allActive(d.State(), s.ID, 3) })
 	hostC := C.agent.HostID()
+	waitFor(t, settle, "the shard running, C's replica held from active if asked", func() bool {
+		reps := d.State().ShardReplicas(s.ID)
+		for _, r := range reps {
+			want := zongzi.ReplicaStatusActive
+			if r.HostID == hostC && beforeActive {
+				want = zongzi.ReplicaStatusStarted
+			}
+			if r.Status != want {
+				return false
+			}
+		}
+		_, _, led, _ := C.agent.NodeHost().GetLeaderID(s.ID)
+		return len(reps) == 3 && led
+	})
 	var oldC uint64
 	for _, r := range d.State().ShardReplicas(s.ID) {
 		if r.HostID == hostC {
@@ -304,6 +333,7 @@ func TestWipedMemberKeepsAcknowledgedWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	A.agent.Stop()
+	held.Store(false)
 
 	c.startAll(ctx, B, C)
 	if C.agent.HostID() != hostC {

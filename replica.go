@@ -5,9 +5,13 @@ import "github.com/zongzi-kv/zongzi/internal/registry"
 // Replica is one member of a shard on one host, as recorded in the registry.
 type Replica = registry.Replica
 
-// Replica statuses: new when placed, active once its host runs it and its
+// Replica statuses: new when placed; started once its host is about to
+// start it for the first time, from when it may hold data (a started or
+// active replica whose host no longer has its data is replaced under a new
+// ID, never started again empty); active once its host runs it and its
 // shard has a leader.
 const (
-	ReplicaStatusNew    = registry.ReplicaStatusNew
-	ReplicaStatusActive = registry.ReplicaStatusActive
+	ReplicaStatusNew     = registry.ReplicaStatusNew
+	ReplicaStatusStarted = registry.ReplicaStatusStarted
+	ReplicaStatusActive  = registry.ReplicaStatusActive
 )

@@ -62,14 +62,16 @@ type StateMachine interface {
 	// closed. Another error from either stops the process: Dragonboat
 	// panics on a snapshot that fails.
 	RecoverFromSnapshot(r io.Reader, close <-chan struct{}) error
-	// Close releases resources held by the state machine.
+	// Close releases resources held by the state machine. It is also
+	// called, alone, on one whose replica failed to start.
 	Close() error
 }
 
 // StateMachineFactory builds the state machine of one replica, empty: the
 // replica restores it from snapshots and the log. It is called each time
-// a replica starts on this host, and must not return nil (the host's
-// process panics).
+// a replica starts on this host, and again when a first start is retried.
+// A nil state machine is refused: the replica does not start, and the host
+// logs why at each attempt.
 type StateMachineFactory func(shardID, replicaID uint64) StateMachine
 
 // StateMachinePersistent is an on-disk guest state machine: it owns its
@@ -106,7 +108,8 @@ type StateMachinePersistent interface {
 	// closed. Another error from either stops the process: Dragonboat
 	// panics on a snapshot that fails.
 	RecoverFromSnapshot(r io.Reader, close <-chan struct{}) error
-	// Close releases resources held by the state machine.
+	// Close releases resources held by the state machine. It is also
+	// called, without Open, on one whose replica failed to start.
 	Close() error
 }
 
@@ -115,6 +118,6 @@ type StateMachinePersistent interface {
 // replica leaves a host, the agent removes Dragonboat's data but not the
 // state machine's, and a later replica of the same shard on that host has
 // another replica ID (Dragonboat stops a replica that opens at an index
-// its log does not have). It must not return nil (the host's process
-// panics).
+// its log does not have). A nil state machine is refused as
+// StateMachineFactory's is.
 type StateMachinePersistentFactory func(shardID, replicaID uint64) StateMachinePersistent

@@ -39,7 +39,7 @@ type Replica struct {
 	ID      uint64 `json:"id"`      // the raft replica ID
 	Created uint64 `json:"created"` // raft index of the entry that added the record
 	Updated uint64 `json:"updated"` // raft index of the entry that last changed it
-	Status  string `json:"status"`  // ReplicaStatusNew or ReplicaStatusActive
+	Status  string `json:"status"`  // ReplicaStatusNew, ReplicaStatusStarted or ReplicaStatusActive
 	// Tags are the replica's labels; "placement:group" names the
 	// non-voting group it was placed for.
 	Tags        map[string]string `json:"tags"`
@@ -66,11 +66,13 @@ const (
 	ShardStatusUnsatisfied = "unsatisfied"
 )
 
-// Replica statuses: new when placed, active once its host runs it and its
-// shard has a leader.
+// Replica statuses: new when placed, started once its host is about to
+// start it for the first time (from then on it may hold data), active once
+// its host runs it and its shard has a leader.
 const (
-	ReplicaStatusNew    = "new"
-	ReplicaStatusActive = "active"
+	ReplicaStatusNew     = "new"
+	ReplicaStatusStarted = "started"
+	ReplicaStatusActive  = "active"
 )
 
 // PrimeShardType is the type URI of the prime (registry) shard.

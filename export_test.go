@@ -1,0 +1,11 @@
+package zongzi
+
+// WithActiveHeld keeps the replicas for which held returns true from
+// being marked active by this host, so that a test can act in the window
+// between a replica's first start and its activation.
+func WithActiveHeld(held func(Replica) bool) AgentOption {
+	return func(a *Agent) error {
+		a.holdActive = held
+		return nil
+	}
+}

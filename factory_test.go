@@ -1,0 +1,51 @@
+package zongzi_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zongzi-kv/zongzi"
+)
+
+// testNilType is the shard type whose factory returns nil, as a faulty one
+// may; nilFactoryCalls counts its calls.
+const testNilType = "zongzi://github.com/zongzi-kv/zongzi/test/nil"
+
+var nilFactoryCalls atomic.Int64
+
+func newNilSM(_, _ uint64) zongzi.StateMachine {
+	nilFactoryCalls.Add(1)
+	return nil
+}
+
+// TestNilStateMachineIsRefused: a replica whose factory returns nil does
+// not start, and its host lives on (Dragonboat would panic the process on
+// a nil state machine) and runs other shards.
+func TestNilStateMachineIsRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := newCluster(t, "a")
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	a := c.nodes[0].agent
+	before := nilFactoryCalls.Load()
+	s, _, err := a.ShardCreate(ctx, testNilType, zongzi.WithName("nil-sm"), zongzi.WithPlacementMembers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "a second attempt to start the replica", func() bool { return nilFactoryCalls.Load() >= before+2 })
+	reps := a.State().ShardReplicas(s.ID)
+	if len(reps) != 1 || reps[0].Status != zongzi.ReplicaStatusNew {
+		t.Fatalf("replicas %+v, want one, new: it never started", reps)
+	}
+	if st := a.Status(); st != zongzi.AgentStatusReady {
+		t.Fatalf("agent %v, want ready", st)
+	}
+	ok, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("after-nil"), zongzi.WithPlacementMembers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "a shard of another type active", func() bool { return allActive(a.State(), ok.ID, 1) })
+}

@@ -1,0 +1,62 @@
+package zongzi
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/config"
+	sm "github.com/lni/dragonboat/v4/statemachine"
+)
+
+// replicaGuest is the state machine of a replica about to start, built
+// from its type's factory before anything about the replica is proposed:
+// one of memory and disk is set.
+type replicaGuest struct {
+	memory *memoryGuest
+	disk   *diskGuest
+}
+
+// newReplicaGuest calls t's factory for r. A factory that returns nil is a
+// configuration error: Dragonboat would panic the host on it.
+func newReplicaGuest(t stateMachineType, r Replica) (replicaGuest, error) {
+	if t.disk != nil {
+		if s := t.disk(r.ShardID, r.ID); s != nil {
+			return replicaGuest{disk: newDiskGuest(s)}, nil
+		}
+	} else if s := t.memory(r.ShardID, r.ID); s != nil {
+		return replicaGuest{memory: newMemoryGuest(s)}, nil
+	}
+	return replicaGuest{}, fmt.Errorf("%w: state machine factory returned nil", ErrInvalidConfig)
+}
+
+func (g replicaGuest) guest() *guest {
+	if g.disk != nil {
+		return &g.disk.guest
+	}
+	return &g.memory.guest
+}
+
+// start starts the replica on nh with this state machine. Dragonboat takes
+// the state machine only once it cannot fail any more, so on an error it
+// was not used and is closed here.
+func (g replicaGuest) start(nh *dragonboat.NodeHost, members map[uint64]dragonboat.Target, join bool, cfg config.Config) error {
+	var err error
+	if g.disk != nil {
+		err = nh.StartOnDiskReplica(members, join, func(uint64, uint64) sm.IOnDiskStateMachine { return g.disk }, cfg)
+	} else {
+		err = nh.StartConcurrentReplica(members, join, func(uint64, uint64) sm.IConcurrentStateMachine { return g.memory }, cfg)
+	}
+	if err != nil {
+		return errors.Join(err, g.discard())
+	}
+	return nil
+}
+
+// discard closes a state machine whose replica did not start.
+func (g replicaGuest) discard() error {
+	if g.disk != nil {
+		return g.disk.Close()
+	}
+	return g.memory.Close()
+}
