@@ -458,11 +458,14 @@ func TestIndexAfterSnapshotRecovery(t *testing.T) {
 	defer c.stop()
 	a1, n3 := c.nodes[0].agent, c.nodes[2]
 	s := c.createActive(ctx, a1, testType, "indexed")
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer wcancel()
+	call := func() context.Context { // each call has its own deadline
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		t.Cleanup(ccancel)
+		return cctx
+	}
 	var last uint64
 	for range 5 {
-		idx, _, err := a1.Client(s.ID).Apply(wctx, []byte("w"))
+		idx, _, err := a1.Client(s.ID).Apply(call(), []byte("w"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -472,11 +475,11 @@ func TestIndexAfterSnapshotRecovery(t *testing.T) {
 	// read the index instead, on host 3, once it has applied them all.
 	var want uint64
 	waitFor(t, settle, "host 3 to apply the writes", func() bool {
-		i, err := n3.agent.Client(s.ID).Index(wctx)
+		i, err := n3.agent.Client(s.ID).Index(call())
 		want = i
 		return err == nil && i >= last
 	})
-	if _, err := n3.agent.NodeHost().SyncRequestSnapshot(wctx, s.ID, dragonboat.SnapshotOption{}); err != nil {
+	if _, err := n3.agent.NodeHost().SyncRequestSnapshot(call(), s.ID, dragonboat.SnapshotOption{}); err != nil {
 		t.Fatal(err)
 	}
 	n3.agent.Stop()
@@ -488,7 +491,7 @@ func TestIndexAfterSnapshotRecovery(t *testing.T) {
 	// A call made in the moment before host 3 lists its replica is
 	// forwarded; the later ones are served by the recovered replica.
 	for range 20 {
-		got, err := n3.agent.Client(s.ID).Index(wctx)
+		got, err := n3.agent.Client(s.ID).Index(call())
 		if err != nil || got < want {
 			t.Fatalf("index on host 3 after it recovered from its snapshot: %d, %v; it was %d", got, err, want)
 		}
