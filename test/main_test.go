@@ -11,14 +11,16 @@ import (
 	"time"
 
 	"github.com/zongzi-kv/zongzi/internal/kv1proc"
+	"github.com/zongzi-kv/zongzi/internal/testtmp"
 )
 
 // kv1Bin is the kv1 binary built once for every test of the package.
 var kv1Bin string
 
-// TestMain builds kv1 once into a temporary directory, removed at the end.
+// TestMain builds kv1 once into a temporary directory, removed at the
+// end, in the run's own (testtmp).
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
+	os.Exit(testtmp.Run(m, runTests))
 }
 
 func runTests(m *testing.M) int {
