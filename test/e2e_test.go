@@ -135,6 +135,14 @@ func e2eErrors(t *testing.T, bin string) {
 	}
 	e2eExpectRecord(t, "key of 1 KiB", e2ePut(t, n1, long[:1<<10]+"?val=x"), long[:1<<10], "x")
 
+	// A key or value that is not UTF-8 would not read back as written.
+	e2eExpect(t, "value not UTF-8", e2ePut(t, n1, "/utf8key?val=%FF"), http.StatusBadRequest, "Value must be valid UTF-8\n")
+	e2eExpect(t, "value not UTF-8 (body)", e2eDo(t, n1, http.MethodPut, "/utf8key", url.Values{"val": {"a\xc0\xafb"}}),
+		http.StatusBadRequest, "Value must be valid UTF-8\n")
+	e2eExpect(t, "value not UTF-8 wrote nothing", e2eGet(t, n1, "/utf8key"), http.StatusNotFound, "Not found\n")
+	e2eExpect(t, "key not UTF-8", e2ePut(t, n1, "/%FF?val=x"), http.StatusBadRequest, "Key must be valid UTF-8\n")
+	e2eExpectRecord(t, "UTF-8 key and value", e2ePut(t, n1, "/%E2%9C%93?val=%C3%A9"), "/✓", "é")
+
 	for _, path := range []string{"/_status", "/healthz", "/_registry", "/metrics", "/_other"} {
 		for _, method := range []string{http.MethodPut, http.MethodDelete} {
 			e2eExpect(t, method+" "+path, e2eDo(t, n1, method, path+"?val=x", nil),

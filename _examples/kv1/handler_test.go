@@ -304,6 +304,23 @@ func TestHandlerContract(t *testing.T) {
 			body: `{"key":"//a/b","ver":6,"val":"v"}` + "\n", proposes: 1},
 		{name: "escaped key", req: putReq("/a%2Fb%20c%3F?val=v"), code: 200,
 			body: `{"key":"/a/b c?","ver":6,"val":"v"}` + "\n", proposes: 1},
+
+		// keys and values must be valid UTF-8, or they would not read back as written
+		{name: "escaped UTF-8", req: putReq("/%E2%9C%93?val=%C3%A9%F0%9F%8D%99"), code: 200,
+			body: `{"key":"/✓","ver":6,"val":"é🍙"}` + "\n", proposes: 1},
+		{name: "value not UTF-8", req: putReq("/testkey?val=%ff"), code: 400, body: "Value must be valid UTF-8\n"},
+		{name: "value not UTF-8 in a body", req: form("PUT", "/testkey", "val=a%C0%AFb"), code: 400,
+			body: "Value must be valid UTF-8\n"},
+		{name: "value truncated UTF-8", req: putReq("/testkey?val=ok%E2%80"), code: 400, body: "Value must be valid UTF-8\n"},
+		{name: "value surrogate", req: putReq("/testkey?val=%ED%A0%80"), code: 400, body: "Value must be valid UTF-8\n"},
+		{name: "value not UTF-8 stale", req: putReq("/testkey?val=%ff&stale=true"), code: 400,
+			body: "Value must be valid UTF-8\n"},
+		{name: "value not UTF-8 cas", before: []call{create}, req: putReq("/testkey?val=%80&ver=6"), code: 400,
+			body: "Value must be valid UTF-8\n"},
+		{name: "put key not UTF-8", req: putReq("/a%ffb?val=v"), code: 400, body: "Key must be valid UTF-8\n"},
+		{name: "put key not UTF-8 stale", req: putReq("/%C0%AF?val=v&stale=true"), code: 400, body: "Key must be valid UTF-8\n"},
+		{name: "get key not UTF-8", req: get("/%ff"), code: 400, body: "Key must be valid UTF-8\n"},
+		{name: "delete key not UTF-8", req: deleteReq("/k%E2%80"), code: 400, body: "Key must be valid UTF-8\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, f := newTestHandler(t, tc.cfg)
@@ -391,11 +408,11 @@ func TestHandlerREADME(t *testing.T) {
 	}
 }
 
-// TestHandlerJSONEscaping checks that any key and value bytes give valid
-// JSON that decodes to the stored text.
+// TestHandlerJSONEscaping checks that keys and values with characters JSON
+// must escape give valid JSON that decodes to the stored text.
 func TestHandlerJSONEscaping(t *testing.T) {
 	h, _ := newTestHandler(t, handlerConfig{})
-	got := do(t, h, putReq(`/%22q%22%5C%0A%E2%80%A8?val=%00%01%1f%7f%ff%3C%E2%80%A9%F0%9F%8D%99`))
+	got := do(t, h, putReq(`/%22q%22%5C%0A%E2%80%A8?val=%00%01%1f%7f%EF%BF%BD%3C%E2%80%A9%F0%9F%8D%99`))
 	if got.code != 200 {
 		t.Fatalf("put: %d %s", got.code, got.body)
 	}

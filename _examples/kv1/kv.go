@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 	"github.com/zongzi-kv/zongzi"
@@ -15,6 +16,8 @@ var (
 	errMethod        = &httpError{status: http.StatusMethodNotAllowed, msg: "Method not supported"}
 	errEmptyKey      = &httpError{status: http.StatusBadRequest, msg: "Key must not be empty"}
 	errKeySlash      = &httpError{status: http.StatusBadRequest, msg: "Key must start with /"}
+	errKeyUTF8       = &httpError{status: http.StatusBadRequest, msg: "Key must be valid UTF-8"}
+	errValUTF8       = &httpError{status: http.StatusBadRequest, msg: "Value must be valid UTF-8"}
 	errWriteTimeout  = &httpError{status: http.StatusServiceUnavailable, msg: "Timeout: the write may or may not have been applied", retry: true}
 	errWriteCanceled = &httpError{status: http.StatusServiceUnavailable, msg: "Canceled: the write may or may not have been applied", retry: true}
 	errReadTimeout   = &httpError{status: http.StatusServiceUnavailable, msg: "Timeout", retry: true}
@@ -27,7 +30,9 @@ var (
 const accepted = "Accepted"
 
 // serveKey serves GET, PUT and DELETE of a key, the URL path; query is
-// the raw query string.
+// the raw query string. A key or value that is not valid UTF-8 is refused
+// with 400: a record goes out as JSON text, where such bytes would come
+// back as U+FFFD, not as written.
 func (h *handler) serveKey(rc *fasthttp.RequestCtx, key, query string) int {
 	if !rc.IsGet() && !rc.IsPut() && !rc.IsDelete() {
 		rc.Response.Header.Set("Allow", hdrAllowKey)
@@ -40,6 +45,8 @@ func (h *handler) serveKey(rc *fasthttp.RequestCtx, key, query string) int {
 		return writeError(rc, errKeySlash)
 	case len(key) > h.maxKey:
 		return writeError(rc, h.errKeyTooLong())
+	case !utf8.ValidString(key):
+		return writeError(rc, errKeyUTF8)
 	}
 	p, herr := h.params(rc, query)
 	if herr != nil {
@@ -55,6 +62,9 @@ func (h *handler) serveKey(rc *fasthttp.RequestCtx, key, query string) int {
 	case rc.IsPut():
 		if len(p.val) > h.maxVal {
 			return writeError(rc, h.errValTooLarge())
+		}
+		if !utf8.ValidString(p.val) {
+			return writeError(rc, errValUTF8)
 		}
 		cmd := appendPut(make([]byte, 0, putSize(key, p.val, p.hasVer, p.ver)), key, p.val, p.hasVer, p.ver)
 		return h.write(ctx, rc, key, cmd, p)

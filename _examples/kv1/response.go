@@ -85,9 +85,10 @@ func appendRecordJSON(dst []byte, rv recordView) []byte {
 const hexDigits = "0123456789abcdef"
 
 // appendJSONString appends s as a JSON string. Bytes that are not valid
-// UTF-8 become U+FFFD, one per byte, as with encoding/json; control
-// characters, U+2028 and U+2029 are escaped, so the output is valid JSON
-// (and JavaScript) for any input.
+// UTF-8 become U+FFFD, one per byte, as with encoding/json (the handler
+// refuses such keys and values, so only a record an older kv1 wrote can
+// hold them); control characters, U+2028 and U+2029 are escaped, so the
+// output is valid JSON (and JavaScript) for any input.
 func appendJSONString(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0 // s[start:i] is pending, needing no escape
