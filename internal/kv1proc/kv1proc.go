@@ -57,9 +57,10 @@ type Node struct {
 	N                     int // 1-based
 	Dir                   string
 	Raft, API, HTTP, Zone string
-	Pprof                 string // net/http/pprof address, empty for none
-	Stderr                string // path of the node's log file
-	Stdout                string // path of the node's stdout file
+	Pprof                 string   // net/http/pprof address, empty for none
+	Stderr                string   // path of the node's log file
+	Stdout                string   // path of the node's stdout file
+	Args                  []string // extra flags, after the cluster's (the last of a repeated flag wins)
 	cmd                   *exec.Cmd
 	done                  chan struct{}
 }
@@ -81,6 +82,21 @@ func (n *Node) exited() bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// Wait waits until node n's process, started by Start, exits, for as
+// long as ctx allows, and returns its exit status (-1 if a signal ended
+// it).
+func (n *Node) Wait(ctx context.Context) (int, error) {
+	if n.cmd == nil {
+		return 0, fmt.Errorf("kv1proc: node %d was not started", n.N)
+	}
+	select {
+	case <-n.done:
+		return n.cmd.ProcessState.ExitCode(), nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("kv1proc: node %d still running: %w", n.N, ctx.Err())
 	}
 }
 
@@ -139,7 +155,8 @@ func (c *Cluster) Command(n *Node) []string {
 	if n.Pprof != "" {
 		args = append(args, "-pprof", n.Pprof)
 	}
-	return append(args, c.Args...)
+	args = append(args, c.Args...)
+	return append(args, n.Args...)
 }
 
 // Start starts node n's process, appending to its log files.
