@@ -257,8 +257,9 @@ type e2eRegistry struct {
 		RaftAddress string `json:"raftAddress"`
 	}
 	Shards []struct {
-		ID   uint64 `json:"id"`
-		Name string `json:"name"`
+		ID   uint64            `json:"id"`
+		Name string            `json:"name"`
+		Tags map[string]string `json:"tags"`
 	}
 	Replicas []struct {
 		ID          uint64 `json:"id"`

@@ -39,6 +39,7 @@ func TestKV1(t *testing.T) {
 		{"Starting", e2eStarting},
 		{"Timeout", e2eTimeout},
 		{"Overload", e2eOverload},
+		{"ShardCount", e2eShardCount},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, bin) })
 	}

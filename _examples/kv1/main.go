@@ -187,23 +187,6 @@ func hostConfig() config.NodeHostConfig {
 	return config.NodeHostConfig{EnableMetrics: true, Expert: config.ExpertConfig{Engine: engine}}
 }
 
-// createShards creates (or finds, when another node did) the kv shards,
-// kv1-00001 onwards, each with one voting member per zone of the region.
-func createShards(ctx context.Context, agent *zongzi.Agent, o options) ([]zongzi.Shard, error) {
-	var shards []zongzi.Shard
-	for i := 1; i <= o.shards; i++ {
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		s, _, err := agent.ShardCreate(cctx, shardType, zongzi.WithName(fmt.Sprintf("kv1-%05d", i)),
-			zongzi.WithPlacementMembers(3, "geo:region="+o.region), zongzi.WithPlacementVary("geo:zone"))
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("create shard %d: %w", i, err)
-		}
-		shards = append(shards, s)
-	}
-	return shards, nil
-}
-
 // newKVHandler wires the HTTP handler to the agent. Until gatherBy, the
 // node is not ready while the kv shards' leaders move (healthz).
 func newKVHandler(agent *zongzi.Agent, shards []zongzi.Shard, timeout time.Duration, gatherBy time.Time) (*handler, error) {
