@@ -55,49 +55,78 @@ func (r *registrySession) propose(ctx context.Context, nh *dragonboat.NodeHost, 
 }
 
 // retry makes attempts until one is applied or rejected, one fails for a
-// reason a retry cannot mend, or ctx leaves no time for another.
+// reason a retry cannot mend, or ctx leaves no time for another. Once an
+// attempt may have been proposed, an error wraps ErrOutcomeUnknown: that
+// proposal may yet apply, or have applied, whatever a later attempt says;
+// it no longer wraps ErrRejected (a session the prime shard evicted), which
+// would say that nothing applied.
 func (r *registrySession) retry(ctx context.Context, nh *dragonboat.NodeHost, cmd []byte) (sm.Result, error) {
+	proposed := false
+	fail := func(err error) error {
+		switch {
+		case !proposed || errors.Is(err, ErrOutcomeUnknown):
+			return fmt.Errorf("registry: %w", err)
+		case errors.Is(err, ErrRejected):
+			return fmt.Errorf("registry: %w: an earlier attempt may have applied; the last one: %v", ErrOutcomeUnknown, err)
+		}
+		return fmt.Errorf("registry: %w: %w", ErrOutcomeUnknown, err)
+	}
 	for {
-		res, err := r.attempt(ctx, nh, cmd)
+		res, made, err := r.attempt(ctx, nh, cmd)
 		if err == nil {
 			return res, nil
 		}
+		proposed = proposed || made
 		if !errors.Is(err, ErrOutcomeUnknown) && !errors.Is(err, ErrShardNotReady) {
-			return res, fmt.Errorf("registry: %w", err)
+			return res, fail(err)
 		}
 		if cerr := ctx.Err(); cerr != nil {
-			return res, fmt.Errorf("registry: %w", mapError(cerr))
+			return res, fail(mapError(cerr))
 		}
 		if errors.Is(err, dragonboat.ErrTimeoutTooSmall) { // less than a tick left: no attempt can go
-			return res, fmt.Errorf("registry: %w", err)
+			return res, fail(err)
 		}
 		if errors.Is(err, ErrShardNotReady) {
 			if err := sleep(ctx, 50*time.Millisecond); err != nil {
-				return res, fmt.Errorf("registry: %w", mapError(err))
+				return res, fail(mapError(err))
 			}
 		}
 	}
 }
 
-// attempt makes one bounded attempt, registering the session first if needed.
-func (r *registrySession) attempt(ctx context.Context, nh *dragonboat.NodeHost, cmd []byte) (sm.Result, error) {
+// attempt makes one bounded attempt, registering the session first if
+// needed. made says whether cmd may have been proposed: it was unless the
+// proposal failed before it reached the replica, or was dropped (no leader),
+// or the replica rejected the session.
+func (r *registrySession) attempt(ctx context.Context, nh *dragonboat.NodeHost, cmd []byte) (res sm.Result, made bool, err error) {
 	actx, cancel := context.WithTimeout(ctx, registryAttempt)
 	defer cancel()
 	if r.session == nil {
 		s, err := nh.SyncGetSession(actx, 0)
 		if err != nil {
-			return sm.Result{}, mapError(err)
+			return sm.Result{}, false, mapError(err)
 		}
 		r.session = s
 	}
-	res, err := nh.SyncPropose(actx, r.session, cmd)
+	res, err = nh.SyncPropose(actx, r.session, cmd)
 	switch {
 	case err == nil:
 		r.session.ProposalCompleted()
-		return res, nil
+		return res, true, nil
 	case errors.Is(err, dragonboat.ErrInvalidSession):
 		r.session = nil // evicted: register a new one
-		return res, fmt.Errorf("%w: %w", ErrShardNotReady, err)
+		return res, false, fmt.Errorf("%w: %w", ErrShardNotReady, err)
 	}
-	return res, mapError(err)
+	return res, proposalMade(err), mapError(err)
+}
+
+// proposalMade says whether a proposal that failed with err, an error of
+// Dragonboat's SyncPropose, may be in the log: it timed out or was
+// cancelled while pending, or its replica closed (ErrShardClosed, which is
+// also the error of a replica closed before it took the proposal). The
+// other errors come before the proposal is made, or say that it was
+// dropped or rejected.
+func proposalMade(err error) bool {
+	return errors.Is(err, dragonboat.ErrTimeout) || errors.Is(err, dragonboat.ErrCanceled) ||
+		errors.Is(err, dragonboat.ErrShardClosed) || errors.Is(err, dragonboat.ErrAborted)
 }

@@ -1,10 +1,15 @@
 package zongzi_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,3 +84,120 @@ func TestRegistryWriteWaitsNoLongerThanItsDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistryWriteCancelledWhilePending cancels a registry write once it
+// is in the prime shard's log, while the local replica has yet to apply it
+// (its applies wait on an earlier entry). The write applies all the same,
+// so the error must say that its outcome is unknown, as well as that it
+// was cancelled, as a ShardClient write's does.
+func TestRegistryWriteCancelledWhilePending(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a")
+	hold := newRejectHold()
+	c.nodes[0].opts = []zongzi.AgentOption{zongzi.WithLogger(slog.New(hold))}
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	defer hold.release() // before the agent stops, which waits for its applies
+	a := c.nodes[0].agent
+	// A write that applies first: the registry session is in place.
+	if _, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("first")); err != nil {
+		t.Fatal(err)
+	}
+	// This host's own registry writes are done: none holds the turn
+	// while applies wait.
+	waitFor(t, settle, "the host's record and the prime shard's leader in the registry", func() bool {
+		st := a.State()
+		h, _ := st.Host(a.HostID())
+		prime, _ := st.Shard(0)
+		return h.Status == zongzi.HostStatusActive && prime.Leader != 0
+	})
+	nh := a.NodeHost()
+	logs, err := nh.GetLogReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An undecodable command, which the registry rejects and logs: the
+	// log call holds the prime replica's applies.
+	hold.arm()
+	if _, err := nh.Propose(nh.GetNoOPSession(0), []byte("not a registry command"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-hold.held:
+	case <-time.After(settle):
+		t.Fatal("the prime replica never applied the undecodable command")
+	}
+	_, last := logs.GetRange()
+
+	const name = "cancelled-while-pending"
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	errs := make(chan error, 1)
+	go func() {
+		_, _, err := a.ShardCreate(wctx, testType, zongzi.WithName(name))
+		errs <- err
+	}()
+	waitFor(t, settle, "the write in the prime shard's log", func() bool {
+		_, l := logs.GetRange()
+		ents, err := logs.Entries(last, l+1, math.MaxUint64)
+		if err != nil {
+			return false
+		}
+		for _, e := range ents {
+			if bytes.Contains(e.Cmd, []byte(name)) {
+				return true
+			}
+		}
+		return false
+	})
+	wcancel()
+	err = <-errs
+	hold.release()
+	waitFor(t, settle, "the cancelled write to apply", func() bool {
+		_, ok := a.ShardFind(name)
+		return ok
+	})
+	if !errors.Is(err, zongzi.ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("registry write cancelled while pending, then applied: %v, want it to wrap %v and %v",
+			err, zongzi.ErrOutcomeUnknown, context.Canceled)
+	}
+}
+
+// rejectHold is a log handler that, once armed, holds the call that logs
+// a rejected registry command until released: the prime replica's applies
+// wait meanwhile. It says on held when it holds one.
+type rejectHold struct {
+	inner   slog.Handler
+	armed   atomic.Bool
+	held    chan struct{}
+	once    sync.Once
+	done    chan struct{}
+	heldOne sync.Once
+}
+
+func newRejectHold() *rejectHold {
+	return &rejectHold{
+		inner: slog.NewTextHandler(testWriter{}, &slog.HandlerOptions{Level: slog.LevelWarn}),
+		held:  make(chan struct{}), done: make(chan struct{}),
+	}
+}
+
+func (h *rejectHold) arm()     { h.armed.Store(true) }
+func (h *rejectHold) release() { h.once.Do(func() { close(h.done) }) }
+
+func (h *rejectHold) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *rejectHold) Handle(ctx context.Context, r slog.Record) error {
+	if h.armed.Load() && r.Message == "zongzi: registry command rejected" {
+		h.heldOne.Do(func() { close(h.held) })
+		<-h.done
+	}
+	if !h.inner.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.inner.Handle(ctx, r)
+}
+
+func (h *rejectHold) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *rejectHold) WithGroup(string) slog.Handler      { return h }
