@@ -115,15 +115,35 @@ func (h busHandler) Membership(ctx context.Context, req *pb.MembershipRequest) e
 	return h.a.changeMembership(ctx, req)
 }
 
+// guestShard refuses a command or query from another host to the prime
+// shard: the registry is read from each host's own replica and written
+// through its registry session (exactly once), never by raw bytes from
+// the network. ShardClient does not forward these calls for shard 0.
+func guestShard(shardID uint64, call string) error {
+	if shardID == 0 {
+		return fmt.Errorf("%w: %s on the prime shard (shard 0) from another host", ErrInvalidConfig, call)
+	}
+	return nil
+}
+
 func (h busHandler) Apply(ctx context.Context, shardID uint64, cmd []byte) (uint64, []byte, error) {
+	if err := guestShard(shardID, "apply"); err != nil {
+		return 0, nil, err
+	}
 	return h.a.localApply(ctx, shardID, cmd)
 }
 
 func (h busHandler) Commit(ctx context.Context, shardID uint64, cmd []byte) error {
+	if err := guestShard(shardID, "commit"); err != nil {
+		return err
+	}
 	return h.a.localCommit(ctx, shardID, cmd)
 }
 
 func (h busHandler) Read(ctx context.Context, shardID uint64, query []byte, stale, _ bool) (uint64, []byte, error) {
+	if err := guestShard(shardID, "read"); err != nil {
+		return 0, nil, err
+	}
 	return h.a.localRead(ctx, shardID, query, stale)
 }
 

@@ -9,3 +9,7 @@ func WithActiveHeld(held func(Replica) bool) AgentOption {
 		return nil
 	}
 }
+
+// BusCodes is how the agent's bus maps errors to gRPC codes, for tests
+// that call a host's bus as another host does.
+var BusCodes = busCodes
