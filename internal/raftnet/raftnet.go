@@ -9,8 +9,9 @@
 //
 // It trusts the network, as Dragonboat's TCP module does: a hello is
 // believed like the batches after it. It bounds what a peer costs, though:
-// a connection silent for idleTimeout is closed, a frame whose header
-// promises too much is refused before its payload is read, and a batch
+// a connection holds no read buffer before its first header comes, one
+// silent for idleTimeout is closed, a frame whose header promises too much
+// is refused before its payload is read, and a batch
 // that Dragonboat's decoder would panic or loop forever on is refused
 // (decodeBatch). It does not do TLS: an agent whose host config asks for
 // mutual TLS keeps Dragonboat's module. Batches, retries, connection reuse
@@ -70,7 +71,8 @@ const (
 	// of up to 64 MiB. A payload is allocated as its bytes arrive, not
 	// from the length alone (readPayload).
 	maxPayload = 256 << 20
-	// readBufferSize is the receiver's read buffer: most batches fit whole.
+	// readBufferSize is the receiver's read buffer, made once a
+	// connection's first header came: most batches fit whole.
 	readBufferSize = 64 << 10
 	// keepBuffer is the largest payload buffer a connection keeps between
 	// frames; a larger one is left to the collector.
@@ -225,12 +227,20 @@ func (t *Transport) serve(c net.Conn) {
 		t.mu.Unlock()
 		_ = c.Close()
 	}()
-	r := bufio.NewReaderSize(idleReader{c, t.idle}, readBufferSize)
+	// The first header is read from the connection itself, and the read
+	// buffer made once it came: a connection that sends nothing holds no
+	// buffer while it waits. That costs one read more per connection,
+	// none per frame.
+	src := idleReader{c, t.idle}
 	var hdr [headerSize]byte
+	if _, err := io.ReadFull(src, hdr[:]); err != nil {
+		return
+	}
+	r := bufio.NewReaderSize(src, readBufferSize)
 	var buf []byte
 	var from, learnt string // the sender's address, and the source last learnt at it
 	for {
-		kind, payload, err := readFrame(r, hdr[:], buf)
+		kind, payload, err := readBody(r, hdr[:], buf)
 		if err != nil {
 			return
 		}
@@ -265,6 +275,9 @@ func (t *Transport) serve(c net.Conn) {
 		default:
 			return
 		}
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return
+		}
 	}
 }
 
@@ -285,11 +298,18 @@ func (r idleReader) Read(p []byte) (int, error) {
 	return r.c.Read(p)
 }
 
-// readFrame reads one frame, its payload into buf when it fits.
-func readFrame(r *bufio.Reader, hdr, buf []byte) (kind byte, payload []byte, err error) {
+// readFrame reads one frame, its header into hdr and its payload into buf
+// when it fits.
+func readFrame(r io.Reader, hdr, buf []byte) (kind byte, payload []byte, err error) {
 	if _, err := io.ReadFull(r, hdr); err != nil {
 		return 0, nil, err
 	}
+	return readBody(r, hdr, buf)
+}
+
+// readBody reads the payload of the frame whose header is hdr, into buf
+// when it fits, and checks it.
+func readBody(r io.Reader, hdr, buf []byte) (kind byte, payload []byte, err error) {
 	kind = hdr[0]
 	n := binary.BigEndian.Uint32(hdr[1:5])
 	if !validHeader(kind, n) {

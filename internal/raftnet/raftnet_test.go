@@ -665,3 +665,94 @@ func TestUnroutableMessagesAreRefused(t *testing.T) {
 		t.Fatalf("%d batches handed over, want none", len(r.batches))
 	}
 }
+
+// readSignalConn is a connection that says, before each read, how many
+// bytes the reader asks for.
+type readSignalConn struct {
+	net.Conn
+	reads chan int
+}
+
+func (c *readSignalConn) Read(p []byte) (int, error) {
+	c.reads <- len(p)
+	return c.Conn.Read(p)
+}
+
+// liveHeap is the heap in use after a collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// TestSilentConnectionsHoldNoBuffer serves loopback connections that send
+// nothing: while each reader waits for its first bytes, the heap holds no
+// read buffer for them. Once each has sent a header, it does, which shows
+// that the measure sees the buffers.
+func TestSilentConnectionsHoldNoBuffer(t *testing.T) {
+	const n = 64
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tr := Factory{}.Create(config.NodeHostConfig{DeploymentID: 7},
+		func(pb.MessageBatch) {}, func(pb.Chunk) bool { return true }).(*Transport)
+	tr.idle = time.Minute
+	awaitReads := func(conns []*readSignalConn) {
+		t.Helper()
+		for i, c := range conns {
+			select {
+			case <-c.reads:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("connection %d: no read in 10 s", i)
+			}
+		}
+	}
+
+	before := liveHeap()
+	clients := make([]net.Conn, n)
+	served := make([]*readSignalConn, n)
+	for i := range n {
+		if clients[i], err = net.Dial("tcp", ln.Addr().String()); err != nil {
+			t.Fatal(err)
+		}
+		defer clients[i].Close()
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		served[i] = &readSignalConn{Conn: c, reads: make(chan int, 16)}
+		tr.wg.Add(1)
+		go tr.serve(served[i])
+	}
+	awaitReads(served) // every reader waits for its first bytes
+	held := liveHeap() - before
+	t.Logf("%d silent connections: %d KiB of heap", n, held>>10)
+	if held > n*readBufferSize/8 {
+		t.Errorf("%d silent connections hold %d KiB of heap, %d KiB each; a read buffer is %d KiB",
+			n, held>>10, held/n>>10, readBufferSize>>10)
+	}
+
+	// A hello header whose payload the receiver then waits for.
+	hdr := []byte{frameHello, 0, 0, 0, 100, 0, 0, 0, 0}
+	for _, c := range clients {
+		if _, err := c.Write(hdr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	awaitReads(served) // every reader read the header and waits for more
+	held = liveHeap() - before
+	t.Logf("%d connections that sent a header: %d KiB of heap", n, held>>10)
+	if held < n*readBufferSize {
+		t.Errorf("%d connections that sent a header hold %d KiB of heap, want at least a read buffer each (%d KiB)",
+			n, held>>10, n*readBufferSize>>10)
+	}
+	for _, c := range clients {
+		_ = c.Close()
+	}
+	tr.wg.Wait()
+}
