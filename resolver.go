@@ -27,11 +27,18 @@ var errUnknownHost = errors.New("zongzi: raft address of host unknown")
 // Every replica on one host resolves to one connection key, the host's
 // address: Dragonboat then sends one batch per peer per step, on one
 // connection, instead of spreading shards over four.
+//
+// Dragonboat tells the resolver each replica's host (Add) as shards start
+// and change members, and also for every message it receives: what a peer
+// says is kept in full only for replicas the registry lists; of the others
+// a bounded few are (unlistedTargets), and a replica the resolver was not
+// told of, or forgot, is looked up in the registry.
 type hostResolver struct {
-	state   func() *State                   // the registry as it is now
-	targets cowMap[raftio.NodeInfo, string] // replica → host ID (or, in older data, a raft address)
-	book    atomic.Pointer[addrBook]        // host ID → raft address
-	mu      sync.Mutex                      // serialises writers of book
+	state    func() *State                   // the registry as it is now
+	targets  cowMap[raftio.NodeInfo, string] // replica → host ID (or, in older data, a raft address)
+	unlisted unlistedTargets                 // the same, of replicas the registry did not list
+	book     atomic.Pointer[addrBook]        // host ID → raft address
+	mu       sync.Mutex                      // serialises writers of book
 }
 
 // addrBook is where hosts listen, by host ID: as the registry view state
@@ -63,18 +70,43 @@ func (r *hostResolver) Create(string, uint64, config.TargetValidator) (raftio.IN
 func (r *hostResolver) Close() error { return nil }
 
 // Add implements raftio.INodeRegistry. Dragonboat calls it for every
-// message it receives, so an unchanged target costs one lookup.
+// message it receives, so an unchanged target costs a lookup or two. A
+// replica the registry lists, or one the resolver already keeps there,
+// goes into targets; another is kept among the bounded unlisted ones. A
+// target longer than maxTarget is not kept.
 func (r *hostResolver) Add(shardID, replicaID uint64, target string) {
 	k := raftio.GetNodeInfo(shardID, replicaID)
-	if t, ok := r.targets.Load(k); ok && t == target {
+	t, kept := r.targets.Load(k)
+	if kept && t == target {
+		return
+	}
+	if !kept {
+		if t, ok := r.unlisted.load(k); ok && t == target {
+			return
+		}
+	}
+	if len(target) > maxTarget {
+		return
+	}
+	if !kept && !r.listed(shardID, replicaID) {
+		r.unlisted.store(k, target)
 		return
 	}
 	r.targets.Update(func(m map[raftio.NodeInfo]string) { m[k] = target })
+	r.unlisted.remove(func(u raftio.NodeInfo) bool { return u == k })
+}
+
+// listed says whether the registry lists the replica in the shard.
+func (r *hostResolver) listed(shardID, replicaID uint64) bool {
+	rep, ok := r.state().Replica(replicaID)
+	return ok && rep.ShardID == shardID
 }
 
 // Remove implements raftio.INodeRegistry.
 func (r *hostResolver) Remove(shardID, replicaID uint64) {
-	r.targets.Update(func(m map[raftio.NodeInfo]string) { delete(m, raftio.GetNodeInfo(shardID, replicaID)) })
+	k := raftio.GetNodeInfo(shardID, replicaID)
+	r.targets.Update(func(m map[raftio.NodeInfo]string) { delete(m, k) })
+	r.unlisted.remove(func(u raftio.NodeInfo) bool { return u == k })
 }
 
 // RemoveShard implements raftio.INodeRegistry.
@@ -86,12 +118,13 @@ func (r *hostResolver) RemoveShard(shardID uint64) {
 			}
 		}
 	})
+	r.unlisted.remove(func(u raftio.NodeInfo) bool { return u.ShardID == shardID })
 }
 
 // Resolve implements raftio.INodeRegistry: the raft address of the
 // replica's host, which is also the connection key.
 func (r *hostResolver) Resolve(shardID, replicaID uint64) (string, string, error) {
-	target, ok := r.targets.Load(raftio.GetNodeInfo(shardID, replicaID))
+	target, ok := r.target(shardID, replicaID)
 	if !ok {
 		return "", "", errUnknownHost
 	}
@@ -104,6 +137,22 @@ func (r *hostResolver) Resolve(shardID, replicaID uint64) (string, string, error
 		return target, target, nil
 	}
 	return "", "", errUnknownHost
+}
+
+// target returns the replica's target as Dragonboat told it, or else the
+// host the registry lists it on.
+func (r *hostResolver) target(shardID, replicaID uint64) (string, bool) {
+	k := raftio.GetNodeInfo(shardID, replicaID)
+	if t, ok := r.targets.Load(k); ok {
+		return t, true
+	}
+	if t, ok := r.unlisted.load(k); ok {
+		return t, true
+	}
+	if rep, ok := r.state().Replica(replicaID); ok && rep.ShardID == shardID {
+		return rep.HostID, true
+	}
+	return "", false
 }
 
 // addr returns the raft address of the host, "" when unknown.

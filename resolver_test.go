@@ -3,6 +3,7 @@ package zongzi
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -97,5 +98,87 @@ func TestLearnedAddressesAreBounded(t *testing.T) {
 	r.learn(hostA, "127.0.0.1:3001")
 	if got, _, err := r.Resolve(1, 5); err != nil || got != "127.0.0.1:3001" {
 		t.Fatalf("Resolve = %q, %v; want the address hostA said", got, err)
+	}
+}
+
+// TestResolverBoundsUnlistedReplicas floods the resolver, as a peer's
+// messages would, with made-up shards and replicas, on hosts it knows and
+// on hosts it does not: it keeps the replicas the registry lists, at most
+// maxUnlisted others, copies no map for them, and still resolves a listed
+// replica, an unlisted one that a host keeps sending from, and one the
+// registry lists that it was never told of.
+func TestResolverBoundsUnlistedReplicas(t *testing.T) {
+	const (
+		hostA = "0b5c5bd4-6a3e-4b0e-9a43-6f3b1a3c7d01"
+		hostB = "0b5c5bd4-6a3e-4b0e-9a43-6f3b1a3c7d02"
+		hostC = "0b5c5bd4-6a3e-4b0e-9a43-6f3b1a3c7d03" // not in the registry
+	)
+	store := registry.New()
+	apply := func(c registry.Command) {
+		t.Helper()
+		if res := store.Apply(store.State().Index()+1, c.Encode()); res.Err() != nil {
+			t.Fatalf("%s: %+v", c.Op, res)
+		}
+	}
+	apply(registry.Command{Op: registry.OpInit,
+		Hosts: []Host{
+			{ID: hostA, Status: registry.HostStatusActive, ApiAddress: "127.0.0.1:1001", RaftAddress: "127.0.0.1:2001"},
+			{ID: hostB, Status: registry.HostStatusActive, ApiAddress: "127.0.0.1:1002", RaftAddress: "127.0.0.1:2002"},
+		},
+		Replicas: []Replica{
+			{ID: 1, HostID: hostA, Status: registry.ReplicaStatusActive},
+			{ID: 2, HostID: hostB, Status: registry.ReplicaStatusActive},
+		},
+	})
+	r := newHostResolver(store.State)
+	want := func(shardID, replicaID uint64, addr string) {
+		t.Helper()
+		if got, _, err := r.Resolve(shardID, replicaID); err != nil || got != addr {
+			t.Fatalf("Resolve(%d, %d) = %q, %v; want %q", shardID, replicaID, got, err, addr)
+		}
+	}
+	r.Add(0, 1, hostA)
+	r.Add(0, 2, hostB)
+	listed := r.targets.m.Load()
+
+	hosts := []string{hostA, hostB, hostC, "127.0.0.1:9", strings.Repeat("x", 1<<20)}
+	for i := range 20 * maxUnlisted {
+		target := hosts[i%len(hosts)]
+		r.Add(uint64(1000+i), uint64(5000+i), target) // a made-up shard
+		r.Add(0, uint64(100000+i), target)            // a made-up replica of the prime shard, which runs here
+		r.Add(7, 1, target)                           // a listed replica, in a shard it is not in
+	}
+	if got := r.targets.m.Load(); got != listed {
+		t.Errorf("the flood changed the targets: %d of them, want the %d listed replicas'", len(*got), len(*listed))
+	}
+	if n := r.unlisted.len(); n > maxUnlisted {
+		t.Errorf("%d targets of unlisted replicas kept, want at most %d", n, maxUnlisted)
+	}
+	for _, target := range r.unlisted.m {
+		if len(target) > maxTarget {
+			t.Errorf("a target of %d bytes kept, want at most %d", len(target), maxTarget)
+		}
+	}
+	want(0, 1, "127.0.0.1:2001")
+	want(0, 2, "127.0.0.1:2002")
+
+	// The leader of the prime shard, on a host this one's registry does not
+	// list yet, sends again: it is resolved, as a joining host needs.
+	r.learn(hostC, "127.0.0.1:2003")
+	r.Add(0, 9, hostC)
+	want(0, 9, "127.0.0.1:2003")
+
+	// A replica the registry lists but the resolver was not told of, or
+	// forgot in the flood.
+	apply(registry.Command{Op: registry.OpShardPut, Shard: &Shard{Name: "s", Type: "t"}})
+	shard, _ := store.State().ShardByName("s")
+	apply(registry.Command{Op: registry.OpReplicaPut, Replica: &Replica{ShardID: shard.ID, HostID: hostB, Status: registry.ReplicaStatusNew}})
+	rep := store.State().ShardReplicas(shard.ID)
+	if len(rep) != 1 {
+		t.Fatalf("shard %d has %d replicas, want 1", shard.ID, len(rep))
+	}
+	want(shard.ID, rep[0].ID, "127.0.0.1:2002")
+	if _, _, err := r.Resolve(shard.ID+1, rep[0].ID); !errors.Is(err, errUnknownHost) {
+		t.Fatalf("Resolve of the replica in another shard: %v, want errUnknownHost", err)
 	}
 }
