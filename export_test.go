@@ -13,3 +13,14 @@ func WithActiveHeld(held func(Replica) bool) AgentOption {
 // BusCodes is how the agent's bus maps errors to gRPC codes, for tests
 // that call a host's bus as another host does.
 var BusCodes = busCodes
+
+// RegistrySessionID returns the client ID of the agent's registry
+// session, 0 when it has none, once no registry proposal runs.
+func RegistrySessionID(a *Agent) uint64 {
+	a.registry.turn <- struct{}{}
+	defer func() { <-a.registry.turn }()
+	if a.registry.session == nil {
+		return 0
+	}
+	return a.registry.session.ClientID
+}

@@ -33,10 +33,14 @@ func newRegistrySession() registrySession {
 
 // propose applies cmd on the prime shard and returns its result, retrying
 // until it is applied, rejected, or ctx is done; it waits for its turn no
-// longer than ctx allows. When it gives up, the command may have applied
-// under the session's current series ID, and a next command proposed under
-// that ID would get this one's cached result instead of being applied: the
-// session is dropped, and the next command registers a new one.
+// longer than ctx allows. When it gives up, the command may have applied,
+// or may yet apply, under the session's current series ID: the session
+// moves on to the next series ID, as for a completed proposal, so that the
+// next command is applied rather than answered with this one's cached
+// result, and the prime shard ignores this one if it comes later. A
+// session dropped instead (as it was) stays registered on the prime shard
+// until its LRU of 4,096 sessions evicts it, evicting other hosts' live
+// sessions once failures have filled it.
 func (r *registrySession) propose(ctx context.Context, nh *dragonboat.NodeHost, cmd []byte) (sm.Result, error) {
 	if nh == nil {
 		return sm.Result{}, ErrAgentNotReady
@@ -48,8 +52,8 @@ func (r *registrySession) propose(ctx context.Context, nh *dragonboat.NodeHost, 
 	}
 	defer func() { <-r.turn }()
 	res, err := r.retry(ctx, nh, cmd)
-	if err != nil {
-		r.session = nil
+	if err != nil && r.session != nil {
+		r.session.ProposalCompleted()
 	}
 	return res, err
 }
@@ -114,8 +118,14 @@ func (r *registrySession) attempt(ctx context.Context, nh *dragonboat.NodeHost, 
 		r.session.ProposalCompleted()
 		return res, true, nil
 	case errors.Is(err, dragonboat.ErrInvalidSession):
-		r.session = nil // evicted: register a new one
+		r.session = nil // not usable for a proposal: register a new one
 		return res, false, fmt.Errorf("%w: %w", ErrShardNotReady, err)
+	case errors.Is(err, dragonboat.ErrRejected):
+		// The prime shard no longer knows the session (its LRU evicted
+		// it): the next command registers a new one. This one is not
+		// proposed again under it, as an earlier attempt may have applied
+		// before the eviction.
+		r.session = nil
 	}
 	return res, proposalMade(err), mapError(err)
 }

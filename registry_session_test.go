@@ -112,6 +112,7 @@ func TestRegistryWriteCancelledWhilePending(t *testing.T) {
 		prime, _ := st.Shard(0)
 		return h.Status == zongzi.HostStatusActive && prime.Leader != 0
 	})
+	session := zongzi.RegistrySessionID(a)
 	nh := a.NodeHost()
 	logs, err := nh.GetLogReader(0)
 	if err != nil {
@@ -161,6 +162,19 @@ func TestRegistryWriteCancelledWhilePending(t *testing.T) {
 	if !errors.Is(err, zongzi.ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("registry write cancelled while pending, then applied: %v, want it to wrap %v and %v",
 			err, zongzi.ErrOutcomeUnknown, context.Canceled)
+	}
+	// The next write is applied, not answered with the cancelled one's
+	// result, and under the same session: one given up on is not left
+	// registered on the prime shard for its LRU to evict.
+	next, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("next"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := a.ShardFind("next"); !ok || s.ID != next.ID || next.Name != "next" {
+		t.Fatalf("write after the cancelled one: got %+v, registry has %+v", next, s)
+	}
+	if id := zongzi.RegistrySessionID(a); id != session {
+		t.Fatalf("registry session %d after a write given up, want %d still", id, session)
 	}
 }
 
