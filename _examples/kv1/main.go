@@ -39,7 +39,7 @@ type options struct {
 func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("kv1", flag.ContinueOnError)
-	fs.StringVar(&o.dir, "d", filepath.Join(os.TempDir(), "kv1", "node-1"), "data dir")
+	fs.StringVar(&o.dir, "d", filepath.Join(os.TempDir(), "zongzi-kv1", "node-1"), "data dir")
 	fs.StringVar(&o.gossip, "g", "", "gossip address (advertise[,bind]); empty turns gossip off")
 	fs.StringVar(&o.raft, "r", "127.0.0.1:17012", "raft address (advertise[,bind])")
 	fs.StringVar(&o.api, "a", "127.0.0.1:17013", "API address (advertise[,bind])")
