@@ -55,9 +55,10 @@ bench:
 		|| { cat bench/shardclient.txt; exit 1; }
 	$(GO) tool benchstat -col /via -filter '.unit:ops/s' bench/shardclient.txt
 
-# The linearizability checker with faults, minutes per scenario (make test
-# runs a few seconds of each). CHAOS_SUMMARY=file also writes the summary as
-# JSON; failing histories are saved under CHAOS_ARTIFACTS.
+# The linearizability checker with faults, CHAOS_DURATION of workload per
+# scenario (make test runs a few seconds of each). CHAOS_SUMMARY=file also
+# writes the summary as JSON; failing histories are saved under
+# CHAOS_ARTIFACTS.
 CHAOS_DURATION ?= 60s
 chaos:
 	CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -count=1 -run 'Chaos|Linear' -v -timeout 60m ./test/
