@@ -16,10 +16,8 @@ import (
 func TestBusRefusesPrimeShardCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := newCluster(t, "a")
-	c.startAll(ctx, c.nodes...)
+	c, a := startOne(ctx, t)
 	defer c.stop()
-	a := c.nodes[0].agent
 	pool := bus.NewPool(zongzi.BusCodes)
 	defer pool.Close()
 	cmd := registry.Command{Op: registry.OpTagSet, Kind: registry.KindShard, ShardID: 0, Key: "forged", Value: "yes"}.Encode()

@@ -26,10 +26,8 @@ func newNilSM(_, _ uint64) zongzi.StateMachine {
 func TestNilStateMachineIsRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := newCluster(t, "a")
-	c.startAll(ctx, c.nodes...)
+	c, a := startOne(ctx, t)
 	defer c.stop()
-	a := c.nodes[0].agent
 	before := nilFactoryCalls.Load()
 	s, _, err := a.ShardCreate(ctx, testNilType, zongzi.WithName("nil-sm"), zongzi.WithPlacementMembers(1))
 	if err != nil {

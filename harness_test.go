@@ -279,6 +279,13 @@ func startThreeZones(ctx context.Context, t testing.TB) *cluster {
 	return c
 }
 
+// startOne starts a cluster of one peer; the caller stops it (c.stop).
+func startOne(ctx context.Context, t testing.TB) (*cluster, *zongzi.Agent) {
+	c := newCluster(t, "a")
+	c.startAll(ctx, c.nodes...)
+	return c, c.nodes[0].agent
+}
+
 // createActive creates a shard of the given type with one voting member
 // per zone and waits until its three replicas are active.
 func (c *cluster) createActive(ctx context.Context, a *zongzi.Agent, shardType, name string) zongzi.Shard {

@@ -24,10 +24,8 @@ import (
 func TestRegistryWriteAfterAbandonedOne(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a")
-	c.startAll(ctx, c.nodes...)
+	c, a := startOne(ctx, t)
 	defer c.stop()
-	a := c.nodes[0].agent
 	for i := range 30 {
 		x, cancelX := context.WithTimeout(ctx, 2*time.Second)
 		time.AfterFunc(time.Duration(100+30*i)*time.Microsecond, cancelX) // while it is in flight
