@@ -2,6 +2,7 @@ package raftnet
 
 import (
 	"context"
+	"crypto/tls"
 	"hash/crc32"
 	"io"
 	"sync/atomic"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/lni/dragonboat/v4/config"
 	pb "github.com/lni/dragonboat/v4/raftpb"
+
+	"github.com/zongzi-kv/zongzi/internal/testcert"
 )
 
 // benchSizes are the command sizes of the batches benchmarks send: a
@@ -78,10 +81,10 @@ type benchReceiver struct {
 	tick chan struct{} // a batch came since the last wait
 }
 
-func startBenchReceiver(b *testing.B) *benchReceiver {
+func startBenchReceiver(b *testing.B, tlsConfig *tls.Config) *benchReceiver {
 	b.Helper()
 	r := &benchReceiver{tick: make(chan struct{}, 1)}
-	r.Transport = Factory{}.Create(config.NodeHostConfig{RaftAddress: "127.0.0.1:0", DeploymentID: 7}, func(pb.MessageBatch) {
+	r.Transport = Factory{TLS: tlsConfig}.Create(config.NodeHostConfig{RaftAddress: "127.0.0.1:0", DeploymentID: 7}, func(pb.MessageBatch) {
 		r.n.Add(1)
 		select {
 		case r.tick <- struct{}{}:
@@ -106,10 +109,15 @@ func (r *benchReceiver) address() string { return r.ln.Addr().String() }
 
 // BenchmarkLoopback sends batches over one loopback connection, as fast
 // as the receiver takes them.
-func BenchmarkLoopback(b *testing.B) {
+func BenchmarkLoopback(b *testing.B) { benchLoopback(b, nil) }
+
+// BenchmarkLoopbackTLS is BenchmarkLoopback over mutual TLS.
+func BenchmarkLoopbackTLS(b *testing.B) { benchLoopback(b, testcert.NewCA(b, "bench").Config(b)) }
+
+func benchLoopback(b *testing.B, tlsConfig *tls.Config) {
 	for _, size := range benchSizes {
 		b.Run(size.name, func(b *testing.B) {
-			r := startBenchReceiver(b)
+			r := startBenchReceiver(b, tlsConfig)
 			conn, err := r.GetConnection(context.Background(), r.address())
 			if err != nil {
 				b.Fatal(err)
@@ -131,8 +139,14 @@ func BenchmarkLoopback(b *testing.B) {
 
 // BenchmarkConnect opens a connection, sends one batch on it, waits until
 // it is handed over and closes it: what a connection costs to set up.
-func BenchmarkConnect(b *testing.B) {
-	r := startBenchReceiver(b)
+func BenchmarkConnect(b *testing.B) { benchConnect(b, nil) }
+
+// BenchmarkConnectTLS is BenchmarkConnect over mutual TLS: the handshake
+// included.
+func BenchmarkConnectTLS(b *testing.B) { benchConnect(b, testcert.NewCA(b, "bench").Config(b)) }
+
+func benchConnect(b *testing.B, tlsConfig *tls.Config) {
+	r := startBenchReceiver(b, tlsConfig)
 	batch := testBatch(1, make([]byte, 16))
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -34,6 +35,13 @@ type receiver struct {
 
 func startReceiver(t *testing.T) *receiver {
 	t.Helper()
+	return startReceiverWith(t, nil, idleTimeout)
+}
+
+// startReceiverWith is startReceiver with TLS when tlsConfig is set, and
+// the idle timeout idle.
+func startReceiverWith(t *testing.T, tlsConfig *tls.Config, idle time.Duration) *receiver {
+	t.Helper()
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	r := &receiver{got: make(chan struct{}, 1000)}
@@ -43,7 +51,7 @@ func startReceiver(t *testing.T) *receiver {
 		defer r.mu.Unlock()
 		r.learnt = append(r.learnt, source+" "+addr)
 	}
-	tr := Factory{Learn: learn}.Create(nhc, func(b pb.MessageBatch) {
+	tr := Factory{Learn: learn, TLS: tlsConfig}.Create(nhc, func(b pb.MessageBatch) {
 		r.mu.Lock()
 		r.batches = append(r.batches, b)
 		r.mu.Unlock()
@@ -56,6 +64,7 @@ func startReceiver(t *testing.T) *receiver {
 		return !r.refuse
 	})
 	r.Transport = tr.(*Transport)
+	r.idle = idle
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
 	}
