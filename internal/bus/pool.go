@@ -21,6 +21,7 @@ import (
 // trip last measured to each.
 type Pool struct {
 	codes  Codes
+	opts   []grpc.DialOption // NewPool's, after the pool's own
 	mu     sync.Mutex
 	peers  map[string]*peer
 	closed bool // no connection is made once it is
@@ -66,8 +67,10 @@ var (
 	errClosed         = errors.New("bus: pool closed")
 )
 
-// NewPool returns an empty pool.
-func NewPool(c Codes) *Pool {
+// NewPool returns an empty pool. Its connections are plain unless opts,
+// which go to grpc.NewClient after the pool's own, give them transport
+// credentials (grpc.WithTransportCredentials with credentials.NewTLS, say).
+func NewPool(c Codes, opts ...grpc.DialOption) *Pool {
 	if c.Unknown == nil {
 		c.Unknown = errOutcomeUnknown
 	}
@@ -77,7 +80,7 @@ func NewPool(c Codes) *Pool {
 	if c.Closed == nil {
 		c.Closed = errClosed
 	}
-	return &Pool{codes: c, peers: map[string]*peer{}}
+	return &Pool{codes: c, opts: opts, peers: map[string]*peer{}}
 }
 
 func (p *Pool) get(addr string) (*peer, error) {
@@ -91,12 +94,14 @@ func (p *Pool) get(addr string) (*peer, error) {
 	}
 	// A host that restarts must be reachable again within a second, not
 	// after gRPC's default reconnect backoff of up to two minutes.
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithStaticStreamWindowSize(windowSize), grpc.WithStaticConnWindowSize(windowSize),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: time.Second,
-		}))
+		}),
+	}, p.opts...)
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("bus: dial %s: %w", addr, err)
 	}
@@ -171,12 +176,20 @@ func (p *Pool) writeErr(addr string, err error) error {
 }
 
 // notConnected says whether gRPC failed a call because its connection
-// could not be made: it fails a call with the last dial's error only while
-// it has no connection to send it on. Were gRPC to word that error
+// could not be made: it fails a call with the last connection attempt's
+// error only while it has no connection to send it on. An attempt fails
+// in the dial, in the TLS handshake, or before the server's HTTP/2
+// preface came (a server that refused the caller's certificate after the
+// handshake, or that does not speak TLS). Were gRPC to word these errors
 // differently, such calls would be taken as of unknown outcome, which is
-// safe (TestWriteNotConnected would say so).
+// safe (TestWriteNotConnected and TestTLS would say so).
 func notConnected(st *status.Status) bool {
-	return st.Code() == codes.Unavailable && strings.Contains(st.Message(), "Error while dialing")
+	if st.Code() != codes.Unavailable {
+		return false
+	}
+	msg := st.Message()
+	return strings.Contains(msg, "Error while dialing") || strings.Contains(msg, "authentication handshake failed") ||
+		strings.Contains(msg, "error reading server preface")
 }
 
 // Info asks the host at addr to describe itself and records the round trip.
