@@ -2,6 +2,7 @@ package zongzi
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -33,6 +34,7 @@ type Agent struct {
 	memoryLimit            uint64
 	leaderAffinity         bool
 	controller             ShardController
+	tls                    *tls.Config // WithTLS's clone; nil: plain connections
 	log                    *slog.Logger
 	holdActive             func(Replica) bool // tests: replicas kept from being marked active
 
@@ -142,6 +144,9 @@ func NewAgent(clusterName string, peers []string, opts ...AgentOption) (*Agent, 
 		}
 	}
 	if err := a.checkAddrsDiffer(); err != nil {
+		return nil, err
+	}
+	if err := a.checkTLSHost(); err != nil {
 		return nil, err
 	}
 	if a.raftDir != "" {

@@ -62,8 +62,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 			a.teardown()
 		}
 	}()
-	a.pool = bus.NewPool(busCodes)
-	a.server = bus.NewServer(busHandler{a}, busCodes)
+	dialOpts, serveOpts := a.busOptions()
+	a.pool = bus.NewPool(busCodes, dialOpts...)
+	a.server = bus.NewServer(busHandler{a}, busCodes, serveOpts...)
 	if _, err := a.server.Listen(a.apiBind); err != nil {
 		return fmt.Errorf("%w: %w", ErrBootstrap, err)
 	}
@@ -141,10 +142,11 @@ func (a *Agent) nodeHostConfig(ctx context.Context) (config.NodeHostConfig, erro
 	}
 	// Raft messages go through raftnet, which writes a batch with one
 	// system call instead of three, unless the host config brings its own
-	// transport or asks for TLS, which raftnet does not do.
+	// transport or asks for Dragonboat's TLS. With WithTLS, raftnet does
+	// TLS (NewAgent refused a host config that brings either).
 	//lint:ignore SA1019 a config may still set the deprecated field; Dragonboat refuses both set
 	if nhc.Expert.TransportFactory == nil && nhc.RaftRPCFactory == nil && !nhc.MutualTLS {
-		nhc.Expert.TransportFactory = raftnet.Factory{Learn: learn}
+		nhc.Expert.TransportFactory = raftnet.Factory{Learn: learn, TLS: a.tls}
 	}
 	if a.gossipAddr != "" {
 		seeds, err := a.gossipSeeds(ctx)
@@ -211,8 +213,12 @@ func (a *Agent) formOrJoin(ctx context.Context) error {
 	for {
 		infos := make([]*pb.InfoResponse, len(a.peers))
 		all := true
+		var last error // this round's last failure to answer, for the error on giving up
 		for i, p := range a.peers {
 			info, err := a.info(ctx, p)
+			if err != nil && ctx.Err() == nil {
+				last = err
+			}
 			if err != nil || info.RaftAddress == "" || info.HostId == "" {
 				all = false
 				continue
@@ -230,7 +236,7 @@ func (a *Agent) formOrJoin(ctx context.Context) error {
 			return a.form(ctx, infos)
 		}
 		if err := sleep(ctx, retryInterval); err != nil {
-			return fmt.Errorf("%w: waiting for peers %v: %w", ErrBootstrap, a.peers, err)
+			return fmt.Errorf("%w: waiting for peers %v: %w%s", ErrBootstrap, a.peers, err, lastError(last))
 		}
 	}
 }
@@ -280,6 +286,7 @@ func (a *Agent) join(ctx context.Context, nonVoting bool) error {
 		HostId: a.hostID, RaftAddress: a.raftAddr, ApiAddress: a.apiAddr,
 		Tags: a.hostTags, ShardTypes: a.shardTypes(), NonVoting: nonVoting,
 	}
+	var last error // the last peer's answer, for the error on giving up
 	for {
 		for _, p := range a.peers {
 			if p == a.apiAddr {
@@ -296,12 +303,25 @@ func (a *Agent) join(ctx context.Context, nonVoting bool) error {
 			if err == nil {
 				return a.startPrime(nil, true, primeRecord{ReplicaID: id, NonVoting: nonVoting})
 			}
+			if ctx.Err() == nil {
+				last = err
+			}
 			a.log.Debug("zongzi: join", "peer", p, "err", err)
 		}
 		if err := sleep(ctx, retryInterval); err != nil {
-			return fmt.Errorf("%w: joining through peers %v: %w", ErrBootstrap, a.peers, err)
+			return fmt.Errorf("%w: joining through peers %v: %w%s", ErrBootstrap, a.peers, err, lastError(last))
 		}
 	}
+}
+
+// lastError describes the last failed attempt of a bootstrap step that
+// gave up, "" if none failed: a peer's TLS refusing this host's
+// certificate, say, which the step's own error (its context's) would hide.
+func lastError(err error) string {
+	if err == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (last attempt: %v)", err)
 }
 
 // startPrime starts this host's replica of the prime shard and records it on disk.
