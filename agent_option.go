@@ -127,9 +127,11 @@ func WithHostTags(tags ...string) AgentOption {
 // interval (40 ms) in ticks of that clock.
 //
 // Unless the config names its own transport (Expert.TransportFactory) or
-// asks for mutual TLS, raft messages between hosts go through the agent's
-// own TCP module, which sends a message batch with one system call instead
-// of Dragonboat's three. Every host of a cluster must use the same one.
+// asks for Dragonboat's mutual TLS (MutualTLS), raft messages between
+// hosts go through the agent's own TCP module, which sends a message batch
+// with one system call instead of Dragonboat's three. Every host of a
+// cluster must use the same one. WithTLS needs the agent's module and
+// covers the message bus too: NewAgent refuses it beside either.
 //
 // NotifyCommit is the config's own, off by default: with it on,
 // ShardClient.Commit returns as soon as its command is committed rather

@@ -35,7 +35,7 @@ func decodeBatch(p []byte) (b pb.MessageBatch, err error) {
 // not know, and on one of its local types (a tick, an election, a
 // snapshot to install, ...) that comes in a batch, which no host sends.
 // A well-formed message forged by a peer can still do harm: raftnet
-// trusts the network.
+// trusts the network, or with TLS the peers it verifies.
 func routable(b *pb.MessageBatch) bool {
 	for i := range b.Requests {
 		switch t := b.Requests[i].Type; {

@@ -1,18 +1,18 @@
 // Package raftnet is a Dragonboat transport module (raftio.ITransport) over
-// TCP, plain or with mutual TLS. Dragonboat's own TCP module writes every message batch with
-// three write calls (magic number, header, payload) and reads it with three
-// more; on a machine where a system call costs microseconds, profiles put
-// that at more than half of what a ReadIndex round costs the hosts that
-// only take part in it. This module
-// sends each batch, header and payload together, with one write, and reads
-// through a buffer, so a batch usually costs one call on each side.
+// TCP, plain or with mutual TLS. Dragonboat's own TCP module writes every
+// message batch with three write calls (magic number, header, payload) and
+// reads it with three more; on a machine where a system call costs
+// microseconds, profiles put that at more than half of what a ReadIndex
+// round costs the hosts that only take part in it. This module sends each
+// batch, header and payload together, with one write, and reads through a
+// buffer, so a batch usually costs one call on each side.
 //
 // Over plain TCP it trusts the network, as Dragonboat's TCP module does: a
 // hello is believed like the batches after it; with TLS, it trusts the
-// peers whose certificates the config verifies. It bounds what a peer costs, though:
-// a connection holds no read buffer before its first header comes, one
-// silent for idleTimeout is closed, a frame whose header promises too much
-// is refused before its payload is read, and a batch
+// peers whose certificates the config verifies. It bounds what a peer
+// costs, though: a connection holds no read buffer before its first header
+// comes, one silent for idleTimeout is closed, a frame whose header
+// promises too much is refused before its payload is read, and a batch
 // that Dragonboat's decoder would panic or loop forever on is refused
 // (decodeBatch). Batches, retries, connection reuse and snapshot chunking
 // stay Dragonboat's; this module only moves bytes.
