@@ -182,7 +182,9 @@ func (p *Pool) writeErr(addr string, err error) error {
 // preface came (a server that refused the caller's certificate after the
 // handshake, or that does not speak TLS). Were gRPC to word these errors
 // differently, such calls would be taken as of unknown outcome, which is
-// safe (TestWriteNotConnected and TestTLS would say so).
+// safe (TestWriteNotConnected and TestTLS would say so); so are those of
+// an attempt that failed writing its own preface, which gRPC words as the
+// bare write error.
 func notConnected(st *status.Status) bool {
 	if st.Code() != codes.Unavailable {
 		return false
