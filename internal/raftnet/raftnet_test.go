@@ -310,11 +310,7 @@ func TestBadFramesAreDropped(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := startReceiver(t)
-			c, err := net.Dial("tcp", r.address())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dialTCP(t, r.address())
 			// The good frame, the bad one, then a good one the receiver
 			// must not reach: it stops at the bad frame.
 			stream := append(append(frame(frameBatch, payload, sum), bad...), frame(frameBatch, payload, sum)...)
@@ -472,14 +468,7 @@ func TestSilentConnectionsAreClosed(t *testing.T) {
 	// loaded machine, where a 100 ms sleep can last much longer.
 	const idle = time.Second
 	r := startIdleReceiver(t, idle)
-	dial := func() net.Conn {
-		c, err := net.Dial("tcp", r.address())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
-		return c
-	}
+	dial := func() net.Conn { return dialTCP(t, r.address()) }
 	nothing, hello := dial(), dial()
 	addr := []byte("127.0.0.1:4242")
 	if _, err := hello.Write(rawFrame(frameHello, addr, crc32.Checksum(addr, crcTable))); err != nil {
@@ -520,11 +509,7 @@ func TestBadHeadersAreRefusedAtOnce(t *testing.T) {
 		"end payload":  {frameEnd, 0, 0, 0, 1, 0, 0, 0, 0},
 	} {
 		t.Run(name, func(t *testing.T) {
-			c, err := net.Dial("tcp", r.address())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dialTCP(t, r.address())
 			if _, err := c.Write(hdr); err != nil {
 				t.Fatal(err)
 			}
@@ -766,4 +751,15 @@ func TestSilentConnectionsHoldNoBuffer(t *testing.T) {
 		_ = c.Close()
 	}
 	tr.wg.Wait()
+}
+
+// dialTCP connects to addr over plain TCP, closed when the test ends.
+func dialTCP(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }

@@ -120,11 +120,7 @@ func TestTLSRefusesStrangers(t *testing.T) {
 		})
 	}
 	t.Run("plain TCP", func(t *testing.T) {
-		c, err := net.Dial("tcp", r.address())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dialTCP(t, r.address())
 		if _, err := c.Write(helloAndBatch(t)); err != nil {
 			t.Fatal(err)
 		}
@@ -188,14 +184,7 @@ func TestTLSSilentConnectionsAreClosed(t *testing.T) {
 	const idle = time.Second
 	ca := testcert.NewCA(t, "cluster")
 	r := startReceiverWith(t, ca.Config(t), idle)
-	plain := func() net.Conn {
-		c, err := net.Dial("tcp", r.address())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
-		return c
-	}
+	plain := func() net.Conn { return dialTCP(t, r.address()) }
 	handshaken := func() net.Conn {
 		c, err := tls.Dial("tcp", r.address(), ca.Config(t))
 		if err != nil {
