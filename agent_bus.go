@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/lni/dragonboat/v4"
 	"google.golang.org/grpc/codes"
 
 	"github.com/zongzi-kv/zongzi/internal/bus"
@@ -243,11 +247,15 @@ func (a *Agent) changeMembership(ctx context.Context, req *pb.MembershipRequest)
 	}
 	_, voting := m.Nodes[req.ReplicaId]
 	_, nonVoting := m.NonVotings[req.ReplicaId]
+	_, witness := m.Witnesses[req.ReplicaId]
 	_, removed := m.Removed[req.ReplicaId]
 	switch {
-	case req.Remove && (voting || nonVoting):
+	case req.Remove && (voting || witness) && !a.upMajorityWithout(ctx, m, req.ReplicaId):
+		return fmt.Errorf("%w: shard %d: removing replica %d would leave no majority of voting members up",
+			ErrShardNotReady, req.ShardId, req.ReplicaId)
+	case req.Remove && (voting || nonVoting || witness):
 		err = nh.SyncRequestDeleteReplica(ctx, req.ShardId, req.ReplicaId, m.ConfigChangeID)
-	case req.Remove || removed || voting || nonVoting:
+	case req.Remove || removed || voting || nonVoting || witness:
 		return nil
 	default:
 		target, terr := a.hostTarget(req.HostId)
@@ -264,6 +272,48 @@ func (a *Agent) changeMembership(ctx context.Context, req *pb.MembershipRequest)
 		return fmt.Errorf("shard %d: change membership of replica %d: %w", req.ShardId, req.ReplicaId, mapError(err))
 	}
 	return nil
+}
+
+// upMajorityWithout reports whether the voting members (and witnesses)
+// of m other than id have a majority on hosts that answer now, so that the shard can
+// still commit once id is removed: its next removal too. Placement does
+// not know which hosts are down; it may drop a member that is up while
+// another is down (ShardUpdate with fewer members, HostDelete of a host
+// that still runs). Removed then, it would leave, of three members, two
+// of which one is down: a shard that commits nothing and can remove no
+// one until that host comes back, and never if it lost its data. Such a
+// removal waits. A host answers when the bus's Info call from here reaches
+// the agent of that host ID; this host runs its own.
+func (a *Agent) upMajorityWithout(ctx context.Context, m *dragonboat.Membership, id uint64) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	st := a.store.State()
+	var up atomic.Int64
+	var wg sync.WaitGroup
+	left := 0
+	for _, voters := range []map[uint64]string{m.Nodes, m.Witnesses} {
+		for rid, target := range voters {
+			if rid == id {
+				continue
+			}
+			left++
+			if target == a.hostID {
+				up.Add(1)
+				continue
+			}
+			h, ok := st.Host(target)
+			if !ok || h.ApiAddress == "" {
+				continue
+			}
+			wg.Go(func() {
+				if info, err := a.pool.Info(ctx, h.ApiAddress); err == nil && info.HostId == target {
+					up.Add(1)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	return int(up.Load()) > left/2
 }
 
 // hostTarget returns how Dragonboat addresses the host with the given ID:

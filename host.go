@@ -274,7 +274,9 @@ func (a *Agent) requestJoin(ctx context.Context, st *State, r Replica) error {
 
 // stopReplica takes a replica the registry no longer assigns to this host
 // out of the shard's membership and stops it; removeDeletedData then
-// removes its data. A deleted shard's replicas are stopped without
+// removes its data. A voting replica whose removal would leave no
+// majority of the other members up keeps running until it would
+// (changeMembership). A deleted shard's replicas are stopped without
 // membership changes. A
 // replica that Dragonboat already unloaded (it does so once the replica is
 // out of the membership) is only cleaned up.
@@ -303,7 +305,9 @@ func (a *Agent) stopReplica(ctx context.Context, st *State, shardID uint64, lr *
 // or whose host could not remove them itself. Replicas enter the registry
 // before the membership, and replica IDs only grow, so a member whose ID the
 // local registry has allocated but no longer lists is gone; a higher ID
-// means the local registry is behind.
+// means the local registry is behind. As any removal, a voting member's
+// waits while it would leave no majority of the others up
+// (changeMembership).
 func (a *Agent) pruneMembers(ctx context.Context, running map[uint64]*localReplica) {
 	shards := map[uint64]uint64{0: a.primeID.Load()}
 	for shardID, lr := range running {
@@ -330,9 +334,9 @@ func (a *Agent) pruneMembers(ctx context.Context, running map[uint64]*localRepli
 					continue
 				}
 				dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-				err := nh.SyncRequestDeleteReplica(dctx, shardID, id, 0)
+				err := a.changeMembership(dctx, &pb.MembershipRequest{ShardId: shardID, ReplicaId: id, Remove: true})
 				cancel()
-				a.logErr(mapError(err), fmt.Sprintf("remove replica %d missing from the registry", id), shardID)
+				a.logErr(err, fmt.Sprintf("remove replica %d missing from the registry", id), shardID)
 			}
 		}
 	}

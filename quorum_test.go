@@ -1,0 +1,109 @@
+package zongzi_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/zongzi-kv/zongzi"
+)
+
+// TestShrinkWithAMemberDownKeepsQuorum: members A, B and C (replica IDs
+// in that order, by pinned host IDs); B's host is down and the shard
+// commits with A and C. ShardUpdate asks for two members, and placement
+// removes the newest, C, which is up: it knows nothing of B being down.
+// Taken out of the Raft membership then, C would leave {A, B} with B
+// down, a shard that can no longer commit (nor remove anyone) until B
+// comes back. C must stay a member until its removal leaves a majority
+// that is up: here until B is back.
+func TestShrinkWithAMemberDownKeepsQuorum(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	pinHostIDs(c)
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	A, B, C := c.nodes[0], c.nodes[1], c.nodes[2]
+	a := A.agent
+	s, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("shrink"), zongzi.WithPlacementMembers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "three active members", func() bool { return allActive(a.State(), s.ID, 3) })
+	write := func(what string) {
+		t.Helper()
+		waitFor(t, settle, what, func() bool {
+			wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+			defer wcancel()
+			_, _, err := a.Client(s.ID).Apply(wctx, []byte("w"))
+			return err == nil
+		})
+	}
+	write("a write with every member up")
+	B.agent.Stop()
+	write("a write with B down")
+
+	if _, err := a.ShardUpdate(ctx, s.ID, zongzi.WithPlacementMembers(2)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "C's member out of the registry", func() bool {
+		for _, r := range a.State().ShardReplicas(s.ID) {
+			if r.HostID == C.agent.HostID() {
+				return false
+			}
+		}
+		return len(a.State().ShardReplicas(s.ID)) == 2
+	})
+	time.Sleep(2 * time.Second) // C's host had time to act on it
+	write("a write after the shrink, B still down")
+
+	// Once B is back, C leaves the membership.
+	c.startAll(ctx, B)
+	waitFor(t, settle, "the membership down to A and B", func() bool {
+		mctx, mcancel := context.WithTimeout(ctx, time.Second)
+		defer mcancel()
+		m, err := a.NodeHost().SyncGetShardMembership(mctx, s.ID)
+		return err == nil && len(m.Nodes) == 2 && len(m.NonVotings) == 0
+	})
+	write("a write after C left")
+}
+
+// TestShrinkToOneWithAMemberDownRecovers: as above, down to one member.
+// Placement drops C, then B: were C's removal to go first, {A, B} is left
+// with B down, B's removal needs B, and when B's host comes back it
+// removes B's data, since the registry no longer lists B. The shard
+// would never commit again. With C kept until B is removed, A ends alone.
+func TestShrinkToOneWithAMemberDownRecovers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	pinHostIDs(c)
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	A, B := c.nodes[0], c.nodes[1]
+	a := A.agent
+	s, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("shrink-to-one"), zongzi.WithPlacementMembers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "three active members", func() bool { return allActive(a.State(), s.ID, 3) })
+	B.agent.Stop()
+	if _, err := a.ShardUpdate(ctx, s.ID, zongzi.WithPlacementMembers(1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "one member in the registry", func() bool { return len(a.State().ShardReplicas(s.ID)) == 1 })
+	time.Sleep(2 * time.Second) // the hosts had time to act on it
+	c.startAll(ctx, B)
+	waitFor(t, settle, "a write with B back", func() bool {
+		wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer wcancel()
+		_, _, err := a.Client(s.ID).Apply(wctx, []byte("w"))
+		return err == nil
+	})
+	waitFor(t, settle, "the membership down to A", func() bool {
+		mctx, mcancel := context.WithTimeout(ctx, time.Second)
+		defer mcancel()
+		m, err := a.NodeHost().SyncGetShardMembership(mctx, s.ID)
+		return err == nil && len(m.Nodes) == 1 && len(m.NonVotings) == 0
+	})
+}
