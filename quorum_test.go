@@ -107,3 +107,42 @@ func TestShrinkToOneWithAMemberDownRecovers(t *testing.T) {
 		return err == nil && len(m.Nodes) == 1 && len(m.NonVotings) == 0
 	})
 }
+
+// TestHostDeleteWithAMemberDownKeepsQuorum: HostDelete of a host that
+// still runs (C), while another member's host (B) is down, drops C's
+// replicas from the registry: its member of a guest shard, and its voter
+// of the prime shard. Taken out of their Raft memberships, they would
+// leave both shards with A up and B down: the guest shard could commit
+// nothing, nor could the registry, of the whole cluster. They must stay
+// until B is back.
+func TestHostDeleteWithAMemberDownKeepsQuorum(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	A, B, C := c.nodes[0], c.nodes[1], c.nodes[2]
+	a := A.agent
+	s, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("host-delete"), zongzi.WithPlacementMembers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "three active members", func() bool { return allActive(a.State(), s.ID, 3) })
+	B.agent.Stop()
+	if err := a.HostDelete(ctx, C.agent.HostID()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second) // hosts had time to act on it
+	waitFor(t, settle, "a write to the guest shard, B down", func() bool {
+		wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer wcancel()
+		_, _, err := a.Client(s.ID).Apply(wctx, []byte("w"))
+		return err == nil
+	})
+	waitFor(t, settle, "a registry write, B down", func() bool {
+		wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer wcancel()
+		_, _, err := a.ShardCreate(wctx, testType, zongzi.WithName("after-delete"))
+		return err == nil
+	})
+}

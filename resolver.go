@@ -209,7 +209,11 @@ func unregistered(b *addrBook) int {
 }
 
 // rebuild takes the registry's addresses from st. A learned address is
-// forgotten when the registry records a new address for its host.
+// forgotten when the registry records a new address for its host, not
+// when it deletes the host: a host deleted while it runs (HostDelete)
+// keeps its replicas in the Raft memberships until they are removed, and
+// may be needed for a quorum until then, which it cannot give if no one
+// can send to it. At most maxUnregistered such addresses are kept.
 func (r *hostResolver) rebuild(st *State) *addrBook {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -221,9 +225,17 @@ func (r *hostResolver) rebuild(st *State) *addrBook {
 	for _, h := range st.Hosts() {
 		next.reg[h.ID] = h.RaftAddress
 	}
+	kept := 0 // learned addresses of hosts st does not list
 	for id, a := range b.learned {
-		if old, ok := b.reg[id]; ok && old != next.reg[id] {
+		old, was := b.reg[id]
+		now, is := next.reg[id]
+		switch {
+		case was && is && old != now: // the registry records a new address
 			continue
+		case !is && kept >= maxUnregistered:
+			continue
+		case !is:
+			kept++
 		}
 		next.learned[id] = a
 	}

@@ -182,3 +182,31 @@ func TestResolverBoundsUnlistedReplicas(t *testing.T) {
 		t.Fatalf("Resolve of the replica in another shard: %v, want errUnknownHost", err)
 	}
 }
+
+// TestDeletedHostStaysReachable: a host deleted from the registry while
+// it runs (HostDelete) keeps its replicas in the Raft memberships until
+// they are removed, and its vote may be needed for a quorum until then.
+// The address it said itself must still resolve: forgotten, no one could
+// send to it, and with one other member down its shards, the prime shard
+// too, would have no quorum. Only a new address in the registry replaces
+// a learned one.
+func TestDeletedHostStaysReachable(t *testing.T) {
+	const hostA = "0b5c5bd4-6a3e-4b0e-9a43-6f3b1a3c7d01"
+	store := registry.New()
+	h := Host{ID: hostA, Status: registry.HostStatusActive, ApiAddress: "127.0.0.1:20010", RaftAddress: "127.0.0.1:2001"}
+	if res := store.Apply(1, registry.Command{Op: registry.OpHostPut, Host: &h}.Encode()); res.Err() != nil {
+		t.Fatalf("put host: %+v", res)
+	}
+	r := newHostResolver(store.State)
+	r.Add(1, 5, hostA)
+	r.learn(hostA, "127.0.0.1:2001") // its hello, as raftnet passes it on
+	if got, _, err := r.Resolve(1, 5); err != nil || got != "127.0.0.1:2001" {
+		t.Fatalf("Resolve = %q, %v; want the host's address", got, err)
+	}
+	if res := store.Apply(2, registry.Command{Op: registry.OpHostDelete, HostID: hostA}.Encode()); res.Err() != nil {
+		t.Fatalf("delete host: %+v", res)
+	}
+	if got, _, err := r.Resolve(1, 5); err != nil || got != "127.0.0.1:2001" {
+		t.Fatalf("Resolve after the host's deletion = %q, %v; want the address it said", got, err)
+	}
+}
