@@ -73,6 +73,8 @@ type Agent struct {
 	events chan leaderInfo
 	// leaderMoved wakes runLeaderAffinity when a leader changes.
 	leaderMoved chan struct{}
+	// deletedLogged: registerSelf warned that this host was deleted.
+	deletedLogged atomic.Bool
 }
 
 // stateMachineType is a registered guest shard type.

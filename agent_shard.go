@@ -109,7 +109,9 @@ func (a *Agent) ShardDelete(ctx context.Context, shardID uint64) error {
 
 // HostDelete removes a host and its replicas from the registry, for a host
 // that is gone for good; the shard controller replaces its replicas
-// elsewhere. A running host whose record is deleted registers itself again.
+// elsewhere. A host deleted while it runs does not register again: its
+// prime replica leaves the prime shard, its replicas leave theirs, and
+// placement puts nothing on it; wiped, it can join again as a new host.
 func (a *Agent) HostDelete(ctx context.Context, hostID string) error {
 	if a.Status() != AgentStatusReady {
 		return fmt.Errorf("delete host %s: %w", hostID, ErrAgentNotReady)

@@ -101,7 +101,19 @@ func (a *Agent) logErr(err error, what string, shardID uint64) {
 }
 
 // registerSelf writes this host's record when the registry's differs.
+// A host whose prime replica the registry no longer lists was deleted
+// (HostDelete) while it ran: it does not register again. Its prime
+// replica leaves the prime shard, after which it can write no registry
+// entry; placed on it, a replica would join its shard's membership (a
+// host running the shard adds it) and never be marked started, nor run:
+// a voter that never votes.
 func (a *Agent) registerSelf(ctx context.Context, st *State) {
+	if primeReplica(st, a.hostID) == 0 {
+		if !a.deletedLogged.Swap(true) {
+			a.log.Warn("zongzi: this host was deleted from the registry; it does not register again, and must be wiped to join again")
+		}
+		return
+	}
 	h, _ := st.Host(a.hostID)
 	want := Host{
 		ID: a.hostID, Created: h.Created, Updated: h.Updated, Status: registry.HostStatusActive,

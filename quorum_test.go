@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lni/dragonboat/v4"
+
 	"github.com/zongzi-kv/zongzi"
 )
 
@@ -145,4 +147,57 @@ func TestHostDeleteWithAMemberDownKeepsQuorum(t *testing.T) {
 		_, _, err := a.ShardCreate(wctx, testType, zongzi.WithName("after-delete"))
 		return err == nil
 	})
+}
+
+// TestHostDeletedWhileRunningGetsNoMember: HostDelete of a host that runs
+// (C), every host up. Its replicas leave the registry, the prime one too,
+// so the prime shard's leader removes C's prime replica from the prime
+// shard: C can write the registry no more. C must then not register
+// again: placement would put a member on it, which C would add to the
+// shard's Raft membership (a host running the shard adds it) but could
+// not mark started, nor so start. The shard would keep a voter that never
+// runs, and lose its quorum when any other member fails; or, had C lost
+// its prime replica before it saw the member, a member in the registry
+// only, which placement counts and does not replace.
+func TestHostDeletedWhileRunningGetsNoMember(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	a := c.nodes[0].agent
+	C := c.nodes[2]
+	s, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("deleted-running"), zongzi.WithPlacementMembers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "three active members", func() bool { return allActive(a.State(), s.ID, 3) })
+	if err := a.HostDelete(ctx, C.agent.HostID()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(15 * time.Second) // C's prime replica is removed, and anything placed on C tried
+	running := map[uint64]bool{}
+	for _, n := range c.nodes {
+		for _, si := range n.agent.NodeHost().GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}).ShardInfoList {
+			if si.ShardID == s.ID {
+				running[si.ReplicaID] = true
+			}
+		}
+	}
+	mctx, mcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer mcancel()
+	m, err := a.NodeHost().SyncGetShardMembership(mctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, host := range m.Nodes {
+		if !running[id] {
+			t.Errorf("voting member %d on host %s does not run", id, host)
+		}
+	}
+	for _, r := range a.State().ShardReplicas(s.ID) {
+		if !running[r.ID] {
+			t.Errorf("the registry lists replica %d on host %s (%s), which does not run", r.ID, r.HostID, r.Status)
+		}
+	}
 }
