@@ -279,11 +279,43 @@ func startThreeZones(ctx context.Context, t testing.TB) *cluster {
 	return c
 }
 
+// startThreePinned is startThreeZones with host IDs pinned (pinHostIDs).
+func startThreePinned(ctx context.Context, t testing.TB) *cluster {
+	c := newCluster(t, "a", "b", "c")
+	pinHostIDs(c)
+	c.startAll(ctx, c.nodes...)
+	return c
+}
+
 // startOne starts a cluster of one peer; the caller stops it (c.stop).
 func startOne(ctx context.Context, t testing.TB) (*cluster, *zongzi.Agent) {
 	c := newCluster(t, "a")
 	c.startAll(ctx, c.nodes...)
 	return c, c.nodes[0].agent
+}
+
+// createMembers creates a shard of the test type with n voting members,
+// wherever placement puts them, and waits until they are active.
+func createMembers(ctx context.Context, t testing.TB, a *zongzi.Agent, name string, n int) zongzi.Shard {
+	t.Helper()
+	s, _, err := a.ShardCreate(ctx, testType, zongzi.WithName(name), zongzi.WithPlacementMembers(n))
+	if err != nil {
+		t.Fatalf("create shard %s: %v", name, err)
+	}
+	waitFor(t, settle, fmt.Sprintf("%d active members of %s", n, name), func() bool { return allActive(a.State(), s.ID, n) })
+	return s
+}
+
+// writeEventually waits for one acknowledged write to the shard through
+// a, trying again while writes fail (no leader, or a change under way).
+func writeEventually(ctx context.Context, t testing.TB, a *zongzi.Agent, shardID uint64, what string) {
+	t.Helper()
+	waitFor(t, settle, what, func() bool {
+		wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer wcancel()
+		_, _, err := a.Client(shardID).Apply(wctx, []byte("w"))
+		return err == nil
+	})
 }
 
 // createActive creates a shard of the given type with one voting member

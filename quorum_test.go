@@ -21,26 +21,12 @@ import (
 func TestShrinkWithAMemberDownKeepsQuorum(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
-	pinHostIDs(c)
-	c.startAll(ctx, c.nodes...)
+	c := startThreePinned(ctx, t)
 	defer c.stop()
 	A, B, C := c.nodes[0], c.nodes[1], c.nodes[2]
 	a := A.agent
-	s, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("shrink"), zongzi.WithPlacementMembers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, settle, "three active members", func() bool { return allActive(a.State(), s.ID, 3) })
-	write := func(what string) {
-		t.Helper()
-		waitFor(t, settle, what, func() bool {
-			wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
-			defer wcancel()
-			_, _, err := a.Client(s.ID).Apply(wctx, []byte("w"))
-			return err == nil
-		})
-	}
+	s := createMembers(ctx, t, a, "shrink", 3)
+	write := func(what string) { t.Helper(); writeEventually(ctx, t, a, s.ID, what) }
 	write("a write with every member up")
 	B.agent.Stop()
 	write("a write with B down")
@@ -78,17 +64,11 @@ func TestShrinkWithAMemberDownKeepsQuorum(t *testing.T) {
 func TestShrinkToOneWithAMemberDownRecovers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
-	pinHostIDs(c)
-	c.startAll(ctx, c.nodes...)
+	c := startThreePinned(ctx, t)
 	defer c.stop()
 	A, B := c.nodes[0], c.nodes[1]
 	a := A.agent
-	s, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("shrink-to-one"), zongzi.WithPlacementMembers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, settle, "three active members", func() bool { return allActive(a.State(), s.ID, 3) })
+	s := createMembers(ctx, t, a, "shrink-to-one", 3)
 	B.agent.Stop()
 	if _, err := a.ShardUpdate(ctx, s.ID, zongzi.WithPlacementMembers(1)); err != nil {
 		t.Fatal(err)
@@ -96,12 +76,7 @@ func TestShrinkToOneWithAMemberDownRecovers(t *testing.T) {
 	waitFor(t, settle, "one member in the registry", func() bool { return len(a.State().ShardReplicas(s.ID)) == 1 })
 	time.Sleep(2 * time.Second) // the hosts had time to act on it
 	c.startAll(ctx, B)
-	waitFor(t, settle, "a write with B back", func() bool {
-		wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
-		defer wcancel()
-		_, _, err := a.Client(s.ID).Apply(wctx, []byte("w"))
-		return err == nil
-	})
+	writeEventually(ctx, t, a, s.ID, "a write with B back")
 	waitFor(t, settle, "the membership down to A", func() bool {
 		mctx, mcancel := context.WithTimeout(ctx, time.Second)
 		defer mcancel()
@@ -120,27 +95,17 @@ func TestShrinkToOneWithAMemberDownRecovers(t *testing.T) {
 func TestHostDeleteWithAMemberDownKeepsQuorum(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
-	c.startAll(ctx, c.nodes...)
+	c := startThreeZones(ctx, t)
 	defer c.stop()
 	A, B, C := c.nodes[0], c.nodes[1], c.nodes[2]
 	a := A.agent
-	s, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("host-delete"), zongzi.WithPlacementMembers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, settle, "three active members", func() bool { return allActive(a.State(), s.ID, 3) })
+	s := createMembers(ctx, t, a, "host-delete", 3)
 	B.agent.Stop()
 	if err := a.HostDelete(ctx, C.agent.HostID()); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Second) // hosts had time to act on it
-	waitFor(t, settle, "a write to the guest shard, B down", func() bool {
-		wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
-		defer wcancel()
-		_, _, err := a.Client(s.ID).Apply(wctx, []byte("w"))
-		return err == nil
-	})
+	writeEventually(ctx, t, a, s.ID, "a write to the guest shard, B down")
 	waitFor(t, settle, "a registry write, B down", func() bool {
 		wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
 		defer wcancel()
@@ -162,16 +127,11 @@ func TestHostDeleteWithAMemberDownKeepsQuorum(t *testing.T) {
 func TestHostDeletedWhileRunningGetsNoMember(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
-	c.startAll(ctx, c.nodes...)
+	c := startThreeZones(ctx, t)
 	defer c.stop()
 	a := c.nodes[0].agent
 	C := c.nodes[2]
-	s, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("deleted-running"), zongzi.WithPlacementMembers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, settle, "three active members", func() bool { return allActive(a.State(), s.ID, 3) })
+	s := createMembers(ctx, t, a, "deleted-running", 3)
 	if err := a.HostDelete(ctx, C.agent.HostID()); err != nil {
 		t.Fatal(err)
 	}

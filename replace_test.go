@@ -317,12 +317,7 @@ func testWipedMember(t *testing.T, beforeActive bool) {
 	write := func(n int) { // n acknowledged writes; a leader change may fail some
 		t.Helper()
 		for range n {
-			waitFor(t, settle, "an acknowledged write", func() bool {
-				wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
-				defer wcancel()
-				_, _, err := A.agent.Client(s.ID).Apply(wctx, []byte("w"))
-				return err == nil
-			})
+			writeEventually(ctx, t, A.agent, s.ID, "an acknowledged write")
 		}
 	}
 	write(3)
@@ -383,9 +378,7 @@ func testWipedMember(t *testing.T, beforeActive bool) {
 func TestWipedPinnedPeerGetsANewPrimeReplica(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
-	pinHostIDs(c)
-	c.startAll(ctx, c.nodes...)
+	c := startThreePinned(ctx, t)
 	defer c.stop()
 	a1 := c.nodes[0].agent
 	n3 := c.nodes[2]
@@ -463,12 +456,7 @@ func TestLateMemberJoinsWhenInitialMembersAreGone(t *testing.T) {
 		return true
 	})
 	for range 5 {
-		waitFor(t, settle, "an acknowledged write", func() bool {
-			wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
-			defer wcancel()
-			_, _, err := e.Client(s.ID).Apply(wctx, []byte("w"))
-			return err == nil
-		})
+		writeEventually(ctx, t, e, s.ID, "an acknowledged write")
 	}
 	hDID := hD.agent.HostID()
 	hD.agent.Stop()
