@@ -75,6 +75,9 @@ type Agent struct {
 	leaderMoved chan struct{}
 	// deletedLogged: registerSelf warned that this host was deleted.
 	deletedLogged atomic.Bool
+	// apiAddrs: where hosts answer the bus, deleted ones too
+	// (upMajorityWithout).
+	apiAddrs apiBook
 }
 
 // stateMachineType is a registered guest shard type.

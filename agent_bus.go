@@ -301,12 +301,12 @@ func (a *Agent) upMajorityWithout(ctx context.Context, m *dragonboat.Membership,
 				up.Add(1)
 				continue
 			}
-			h, ok := st.Host(target)
-			if !ok || h.ApiAddress == "" {
+			addr := a.apiAddrs.lookup(st, target)
+			if addr == "" {
 				continue
 			}
 			wg.Go(func() {
-				if info, err := a.pool.Info(ctx, h.ApiAddress); err == nil && info.HostId == target {
+				if info, err := a.pool.Info(ctx, addr); err == nil && info.HostId == target {
 					up.Add(1)
 				}
 			})
@@ -314,6 +314,55 @@ func (a *Agent) upMajorityWithout(ctx context.Context, m *dragonboat.Membership,
 	}
 	wg.Wait()
 	return int(up.Load()) > left/2
+}
+
+// apiBook is where hosts answer the bus, by host ID: as the registry
+// lists them, and, for at most maxUnregistered hosts it deleted, as it
+// last listed them. A host deleted while it runs (HostDelete) keeps its
+// members, and runs them, until their removal leaves a majority up; it
+// is up as long as it answers, and taken as down it would keep another
+// host's members too: with A and C up, B down, and B and C deleted,
+// neither B's members (leaving A and C) nor C's (leaving A and B) could
+// leave.
+type apiBook struct {
+	mu    sync.Mutex
+	state *State // the registry view addrs was last updated from
+	addrs map[string]string
+}
+
+// update takes the addresses of st's hosts, keeping those of hosts st no
+// longer lists up to the bound.
+func (b *apiBook) update(st *State) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if st == b.state {
+		return
+	}
+	next := map[string]string{}
+	for _, h := range st.Hosts() {
+		if h.ApiAddress != "" {
+			next[h.ID] = h.ApiAddress
+		}
+	}
+	kept := 0
+	for id, addr := range b.addrs {
+		if _, listed := next[id]; listed || kept >= maxUnregistered {
+			continue
+		}
+		if _, ok := st.Host(id); !ok {
+			next[id] = addr
+			kept++
+		}
+	}
+	b.state, b.addrs = st, next
+}
+
+// lookup returns the API address of the host hostID, "" if unknown.
+func (b *apiBook) lookup(st *State, hostID string) string {
+	b.update(st)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.addrs[hostID]
 }
 
 // hostTarget returns how Dragonboat addresses the host with the given ID:

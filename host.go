@@ -38,6 +38,7 @@ func (a *Agent) runHostController(ctx context.Context) {
 // registry assigns to it, stop those it removed, mark started ones active.
 func (a *Agent) reconcileHost(ctx context.Context) {
 	st := a.store.State()
+	a.apiAddrs.update(st)
 	a.registerSelf(ctx, st)
 	want := map[uint64]Replica{}
 	for _, r := range st.HostReplicas(a.hostID) {

@@ -2,6 +2,7 @@ package zongzi_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -159,5 +160,51 @@ func TestHostDeletedWhileRunningGetsNoMember(t *testing.T) {
 		if !running[r.ID] {
 			t.Errorf("the registry lists replica %d on host %s (%s), which does not run", r.ID, r.HostID, r.Status)
 		}
+	}
+}
+
+// TestHostDeletesOfADownAndARunningHostLeaveOneMember: C is deleted while
+// it runs and B is down, so C's members stay (TestHostDeleteWithAMember
+// DownKeepsQuorum). B is gone for good and is deleted too. Removing B's
+// members leaves A and C, both up: they must go. C's host is no longer in
+// the registry, but it still runs and answers; were it taken as down,
+// neither B's members (A and C left, C "down") nor C's (A and B left, B
+// down) could ever leave, and the prime shard would lose its quorum as
+// soon as C, told to be wiped, stops.
+func TestHostDeletesOfADownAndARunningHostLeaveOneMember(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	A, B, C := c.nodes[0], c.nodes[1], c.nodes[2]
+	a := A.agent
+	s := createMembers(ctx, t, a, "two-deletes", 3)
+	bID := B.agent.HostID()
+	bReplicas := map[uint64]uint64{} // shard → B's replica
+	for _, r := range a.State().HostReplicas(bID) {
+		bReplicas[r.ShardID] = r.ID
+	}
+	if len(bReplicas) != 2 {
+		t.Fatalf("B has replicas %v, want one of the prime shard and one of shard %d", bReplicas, s.ID)
+	}
+	B.agent.Stop()
+	if err := a.HostDelete(ctx, C.agent.HostID()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // hosts had time to act on it
+	if err := a.HostDelete(ctx, bID); err != nil {
+		t.Fatal(err)
+	}
+	for shardID, id := range bReplicas {
+		waitFor(t, settle, fmt.Sprintf("B's replica %d out of shard %d", id, shardID), func() bool {
+			mctx, mcancel := context.WithTimeout(ctx, time.Second)
+			defer mcancel()
+			m, err := a.NodeHost().SyncGetShardMembership(mctx, shardID)
+			if err != nil {
+				return false
+			}
+			_, voting := m.Nodes[id]
+			return !voting
+		})
 	}
 }
