@@ -297,16 +297,17 @@ func (a *Agent) upMajorityWithout(ctx context.Context, m *dragonboat.Membership,
 				continue
 			}
 			left++
-			if target == a.hostID {
+			host := targetHost(st, target)
+			if host == a.hostID {
 				up.Add(1)
 				continue
 			}
-			addr := a.apiAddrs.lookup(st, target)
+			addr := a.apiAddrs.lookup(st, host)
 			if addr == "" {
 				continue
 			}
 			wg.Go(func() {
-				if info, err := a.pool.Info(ctx, addr); err == nil && info.HostId == target {
+				if info, err := a.pool.Info(ctx, addr); err == nil && info.HostId == host {
 					up.Add(1)
 				}
 			})
@@ -314,6 +315,22 @@ func (a *Agent) upMajorityWithout(ctx context.Context, m *dragonboat.Membership,
 	}
 	wg.Wait()
 	return int(up.Load()) > left/2
+}
+
+// targetHost returns the ID of the host a membership target names: the
+// target itself, or, for a member recorded by raft address in data written
+// before replicas were addressed by host ID, the ID of the host the
+// registry lists at that address.
+func targetHost(st *State, target string) string {
+	if _, ok := st.Host(target); ok {
+		return target
+	}
+	for _, h := range st.Hosts() {
+		if h.RaftAddress == target {
+			return h.ID
+		}
+	}
+	return target
 }
 
 // apiBook is where hosts answer the bus, by host ID: as the registry

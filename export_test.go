@@ -1,5 +1,11 @@
 package zongzi
 
+import (
+	"context"
+
+	"github.com/lni/dragonboat/v4"
+)
+
 // WithActiveHeld keeps the replicas for which held returns true from
 // being marked active by this host, so that a test can act in the window
 // between a replica's first start and its activation.
@@ -23,4 +29,10 @@ func RegistrySessionID(a *Agent) uint64 {
 		return 0
 	}
 	return a.registry.session.ClientID
+}
+
+// UpMajorityWithout is the check the agent makes before it removes the
+// voting member id from m.
+func UpMajorityWithout(ctx context.Context, a *Agent, m *dragonboat.Membership, id uint64) bool {
+	return a.upMajorityWithout(ctx, m, id)
 }

@@ -208,3 +208,23 @@ func TestHostDeletesOfADownAndARunningHostLeaveOneMember(t *testing.T) {
 		})
 	}
 }
+
+// TestMembersByRaftAddressCountAsUp: in data written before replicas were
+// addressed by host ID, a member's target is its host's raft address
+// (Resolve still sends to it). Such members whose hosts answer are up:
+// taken as down, every removal of a voting member in that data would wait
+// forever.
+func TestMembersByRaftAddressCountAsUp(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	a := c.nodes[0].agent
+	m := &dragonboat.Membership{Nodes: map[uint64]string{}}
+	for i, n := range c.nodes {
+		m.Nodes[uint64(i+1)] = n.raft
+	}
+	if !zongzi.UpMajorityWithout(ctx, a, m, 3) {
+		t.Error("with every host up, removing member 3 of three recorded by raft address would leave no majority up")
+	}
+}
