@@ -252,7 +252,7 @@ func (a *Agent) changeMembership(ctx context.Context, req *pb.MembershipRequest)
 	switch {
 	case req.Remove && (voting || witness) && !a.upMajorityWithout(ctx, m, req.ReplicaId):
 		return fmt.Errorf("%w: shard %d: removing replica %d would leave no majority of voting members up",
-			ErrShardNotReady, req.ShardId, req.ReplicaId)
+			errRemovalHeld, req.ShardId, req.ReplicaId)
 	case req.Remove && (voting || nonVoting || witness):
 		err = nh.SyncRequestDeleteReplica(ctx, req.ShardId, req.ReplicaId, m.ConfigChangeID)
 	case req.Remove || removed || voting || nonVoting || witness:

@@ -2,6 +2,8 @@ package zongzi_test
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,7 +16,8 @@ import (
 
 // TestBusRefusesBadRequests sends a host, over its message bus, joins it
 // must refuse before proposing anything, and membership changes no host of
-// the cluster sends: the shard's membership stays as it was.
+// the cluster sends: the shard's membership stays as it was, as Members
+// reads it; Members of a shard that does not exist is refused.
 func TestBusRefusesBadRequests(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -71,5 +74,16 @@ func TestBusRefusesBadRequests(t *testing.T) {
 	}
 	if len(after.Nodes) != len(before.Nodes) || len(after.NonVotings) != len(before.NonVotings) || len(after.Removed) != len(before.Removed) {
 		t.Errorf("membership changed: %+v, was %+v", after, before)
+	}
+
+	m, err := p.Members(ctx, api, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Stale || !slices.Equal(m.Voting, slices.Sorted(maps.Keys(after.Nodes))) {
+		t.Errorf("members of shard %d: %+v, want voting %v, not stale", s.ID, m, slices.Sorted(maps.Keys(after.Nodes)))
+	}
+	if m, err := p.Members(ctx, api, s.ID+100); err == nil {
+		t.Errorf("members of shard %d, which does not exist: %+v", s.ID+100, m)
 	}
 }

@@ -64,37 +64,6 @@ func (a *Agent) reconcileHost(ctx context.Context) {
 	}
 }
 
-// removeDeletedData removes the data this host keeps for guest replicas
-// the registry deleted: those stopReplica just stopped, and those deleted
-// while they did not run here (the host was down) or whose removal failed
-// before. Replica IDs only grow, so one the registry allocated but no
-// longer lists is gone for good. A replica still running is left alone.
-func (a *Agent) removeDeletedData(ctx context.Context, st *State) {
-	nh := a.NodeHost()
-	if nh == nil {
-		return
-	}
-	running := a.local.Snapshot()
-	for _, ni := range nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{}).LogInfo {
-		if ni.ShardID == 0 || ni.ReplicaID > st.LastReplicaID() {
-			continue
-		}
-		if _, listed := st.Replica(ni.ReplicaID); listed {
-			continue
-		}
-		if lr, ok := running[ni.ShardID]; ok && lr.replicaID == ni.ReplicaID {
-			continue
-		}
-		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		err := nh.SyncRemoveData(rctx, ni.ShardID, ni.ReplicaID)
-		cancel()
-		if err == nil {
-			a.log.Info("zongzi: replica removed", "shard", ni.ShardID, "replica", ni.ReplicaID)
-		}
-		a.logErr(mapError(err), fmt.Sprintf("remove the data of deleted replica %d", ni.ReplicaID), ni.ShardID)
-	}
-}
-
 func (a *Agent) logErr(err error, what string, shardID uint64) {
 	if err != nil && ctxAlive(err) {
 		a.log.Warn("zongzi: "+what, "shard", shardID, "err", err)
@@ -160,15 +129,9 @@ func (a *Agent) setReplicaStatus(ctx context.Context, r Replica, status string) 
 // here but whose data is gone is not started: it is deleted, to be
 // replaced.
 func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
-	shard, ok := st.Shard(r.ShardID)
-	if !ok {
-		return fmt.Errorf("%w: %d", ErrShardNotFound, r.ShardID)
-	}
-	a.mu.RLock()
-	t, ok := a.types[shard.Type]
-	a.mu.RUnlock()
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrShardTypeUnknown, shard.Type)
+	t, err := a.shardType(st, r.ShardID)
+	if err != nil {
+		return err
 	}
 	nh := a.NodeHost()
 	fresh := !nh.HasNodeInfo(r.ShardID, r.ID)
@@ -177,7 +140,7 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 	}
 	g, err := newReplicaGuest(t, r)
 	if err != nil {
-		return fmt.Errorf("start replica %d of %s: %w", r.ID, shard.Type, err)
+		return fmt.Errorf("start replica %d of shard %d: %w", r.ID, r.ShardID, err)
 	}
 	var members map[uint64]dragonboat.Target
 	join := false
@@ -193,6 +156,27 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 			return errors.Join(err, g.discard())
 		}
 	}
+	return a.runReplica(nh, r, g, members, join)
+}
+
+// shardType returns the registered state machine type of a shard.
+func (a *Agent) shardType(st *State, shardID uint64) (stateMachineType, error) {
+	shard, ok := st.Shard(shardID)
+	if !ok {
+		return stateMachineType{}, fmt.Errorf("%w: %d", ErrShardNotFound, shardID)
+	}
+	a.mu.RLock()
+	t, ok := a.types[shard.Type]
+	a.mu.RUnlock()
+	if !ok {
+		return stateMachineType{}, fmt.Errorf("%w: %s", ErrShardTypeUnknown, shard.Type)
+	}
+	return t, nil
+}
+
+// runReplica starts replica r on nh with state machine g and records it
+// as running here.
+func (a *Agent) runReplica(nh *dragonboat.NodeHost, r Replica, g replicaGuest, members map[uint64]dragonboat.Target, join bool) error {
 	cfg := a.replicaConfig
 	cfg.ShardID, cfg.ReplicaID, cfg.IsNonVoting = r.ShardID, r.ID, r.IsNonVoting
 	lr := &localReplica{replicaID: r.ID, nonVoting: r.IsNonVoting, guest: g.guest()}
@@ -266,8 +250,18 @@ func (a *Agent) initialMembers(st *State, r Replica) map[uint64]dragonboat.Targe
 // requestJoin asks a host running the shard to add r to its membership.
 func (a *Agent) requestJoin(ctx context.Context, st *State, r Replica) error {
 	req := &pb.MembershipRequest{ShardId: r.ShardID, ReplicaId: r.ID, HostId: r.HostID, NonVoting: r.IsNonVoting}
-	var last error = fmt.Errorf("%w: shard %d has no active replica to join through", ErrShardNotReady, r.ShardID)
-	for _, o := range st.ShardReplicas(r.ShardID) {
+	return a.askShardHosts(ctx, st, r.ShardID, func(ctx context.Context, addr string) error {
+		return a.pool.Membership(ctx, addr, req)
+	})
+}
+
+// askShardHosts makes call to the hosts of the shard's active replicas
+// other than this host, one after another, until one call succeeds. It
+// returns the last call's error, or ErrShardNotReady when there is no
+// such host.
+func (a *Agent) askShardHosts(ctx context.Context, st *State, shardID uint64, call func(ctx context.Context, addr string) error) error {
+	var last error = fmt.Errorf("%w: shard %d has no active replica on another host", ErrShardNotReady, shardID)
+	for _, o := range st.ShardReplicas(shardID) {
 		if o.HostID == a.hostID || o.Status != registry.ReplicaStatusActive {
 			continue
 		}
@@ -276,7 +270,7 @@ func (a *Agent) requestJoin(ctx context.Context, st *State, r Replica) error {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		last = a.pool.Membership(rctx, h.ApiAddress, req)
+		last = call(rctx, h.ApiAddress)
 		cancel()
 		if last == nil {
 			return nil
@@ -290,16 +284,17 @@ func (a *Agent) requestJoin(ctx context.Context, st *State, r Replica) error {
 // removes its data. A voting replica whose removal would leave no
 // majority of the other members up keeps running until it would
 // (changeMembership). A deleted shard's replicas are stopped without
-// membership changes. A
-// replica that Dragonboat already unloaded (it does so once the replica is
-// out of the membership) is only cleaned up.
+// membership changes. A replica that Dragonboat already unloaded (it does
+// so once the replica is out of the membership), or that the shard's
+// other hosts no longer count as a voter while it cannot learn so itself
+// (goneElsewhere), is only cleaned up.
 func (a *Agent) stopReplica(ctx context.Context, st *State, shardID uint64, lr *localReplica) error {
 	nh := a.NodeHost()
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if _, ok := st.Shard(shardID); ok {
 		err := a.changeMembership(ctx, &pb.MembershipRequest{ShardId: shardID, ReplicaId: lr.replicaID, Remove: true})
-		if err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) {
+		if err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) && !a.goneElsewhere(ctx, st, shardID, lr.replicaID, err) {
 			return err
 		}
 	}

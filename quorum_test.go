@@ -228,3 +228,52 @@ func TestMembersByRaftAddressCountAsUp(t *testing.T) {
 		t.Error("with every host up, removing member 3 of three recorded by raft address would leave no majority up")
 	}
 }
+
+// TestHeldMemberRestartsAndKeepsItsData: as in TestShrinkWithAMemberDown
+// KeepsQuorum, C left the registry but stays a voting member while B is
+// down. C's host then restarts. C is still one of the three voters, and
+// with B down the shard commits only with A and C: C's host must start C
+// again from its data, not remove that data because the registry no
+// longer lists C. Once B is back, C leaves the membership, and then its
+// data goes.
+func TestHeldMemberRestartsAndKeepsItsData(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := startThreePinned(ctx, t)
+	defer c.stop()
+	A, B, C := c.nodes[0], c.nodes[1], c.nodes[2]
+	a := A.agent
+	s := createMembers(ctx, t, a, "held-restart", 3)
+	var cReplica uint64
+	for _, r := range a.State().ShardReplicas(s.ID) {
+		if r.HostID == C.agent.HostID() {
+			cReplica = r.ID
+		}
+	}
+	B.agent.Stop()
+	if _, err := a.ShardUpdate(ctx, s.ID, zongzi.WithPlacementMembers(2)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "C's member out of the registry", func() bool {
+		_, listed := a.State().Replica(cReplica)
+		return !listed
+	})
+	time.Sleep(2 * time.Second) // C's host tried to remove it, and was held
+	C.agent.Stop()
+	c.startAll(ctx, C)
+	writeEventually(ctx, t, a, s.ID, "a write with C restarted and B down")
+	if !C.agent.NodeHost().HasNodeInfo(s.ID, cReplica) {
+		t.Fatalf("C's host removed the data of replica %d, a voting member", cReplica)
+	}
+
+	c.startAll(ctx, B)
+	waitFor(t, settle, "C out of the membership", func() bool {
+		mctx, mcancel := context.WithTimeout(ctx, time.Second)
+		defer mcancel()
+		m, err := a.NodeHost().SyncGetShardMembership(mctx, s.ID)
+		_, member := m.Nodes[cReplica]
+		return err == nil && !member && len(m.Nodes) == 2
+	})
+	waitFor(t, settle, "C's data removed", func() bool { return !C.agent.NodeHost().HasNodeInfo(s.ID, cReplica) })
+	writeEventually(ctx, t, a, s.ID, "a write after C left")
+}

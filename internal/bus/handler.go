@@ -16,6 +16,8 @@ type Handler interface {
 	Join(ctx context.Context, req *pb.JoinRequest) (uint64, error)
 	// Membership adds or removes a replica of a shard this host serves.
 	Membership(ctx context.Context, req *pb.MembershipRequest) error
+	// Members returns the membership of a shard this host serves.
+	Members(ctx context.Context, shardID uint64) (*pb.MembersResponse, error)
 	// Apply proposes cmd to the shard and returns the result.
 	Apply(ctx context.Context, shardID uint64, cmd []byte) (uint64, []byte, error)
 	// Commit proposes cmd and returns once it is committed.

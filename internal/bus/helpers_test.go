@@ -189,6 +189,9 @@ func (f *fakeHandler) Join(context.Context, *pb.JoinRequest) (uint64, error) {
 	return 0, errNotReady
 }
 func (f *fakeHandler) Membership(context.Context, *pb.MembershipRequest) error { return errNotReady }
+func (f *fakeHandler) Members(context.Context, uint64) (*pb.MembersResponse, error) {
+	return nil, errNotReady
+}
 func (f *fakeHandler) Apply(context.Context, uint64, []byte) (uint64, []byte, error) {
 	return 0, nil, errNotReady
 }

@@ -239,6 +239,19 @@ func (p *Pool) Membership(ctx context.Context, addr string, req *pb.MembershipRe
 	return p.err(addr, err)
 }
 
+// Members asks the host at addr for a shard's membership.
+func (p *Pool) Members(ctx context.Context, addr string, shardID uint64) (*pb.MembersResponse, error) {
+	pe, err := p.get(addr)
+	if err != nil {
+		return nil, err
+	}
+	m, err := pe.client.Members(ctx, &pb.MembersRequest{ShardId: shardID})
+	if err != nil {
+		return nil, p.err(addr, err)
+	}
+	return m, nil
+}
+
 // Apply forwards a proposal to the host at addr. If the call fails without
 // the host's answer, the error wraps Codes.Unknown (see writeErr).
 func (p *Pool) Apply(ctx context.Context, addr string, shardID uint64, cmd []byte) (uint64, []byte, error) {

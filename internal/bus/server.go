@@ -125,6 +125,15 @@ func (s *Server) Membership(ctx context.Context, req *pb.MembershipRequest) (*pb
 	return &pb.MembershipResponse{}, nil
 }
 
+// Members implements pb.BusServer.
+func (s *Server) Members(ctx context.Context, req *pb.MembersRequest) (*pb.MembersResponse, error) {
+	m, err := s.h.Members(ctx, req.ShardId)
+	if err != nil {
+		return nil, s.status(err)
+	}
+	return m, nil
+}
+
 // Apply implements pb.BusServer.
 func (s *Server) Apply(ctx context.Context, req *pb.ApplyRequest) (*pb.ShardResult, error) {
 	v, d, err := s.h.Apply(ctx, req.ShardId, req.Cmd)

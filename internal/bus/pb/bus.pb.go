@@ -391,6 +391,122 @@ func (*MembershipResponse) Descriptor() ([]byte, []int) {
 	return file_bus_proto_rawDescGZIP(), []int{5}
 }
 
+type MembersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ShardId       uint64                 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembersRequest) Reset() {
+	*x = MembersRequest{}
+	mi := &file_bus_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembersRequest) ProtoMessage() {}
+
+func (x *MembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
+func (*MembersRequest) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *MembersRequest) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+// MembersResponse lists the replica IDs of a shard's members by kind.
+type MembersResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Voting    []uint64               `protobuf:"varint,1,rep,packed,name=voting,proto3" json:"voting,omitempty"`
+	NonVoting []uint64               `protobuf:"varint,2,rep,packed,name=non_voting,json=nonVoting,proto3" json:"non_voting,omitempty"`
+	Witnesses []uint64               `protobuf:"varint,3,rep,packed,name=witnesses,proto3" json:"witnesses,omitempty"`
+	// stale is set when the shard could not serve a linearizable read (it
+	// has no leader): voting is then the voting members as last applied by
+	// the serving replica, and the other lists are empty.
+	Stale         bool `protobuf:"varint,4,opt,name=stale,proto3" json:"stale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembersResponse) Reset() {
+	*x = MembersResponse{}
+	mi := &file_bus_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembersResponse) ProtoMessage() {}
+
+func (x *MembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
+func (*MembersResponse) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *MembersResponse) GetVoting() []uint64 {
+	if x != nil {
+		return x.Voting
+	}
+	return nil
+}
+
+func (x *MembersResponse) GetNonVoting() []uint64 {
+	if x != nil {
+		return x.NonVoting
+	}
+	return nil
+}
+
+func (x *MembersResponse) GetWitnesses() []uint64 {
+	if x != nil {
+		return x.Witnesses
+	}
+	return nil
+}
+
+func (x *MembersResponse) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
 type ApplyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ShardId       uint64                 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
@@ -401,7 +517,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_bus_proto_msgTypes[6]
+	mi := &file_bus_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -413,7 +529,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[6]
+	mi := &file_bus_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -426,7 +542,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{6}
+	return file_bus_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ApplyRequest) GetShardId() uint64 {
@@ -455,7 +571,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_bus_proto_msgTypes[7]
+	mi := &file_bus_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -467,7 +583,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[7]
+	mi := &file_bus_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -480,7 +596,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{7}
+	return file_bus_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReadRequest) GetShardId() uint64 {
@@ -525,7 +641,7 @@ type ReadBatchRequest struct {
 
 func (x *ReadBatchRequest) Reset() {
 	*x = ReadBatchRequest{}
-	mi := &file_bus_proto_msgTypes[8]
+	mi := &file_bus_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -537,7 +653,7 @@ func (x *ReadBatchRequest) String() string {
 func (*ReadBatchRequest) ProtoMessage() {}
 
 func (x *ReadBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[8]
+	mi := &file_bus_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -550,7 +666,7 @@ func (x *ReadBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadBatchRequest.ProtoReflect.Descriptor instead.
 func (*ReadBatchRequest) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{8}
+	return file_bus_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReadBatchRequest) GetReads() []*ReadRequest {
@@ -586,7 +702,7 @@ type ReadBatchResponse struct {
 
 func (x *ReadBatchResponse) Reset() {
 	*x = ReadBatchResponse{}
-	mi := &file_bus_proto_msgTypes[9]
+	mi := &file_bus_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +714,7 @@ func (x *ReadBatchResponse) String() string {
 func (*ReadBatchResponse) ProtoMessage() {}
 
 func (x *ReadBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[9]
+	mi := &file_bus_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +727,7 @@ func (x *ReadBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadBatchResponse.ProtoReflect.Descriptor instead.
 func (*ReadBatchResponse) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{9}
+	return file_bus_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReadBatchResponse) GetResults() []*ReadBatchResult {
@@ -645,7 +761,7 @@ type ReadBatchResult struct {
 
 func (x *ReadBatchResult) Reset() {
 	*x = ReadBatchResult{}
-	mi := &file_bus_proto_msgTypes[10]
+	mi := &file_bus_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +773,7 @@ func (x *ReadBatchResult) String() string {
 func (*ReadBatchResult) ProtoMessage() {}
 
 func (x *ReadBatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[10]
+	mi := &file_bus_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +786,7 @@ func (x *ReadBatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadBatchResult.ProtoReflect.Descriptor instead.
 func (*ReadBatchResult) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{10}
+	return file_bus_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReadBatchResult) GetValue() uint64 {
@@ -718,7 +834,7 @@ type ShardResult struct {
 
 func (x *ShardResult) Reset() {
 	*x = ShardResult{}
-	mi := &file_bus_proto_msgTypes[11]
+	mi := &file_bus_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +846,7 @@ func (x *ShardResult) String() string {
 func (*ShardResult) ProtoMessage() {}
 
 func (x *ShardResult) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[11]
+	mi := &file_bus_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +859,7 @@ func (x *ShardResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardResult.ProtoReflect.Descriptor instead.
 func (*ShardResult) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{11}
+	return file_bus_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ShardResult) GetValue() uint64 {
@@ -768,7 +884,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_bus_proto_msgTypes[12]
+	mi := &file_bus_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -780,7 +896,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[12]
+	mi := &file_bus_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -793,7 +909,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{12}
+	return file_bus_proto_rawDescGZIP(), []int{14}
 }
 
 type IndexRequest struct {
@@ -805,7 +921,7 @@ type IndexRequest struct {
 
 func (x *IndexRequest) Reset() {
 	*x = IndexRequest{}
-	mi := &file_bus_proto_msgTypes[13]
+	mi := &file_bus_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +933,7 @@ func (x *IndexRequest) String() string {
 func (*IndexRequest) ProtoMessage() {}
 
 func (x *IndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[13]
+	mi := &file_bus_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +946,7 @@ func (x *IndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IndexRequest.ProtoReflect.Descriptor instead.
 func (*IndexRequest) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{13}
+	return file_bus_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *IndexRequest) GetShardId() uint64 {
@@ -849,7 +965,7 @@ type IndexResponse struct {
 
 func (x *IndexResponse) Reset() {
 	*x = IndexResponse{}
-	mi := &file_bus_proto_msgTypes[14]
+	mi := &file_bus_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -861,7 +977,7 @@ func (x *IndexResponse) String() string {
 func (*IndexResponse) ProtoMessage() {}
 
 func (x *IndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[14]
+	mi := &file_bus_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -874,7 +990,7 @@ func (x *IndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IndexResponse.ProtoReflect.Descriptor instead.
 func (*IndexResponse) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{14}
+	return file_bus_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *IndexResponse) GetIndex() uint64 {
@@ -922,7 +1038,15 @@ const file_bus_proto_rawDesc = "" +
 	"\n" +
 	"non_voting\x18\x04 \x01(\bR\tnonVoting\x12\x16\n" +
 	"\x06remove\x18\x05 \x01(\bR\x06remove\"\x14\n" +
-	"\x12MembershipResponse\";\n" +
+	"\x12MembershipResponse\"+\n" +
+	"\x0eMembersRequest\x12\x19\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\"|\n" +
+	"\x0fMembersResponse\x12\x16\n" +
+	"\x06voting\x18\x01 \x03(\x04R\x06voting\x12\x1d\n" +
+	"\n" +
+	"non_voting\x18\x02 \x03(\x04R\tnonVoting\x12\x1c\n" +
+	"\twitnesses\x18\x03 \x03(\x04R\twitnesses\x12\x14\n" +
+	"\x05stale\x18\x04 \x01(\bR\x05stale\";\n" +
 	"\fApplyRequest\x12\x19\n" +
 	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12\x10\n" +
 	"\x03cmd\x18\x02 \x01(\fR\x03cmd\"l\n" +
@@ -952,12 +1076,13 @@ const file_bus_proto_rawDesc = "" +
 	"\fIndexRequest\x12\x19\n" +
 	"\bshard_id\x18\x01 \x01(\x04R\ashardId\"%\n" +
 	"\rIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index2\x94\x05\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index2\xd8\x05\n" +
 	"\x03Bus\x129\n" +
 	"\x04Info\x12\x17.zongzi.bus.InfoRequest\x1a\x18.zongzi.bus.InfoResponse\x129\n" +
 	"\x04Join\x12\x17.zongzi.bus.JoinRequest\x1a\x18.zongzi.bus.JoinResponse\x12K\n" +
 	"\n" +
-	"Membership\x12\x1d.zongzi.bus.MembershipRequest\x1a\x1e.zongzi.bus.MembershipResponse\x12:\n" +
+	"Membership\x12\x1d.zongzi.bus.MembershipRequest\x1a\x1e.zongzi.bus.MembershipResponse\x12B\n" +
+	"\aMembers\x12\x1a.zongzi.bus.MembersRequest\x1a\x1b.zongzi.bus.MembersResponse\x12:\n" +
 	"\x05Apply\x12\x18.zongzi.bus.ApplyRequest\x1a\x17.zongzi.bus.ShardResult\x12>\n" +
 	"\x06Commit\x12\x18.zongzi.bus.ApplyRequest\x1a\x1a.zongzi.bus.CommitResponse\x128\n" +
 	"\x04Read\x12\x17.zongzi.bus.ReadRequest\x1a\x17.zongzi.bus.ShardResult\x12J\n" +
@@ -979,7 +1104,7 @@ func file_bus_proto_rawDescGZIP() []byte {
 	return file_bus_proto_rawDescData
 }
 
-var file_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_bus_proto_goTypes = []any{
 	(*InfoRequest)(nil),        // 0: zongzi.bus.InfoRequest
 	(*InfoResponse)(nil),       // 1: zongzi.bus.InfoResponse
@@ -987,43 +1112,47 @@ var file_bus_proto_goTypes = []any{
 	(*JoinResponse)(nil),       // 3: zongzi.bus.JoinResponse
 	(*MembershipRequest)(nil),  // 4: zongzi.bus.MembershipRequest
 	(*MembershipResponse)(nil), // 5: zongzi.bus.MembershipResponse
-	(*ApplyRequest)(nil),       // 6: zongzi.bus.ApplyRequest
-	(*ReadRequest)(nil),        // 7: zongzi.bus.ReadRequest
-	(*ReadBatchRequest)(nil),   // 8: zongzi.bus.ReadBatchRequest
-	(*ReadBatchResponse)(nil),  // 9: zongzi.bus.ReadBatchResponse
-	(*ReadBatchResult)(nil),    // 10: zongzi.bus.ReadBatchResult
-	(*ShardResult)(nil),        // 11: zongzi.bus.ShardResult
-	(*CommitResponse)(nil),     // 12: zongzi.bus.CommitResponse
-	(*IndexRequest)(nil),       // 13: zongzi.bus.IndexRequest
-	(*IndexResponse)(nil),      // 14: zongzi.bus.IndexResponse
-	nil,                        // 15: zongzi.bus.JoinRequest.TagsEntry
+	(*MembersRequest)(nil),     // 6: zongzi.bus.MembersRequest
+	(*MembersResponse)(nil),    // 7: zongzi.bus.MembersResponse
+	(*ApplyRequest)(nil),       // 8: zongzi.bus.ApplyRequest
+	(*ReadRequest)(nil),        // 9: zongzi.bus.ReadRequest
+	(*ReadBatchRequest)(nil),   // 10: zongzi.bus.ReadBatchRequest
+	(*ReadBatchResponse)(nil),  // 11: zongzi.bus.ReadBatchResponse
+	(*ReadBatchResult)(nil),    // 12: zongzi.bus.ReadBatchResult
+	(*ShardResult)(nil),        // 13: zongzi.bus.ShardResult
+	(*CommitResponse)(nil),     // 14: zongzi.bus.CommitResponse
+	(*IndexRequest)(nil),       // 15: zongzi.bus.IndexRequest
+	(*IndexResponse)(nil),      // 16: zongzi.bus.IndexResponse
+	nil,                        // 17: zongzi.bus.JoinRequest.TagsEntry
 }
 var file_bus_proto_depIdxs = []int32{
-	15, // 0: zongzi.bus.JoinRequest.tags:type_name -> zongzi.bus.JoinRequest.TagsEntry
-	7,  // 1: zongzi.bus.ReadBatchRequest.reads:type_name -> zongzi.bus.ReadRequest
-	10, // 2: zongzi.bus.ReadBatchResponse.results:type_name -> zongzi.bus.ReadBatchResult
+	17, // 0: zongzi.bus.JoinRequest.tags:type_name -> zongzi.bus.JoinRequest.TagsEntry
+	9,  // 1: zongzi.bus.ReadBatchRequest.reads:type_name -> zongzi.bus.ReadRequest
+	12, // 2: zongzi.bus.ReadBatchResponse.results:type_name -> zongzi.bus.ReadBatchResult
 	0,  // 3: zongzi.bus.Bus.Info:input_type -> zongzi.bus.InfoRequest
 	2,  // 4: zongzi.bus.Bus.Join:input_type -> zongzi.bus.JoinRequest
 	4,  // 5: zongzi.bus.Bus.Membership:input_type -> zongzi.bus.MembershipRequest
-	6,  // 6: zongzi.bus.Bus.Apply:input_type -> zongzi.bus.ApplyRequest
-	6,  // 7: zongzi.bus.Bus.Commit:input_type -> zongzi.bus.ApplyRequest
-	7,  // 8: zongzi.bus.Bus.Read:input_type -> zongzi.bus.ReadRequest
-	8,  // 9: zongzi.bus.Bus.ReadBatch:input_type -> zongzi.bus.ReadBatchRequest
-	8,  // 10: zongzi.bus.Bus.ReadStream:input_type -> zongzi.bus.ReadBatchRequest
-	13, // 11: zongzi.bus.Bus.Index:input_type -> zongzi.bus.IndexRequest
-	7,  // 12: zongzi.bus.Bus.Watch:input_type -> zongzi.bus.ReadRequest
-	1,  // 13: zongzi.bus.Bus.Info:output_type -> zongzi.bus.InfoResponse
-	3,  // 14: zongzi.bus.Bus.Join:output_type -> zongzi.bus.JoinResponse
-	5,  // 15: zongzi.bus.Bus.Membership:output_type -> zongzi.bus.MembershipResponse
-	11, // 16: zongzi.bus.Bus.Apply:output_type -> zongzi.bus.ShardResult
-	12, // 17: zongzi.bus.Bus.Commit:output_type -> zongzi.bus.CommitResponse
-	11, // 18: zongzi.bus.Bus.Read:output_type -> zongzi.bus.ShardResult
-	9,  // 19: zongzi.bus.Bus.ReadBatch:output_type -> zongzi.bus.ReadBatchResponse
-	9,  // 20: zongzi.bus.Bus.ReadStream:output_type -> zongzi.bus.ReadBatchResponse
-	14, // 21: zongzi.bus.Bus.Index:output_type -> zongzi.bus.IndexResponse
-	11, // 22: zongzi.bus.Bus.Watch:output_type -> zongzi.bus.ShardResult
-	13, // [13:23] is the sub-list for method output_type
-	3,  // [3:13] is the sub-list for method input_type
+	6,  // 6: zongzi.bus.Bus.Members:input_type -> zongzi.bus.MembersRequest
+	8,  // 7: zongzi.bus.Bus.Apply:input_type -> zongzi.bus.ApplyRequest
+	8,  // 8: zongzi.bus.Bus.Commit:input_type -> zongzi.bus.ApplyRequest
+	9,  // 9: zongzi.bus.Bus.Read:input_type -> zongzi.bus.ReadRequest
+	10, // 10: zongzi.bus.Bus.ReadBatch:input_type -> zongzi.bus.ReadBatchRequest
+	10, // 11: zongzi.bus.Bus.ReadStream:input_type -> zongzi.bus.ReadBatchRequest
+	15, // 12: zongzi.bus.Bus.Index:input_type -> zongzi.bus.IndexRequest
+	9,  // 13: zongzi.bus.Bus.Watch:input_type -> zongzi.bus.ReadRequest
+	1,  // 14: zongzi.bus.Bus.Info:output_type -> zongzi.bus.InfoResponse
+	3,  // 15: zongzi.bus.Bus.Join:output_type -> zongzi.bus.JoinResponse
+	5,  // 16: zongzi.bus.Bus.Membership:output_type -> zongzi.bus.MembershipResponse
+	7,  // 17: zongzi.bus.Bus.Members:output_type -> zongzi.bus.MembersResponse
+	13, // 18: zongzi.bus.Bus.Apply:output_type -> zongzi.bus.ShardResult
+	14, // 19: zongzi.bus.Bus.Commit:output_type -> zongzi.bus.CommitResponse
+	13, // 20: zongzi.bus.Bus.Read:output_type -> zongzi.bus.ShardResult
+	11, // 21: zongzi.bus.Bus.ReadBatch:output_type -> zongzi.bus.ReadBatchResponse
+	11, // 22: zongzi.bus.Bus.ReadStream:output_type -> zongzi.bus.ReadBatchResponse
+	16, // 23: zongzi.bus.Bus.Index:output_type -> zongzi.bus.IndexResponse
+	13, // 24: zongzi.bus.Bus.Watch:output_type -> zongzi.bus.ShardResult
+	14, // [14:25] is the sub-list for method output_type
+	3,  // [3:14] is the sub-list for method input_type
 	3,  // [3:3] is the sub-list for extension type_name
 	3,  // [3:3] is the sub-list for extension extendee
 	0,  // [0:3] is the sub-list for field type_name
@@ -1040,7 +1169,7 @@ func file_bus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bus_proto_rawDesc), len(file_bus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	Bus_Info_FullMethodName       = "/zongzi.bus.Bus/Info"
 	Bus_Join_FullMethodName       = "/zongzi.bus.Bus/Join"
 	Bus_Membership_FullMethodName = "/zongzi.bus.Bus/Membership"
+	Bus_Members_FullMethodName    = "/zongzi.bus.Bus/Members"
 	Bus_Apply_FullMethodName      = "/zongzi.bus.Bus/Apply"
 	Bus_Commit_FullMethodName     = "/zongzi.bus.Bus/Commit"
 	Bus_Read_FullMethodName       = "/zongzi.bus.Bus/Read"
@@ -44,6 +45,9 @@ type BusClient interface {
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
 	// Membership asks a host with a replica of the shard to change its membership.
 	Membership(ctx context.Context, in *MembershipRequest, opts ...grpc.CallOption) (*MembershipResponse, error)
+	// Members returns a shard's Raft membership, read linearizably by the
+	// serving host's replica, or as it last applied it (see MembersResponse).
+	Members(ctx context.Context, in *MembersRequest, opts ...grpc.CallOption) (*MembersResponse, error)
 	// Apply proposes a command and waits for its result.
 	Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*ShardResult, error)
 	// Commit proposes a command and returns once it is committed.
@@ -96,6 +100,16 @@ func (c *busClient) Membership(ctx context.Context, in *MembershipRequest, opts 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MembershipResponse)
 	err := c.cc.Invoke(ctx, Bus_Membership_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *busClient) Members(ctx context.Context, in *MembersRequest, opts ...grpc.CallOption) (*MembersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MembersResponse)
+	err := c.cc.Invoke(ctx, Bus_Members_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -203,6 +217,9 @@ type BusServer interface {
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
 	// Membership asks a host with a replica of the shard to change its membership.
 	Membership(context.Context, *MembershipRequest) (*MembershipResponse, error)
+	// Members returns a shard's Raft membership, read linearizably by the
+	// serving host's replica, or as it last applied it (see MembersResponse).
+	Members(context.Context, *MembersRequest) (*MembersResponse, error)
 	// Apply proposes a command and waits for its result.
 	Apply(context.Context, *ApplyRequest) (*ShardResult, error)
 	// Commit proposes a command and returns once it is committed.
@@ -239,6 +256,9 @@ func (UnimplementedBusServer) Join(context.Context, *JoinRequest) (*JoinResponse
 }
 func (UnimplementedBusServer) Membership(context.Context, *MembershipRequest) (*MembershipResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Membership not implemented")
+}
+func (UnimplementedBusServer) Members(context.Context, *MembersRequest) (*MembersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Members not implemented")
 }
 func (UnimplementedBusServer) Apply(context.Context, *ApplyRequest) (*ShardResult, error) {
 	return nil, status.Error(codes.Unimplemented, "method Apply not implemented")
@@ -332,6 +352,24 @@ func _Bus_Membership_Handler(srv interface{}, ctx context.Context, dec func(inte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(BusServer).Membership(ctx, req.(*MembershipRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Bus_Members_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MembersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BusServer).Members(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Bus_Members_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BusServer).Members(ctx, req.(*MembersRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -455,6 +493,10 @@ var Bus_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Membership",
 			Handler:    _Bus_Membership_Handler,
+		},
+		{
+			MethodName: "Members",
+			Handler:    _Bus_Members_Handler,
 		},
 		{
 			MethodName: "Apply",
