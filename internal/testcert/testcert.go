@@ -1,7 +1,7 @@
 // Package testcert issues certificates for tests that run hosts over
 // mutual TLS: a certificate authority made on the spot, and host
-// certificates it signs, ECDSA P-256, valid for an hour, for 127.0.0.1.
-// Nothing outside tests imports it.
+// certificates it signs, ECDSA P-256, valid for an hour, for 127.0.0.1,
+// in memory or written to PEM files. Nothing outside tests imports it.
 package testcert
 
 import (
@@ -11,8 +11,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -92,6 +94,36 @@ func (ca *CA) StrangerConfig(t testing.TB, trusted *CA) *tls.Config {
 	cert := cfg.Certificates[0]
 	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
 	return cfg
+}
+
+// WriteCAFile writes ca's certificate to path as PEM, for a program that
+// reads its CA from a file.
+func (ca *CA) WriteCAFile(t testing.TB, path string) {
+	t.Helper()
+	writePEM(t, path, "CERTIFICATE", ca.cert.Raw)
+}
+
+// WriteCertFiles issues a host certificate (as Cert does, with dnsNames)
+// and writes it and its private key (PKCS #8) as PEM to certPath and
+// keyPath, for a program that reads them from files.
+func (ca *CA) WriteCertFiles(t testing.TB, certPath, keyPath string, dnsNames ...string) {
+	t.Helper()
+	cert := ca.Cert(t, dnsNames...)
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatalf("testcert: encode key: %v", err)
+	}
+	writePEM(t, certPath, "CERTIFICATE", cert.Certificate[0])
+	writePEM(t, keyPath, "PRIVATE KEY", key)
+}
+
+// writePEM writes der as one PEM block of type typ to path, readable by
+// its owner only.
+func writePEM(t testing.TB, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatalf("testcert: %v", err)
+	}
 }
 
 func newKey(t testing.TB) *ecdsa.PrivateKey {
