@@ -34,6 +34,7 @@ type options struct {
 	snapshotEntries                                                uint64
 	timeout                                                        time.Duration
 	leaderAffinity                                                 bool
+	tls                                                            tlsFiles
 }
 
 func parseFlags(args []string) (options, error) {
@@ -53,6 +54,10 @@ func parseFlags(args []string) (options, error) {
 	fs.Uint64Var(&o.snapshotEntries, "snap", 0, "snapshot each shard every `N` raft entries (0: Zongzi's default, 100000)")
 	fs.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this address (off when empty)")
 	fs.BoolVar(&o.leaderAffinity, "affinity", true, "gather the kv shards' leaders on the prime shard's leader (give every node the same)")
+	fs.StringVar(&o.tls.cert, "tls-cert", "", "mutual TLS between nodes (raft and API ports, not HTTP): this node's certificate, PEM `FILE`; with -tls-key and -tls-ca")
+	fs.StringVar(&o.tls.key, "tls-key", "", "mutual TLS between nodes (raft and API ports, not HTTP): the private key of -tls-cert, PEM `FILE`")
+	fs.StringVar(&o.tls.ca, "tls-ca", "", "mutual TLS between nodes (raft and API ports, not HTTP): the CA that signs every node's certificate, PEM `FILE`")
+	fs.StringVar(&o.tls.name, "tls-name", "", "mutual TLS between nodes: a DNS `NAME` that every node's certificate carries, checked instead of the nodes' IP addresses")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -64,6 +69,8 @@ func parseFlags(args []string) (options, error) {
 		err = fmt.Errorf("-s %d: want 1 to 99999 shards", o.shards)
 	case o.timeout <= 0:
 		err = fmt.Errorf("-t %v: want a positive request deadline", o.timeout)
+	default:
+		err = o.tls.check()
 	}
 	if err != nil {
 		fmt.Fprintln(fs.Output(), "kv1:", err)
@@ -155,6 +162,13 @@ func newAgent(o options, log *slog.Logger) (*zongzi.Agent, error) {
 	}
 	if o.leaderAffinity {
 		opts = append(opts, zongzi.WithLeaderAffinity())
+	}
+	if o.tls.enabled() {
+		cfg, err := o.tls.config()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, zongzi.WithTLS(cfg))
 	}
 	if o.snapshotEntries > 0 {
 		// The log keeps half an interval of entries behind each snapshot.

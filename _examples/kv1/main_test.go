@@ -4,40 +4,79 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zongzi-kv/zongzi/internal/testcert"
 )
+
+// mainArgsEnv carries the flags of kv1's main run in a child process.
+const mainArgsEnv = "KV1_TEST_MAIN_ARGS"
 
 // TestMainFlagErrors runs kv1's main in a child process with bad flags: it
 // must exit with status 2 at once and say on stderr what is wrong.
 func TestMainFlagErrors(t *testing.T) {
-	if args, ok := os.LookupEnv("KV1_TEST_MAIN_ARGS"); ok {
+	if args, ok := os.LookupEnv(mainArgsEnv); ok {
 		os.Args = append([]string{"kv1"}, strings.Fields(args)...)
 		main()
 		os.Exit(0)
 	}
-	// Addresses that bind nothing the test does not own: a kv1 that
-	// accepted the flags would wait for peers until the child is killed.
-	local := " -h 127.0.0.1:0 -r 127.0.0.1:0 -a 127.0.0.1:1 -p 127.0.0.1:1 -d " + t.TempDir()
 	for _, tc := range []struct{ args, want string }{
 		{"-s 0", "-s 0: want 1 to 99999 shards"},
 		{"-s 100000", "-s 100000: want 1 to 99999 shards"},
 		{"-t -1s", "-t -1s: want a positive request deadline"},
 		{"-t 0s", "-t 0s: want a positive request deadline"},
 		{"-s x", `invalid value "x" for flag -s`},
+		{"-tls-cert c.pem", "-tls-cert without -tls-key, -tls-ca: give -tls-cert, -tls-key and -tls-ca together, or none"},
+		{"-tls-cert c.pem -tls-key k.pem", "-tls-cert, -tls-key without -tls-ca: give"},
+		{"-tls-ca ca.pem -tls-name kv1.test", "-tls-ca without -tls-cert, -tls-key: give"},
+		{"-tls-name kv1.test", "-tls-name without -tls-cert, -tls-key and -tls-ca"},
 	} {
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestMainFlagErrors$")
-		cmd.Env = append(os.Environ(), "KV1_TEST_MAIN_ARGS="+tc.args+local)
-		out, err := cmd.CombinedOutput()
-		cancel()
-		code := -1
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-		if code != 2 || !strings.Contains(string(out), tc.want) {
-			t.Errorf("kv1 %s: exit status %d (err %v), output:\n%s\nwant status 2 and %q", tc.args, code, err, out, tc.want)
+		if code, out := runMain(t, tc.args); code != 2 || !strings.Contains(out, tc.want) {
+			t.Errorf("kv1 %s: exit status %d, output:\n%s\nwant status 2 and %q", tc.args, code, out, tc.want)
 		}
 	}
+}
+
+// TestMainTLSFileErrors runs kv1's main in a child process with TLS files
+// that it cannot use: it must exit with status 1 at start, naming the file.
+func TestMainTLSFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcert.NewCA(t, "cluster")
+	cert, key, caFile := filepath.Join(dir, "node.crt"), filepath.Join(dir, "node.key"), filepath.Join(dir, "ca.crt")
+	ca.WriteCertFiles(t, cert, key)
+	ca.WriteCAFile(t, caFile)
+	missing := filepath.Join(dir, "missing.pem")
+	for _, tc := range []struct{ args, want string }{
+		{"-tls-cert " + missing + " -tls-key " + key + " -tls-ca " + caFile, "-tls-cert: open " + missing + ": no such file"},
+		{"-tls-cert " + cert + " -tls-key " + key + " -tls-ca " + missing, "-tls-ca: open " + missing + ": no such file"},
+		{"-tls-cert " + cert + " -tls-key " + key + " -tls-ca " + key, "-tls-ca " + key + ": no PEM certificate in it"},
+	} {
+		if code, out := runMain(t, tc.args); code != 1 || !strings.Contains(out, tc.want) {
+			t.Errorf("kv1 %s: exit status %d, output:\n%s\nwant status 1 and %q", tc.args, code, out, tc.want)
+		}
+	}
+}
+
+// runMain runs kv1's main in a child process (TestMainFlagErrors) with
+// args, and returns its exit status and output. Addresses that bind nothing
+// the test does not own come first: a kv1 that accepted the flags would
+// wait for peers until the child is killed, after 10 s.
+func runMain(t *testing.T, args string) (int, string) {
+	t.Helper()
+	local := "-h 127.0.0.1:0 -r 127.0.0.1:0 -a 127.0.0.1:1 -p 127.0.0.1:1 -d " + t.TempDir() + " "
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestMainFlagErrors$")
+	cmd.Env = append(os.Environ(), mainArgsEnv+"="+local+args)
+	out, err := cmd.CombinedOutput()
+	code := -1
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Logf("kv1 %s: %v", args, err)
+	}
+	return code, string(out)
 }
