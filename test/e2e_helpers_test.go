@@ -211,13 +211,17 @@ func e2eReadOne(t *testing.T, n *kv1proc.Node, rec e2eRec) {
 }
 
 // e2eAwaitLeaders waits until, on every live node, every shard has a leader
-// that is one of the live nodes' replicas: a write to any shard is then
-// served without waiting for an election.
+// that is one of the live nodes' replicas, and the kv shards' leaders have
+// gathered on the node that leads the prime shard (kv1's -affinity, on by
+// default): a write to any shard is then served without waiting for an
+// election, or for a leader to move. A write that a follower forwards
+// while its shard's leadership moves is dropped, and times out with its
+// outcome unknown (503).
 func e2eAwaitLeaders(t *testing.T, live []*kv1proc.Node) {
 	t.Helper()
 	e2eEventually(t, e2eCatchUp, "leaders on live nodes", func() string {
 		var views []kv1proc.HostStatus
-		replicas := map[uint64]bool{} // replica IDs on live nodes
+		home := map[uint64]int{} // replica ID on a live node → that node
 		for _, n := range live {
 			st, err := n.HostStatus(t.Context())
 			if err != nil {
@@ -225,16 +229,20 @@ func e2eAwaitLeaders(t *testing.T, live []*kv1proc.Node) {
 			}
 			views = append(views, st)
 			for _, s := range st.Shards {
-				replicas[s.Replica] = true
+				home[s.Replica] = n.N
 			}
 		}
 		for i, st := range views {
 			if len(st.Shards) != e2eShards+1 {
 				return fmt.Sprintf("node %d lists %d shards", live[i].N, len(st.Shards))
 			}
+			prime, _ := st.Shard(0)
 			for _, s := range st.Shards {
-				if s.Leader == 0 || !replicas[s.Leader] {
+				if node, ok := home[s.Leader]; s.Leader == 0 || !ok {
 					return fmt.Sprintf("node %d: shard %d leader %d is not live", live[i].N, s.ID, s.Leader)
+				} else if node != home[prime.Leader] {
+					return fmt.Sprintf("node %d: shard %d is led from node %d, the prime shard from node %d",
+						live[i].N, s.ID, node, home[prime.Leader])
 				}
 			}
 		}
