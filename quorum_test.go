@@ -271,8 +271,11 @@ func TestHeldMemberRestartsAndKeepsItsData(t *testing.T) {
 		mctx, mcancel := context.WithTimeout(ctx, time.Second)
 		defer mcancel()
 		m, err := a.NodeHost().SyncGetShardMembership(mctx, s.ID)
+		if err != nil {
+			return false
+		}
 		_, member := m.Nodes[cReplica]
-		return err == nil && !member && len(m.Nodes) == 2
+		return !member && len(m.Nodes) == 2
 	})
 	waitFor(t, settle, "C's data removed", func() bool { return !C.agent.NodeHost().HasNodeInfo(s.ID, cReplica) })
 	writeEventually(ctx, t, a, s.ID, "a write after C left")
