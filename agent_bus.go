@@ -64,7 +64,7 @@ var busCodes = bus.Codes{
 	Closed:   ErrAgentNotReady,
 }
 
-func (h busHandler) Info(context.Context) (*pb.InfoResponse, error) {
+func (h busHandler) Info(_ context.Context, shardID uint64) (*pb.InfoResponse, error) {
 	a := h.a
 	a.mu.RLock()
 	defer a.mu.RUnlock()
@@ -72,10 +72,27 @@ func (h busHandler) Info(context.Context) (*pb.InfoResponse, error) {
 		GossipAddress: a.gossipAddr, PrimeReplicaId: a.primeID.Load(), Ready: a.primeReady,
 		Initialised: a.primeReady || a.wasReady,
 	}
-	if a.nh.Load() != nil {
+	if nh := a.nh.Load(); nh != nil {
 		res.HostId, res.RaftAddress = a.hostID, a.raftAddr
+		if shardID != 0 {
+			res.ShardReplicaId = a.runningReplica(nh, shardID)
+		}
 	}
 	return res, nil
+}
+
+// runningReplica returns the replica of a guest shard that this host runs
+// and Dragonboat has loaded, 0 if none: a replica Dragonboat unloaded (it
+// was removed, or failed) does not run, though the agent may still list it.
+func (a *Agent) runningReplica(nh *dragonboat.NodeHost, shardID uint64) uint64 {
+	lr, ok := a.local.Snapshot()[shardID]
+	if !ok {
+		return 0
+	}
+	if _, _, _, err := nh.GetLeaderID(shardID); err != nil {
+		return 0
+	}
+	return lr.replicaID
 }
 
 func (h busHandler) Join(ctx context.Context, req *pb.JoinRequest) (uint64, error) {
@@ -250,7 +267,7 @@ func (a *Agent) changeMembership(ctx context.Context, req *pb.MembershipRequest)
 	_, witness := m.Witnesses[req.ReplicaId]
 	_, removed := m.Removed[req.ReplicaId]
 	switch {
-	case req.Remove && (voting || witness) && !a.upMajorityWithout(ctx, m, req.ReplicaId):
+	case req.Remove && (voting || witness) && !a.upMajorityWithout(ctx, req.ShardId, m, req.ReplicaId):
 		return fmt.Errorf("%w: shard %d: removing replica %d would leave no majority of voting members up",
 			errRemovalHeld, req.ShardId, req.ReplicaId)
 	case req.Remove && (voting || nonVoting || witness):
@@ -282,9 +299,11 @@ func (a *Agent) changeMembership(ctx context.Context, req *pb.MembershipRequest)
 // that still runs). Removed then, it would leave, of three members, two
 // of which one is down: a shard that commits nothing and can remove no
 // one until that host comes back, and never if it lost its data. Such a
-// removal waits. A host answers when the bus's Info call from here reaches
-// the agent of that host ID; this host runs its own.
-func (a *Agent) upMajorityWithout(ctx context.Context, m *dragonboat.Membership, id uint64) bool {
+// removal waits. A member is up when its replica runs on its host, as the
+// bus's Info call reaches the agent of that host ID and says (runsReplica):
+// a host that answers but does not run the member (its state machine type
+// is not registered there, or Dragonboat unloaded it) does not count.
+func (a *Agent) upMajorityWithout(ctx context.Context, shardID uint64, m *dragonboat.Membership, id uint64) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	st := a.store.State()
@@ -298,16 +317,8 @@ func (a *Agent) upMajorityWithout(ctx context.Context, m *dragonboat.Membership,
 			}
 			left++
 			host := targetHost(st, target)
-			if host == a.hostID {
-				up.Add(1)
-				continue
-			}
-			addr := a.apiAddrs.lookup(st, host)
-			if addr == "" {
-				continue
-			}
 			wg.Go(func() {
-				if info, err := a.pool.Info(ctx, addr); err == nil && info.HostId == host {
+				if a.runsReplica(ctx, st, host, shardID, rid) {
 					up.Add(1)
 				}
 			})
@@ -315,6 +326,24 @@ func (a *Agent) upMajorityWithout(ctx context.Context, m *dragonboat.Membership,
 	}
 	wg.Wait()
 	return int(up.Load()) > left/2
+}
+
+// runsReplica reports whether replica rid of shardID runs on host: this
+// host, or one that answers the bus's Info call.
+func (a *Agent) runsReplica(ctx context.Context, st *State, host string, shardID, rid uint64) bool {
+	var info *pb.InfoResponse
+	if host == a.hostID {
+		info, _ = busHandler{a}.Info(ctx, shardID)
+	} else if addr := a.apiAddrs.lookup(st, host); addr != "" {
+		info, _ = a.pool.InfoShard(ctx, addr, shardID)
+	}
+	switch {
+	case info == nil || info.HostId != host:
+		return false
+	case shardID == 0:
+		return info.PrimeReplicaId == rid
+	}
+	return info.ShardReplicaId == rid
 }
 
 // targetHost returns the ID of the host a membership target names: the

@@ -197,7 +197,7 @@ func (a *Agent) gossipSeeds(ctx context.Context) ([]string, error) {
 // info asks the host at addr to describe itself, answering locally for self.
 func (a *Agent) info(ctx context.Context, addr string) (*pb.InfoResponse, error) {
 	if addr == a.apiAddr {
-		return busHandler{a}.Info(ctx)
+		return busHandler{a}.Info(ctx, 0)
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()

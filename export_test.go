@@ -32,7 +32,7 @@ func RegistrySessionID(a *Agent) uint64 {
 }
 
 // UpMajorityWithout is the check the agent makes before it removes the
-// voting member id from m.
-func UpMajorityWithout(ctx context.Context, a *Agent, m *dragonboat.Membership, id uint64) bool {
-	return a.upMajorityWithout(ctx, m, id)
+// voting member id from m, the membership of shardID.
+func UpMajorityWithout(ctx context.Context, a *Agent, shardID uint64, m *dragonboat.Membership, id uint64) bool {
+	return a.upMajorityWithout(ctx, shardID, m, id)
 }

@@ -220,12 +220,20 @@ func TestMembersByRaftAddressCountAsUp(t *testing.T) {
 	c := startThreeZones(ctx, t)
 	defer c.stop()
 	a := c.nodes[0].agent
-	m := &dragonboat.Membership{Nodes: map[uint64]string{}}
-	for i, n := range c.nodes {
-		m.Nodes[uint64(i+1)] = n.raft
+	m := &dragonboat.Membership{Nodes: map[uint64]string{}} // the prime shard's, by raft address
+	var last uint64
+	for _, n := range c.nodes {
+		for _, r := range a.State().HostReplicas(n.agent.HostID()) {
+			if r.ShardID == 0 {
+				m.Nodes[r.ID], last = n.raft, r.ID
+			}
+		}
 	}
-	if !zongzi.UpMajorityWithout(ctx, a, m, 3) {
-		t.Error("with every host up, removing member 3 of three recorded by raft address would leave no majority up")
+	if len(m.Nodes) != 3 {
+		t.Fatalf("prime replicas %v, want one per host", m.Nodes)
+	}
+	if !zongzi.UpMajorityWithout(ctx, a, 0, m, last) {
+		t.Errorf("with every host up, removing member %d of three recorded by raft address would leave no majority up", last)
 	}
 }
 
@@ -279,4 +287,52 @@ func TestHeldMemberRestartsAndKeepsItsData(t *testing.T) {
 	})
 	waitFor(t, settle, "C's data removed", func() bool { return !C.agent.NodeHost().HasNodeInfo(s.ID, cReplica) })
 	writeEventually(ctx, t, a, s.ID, "a write after C left")
+}
+
+// TestShrinkWithAMemberNotRunningKeepsQuorum: as in TestShrinkWithAMember
+// DownKeepsQuorum, but B's host is up and answers, while B's replica does
+// not run there (here Dragonboat stopped it behind the agent's back; a
+// host without the shard's type registered is another way). B cannot
+// vote, so C must stay a member: removed, it would leave {A, B}, a shard
+// that commits nothing.
+func TestShrinkWithAMemberNotRunningKeepsQuorum(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := startThreePinned(ctx, t)
+	defer c.stop()
+	A, B, C := c.nodes[0], c.nodes[1], c.nodes[2]
+	a := A.agent
+	s := createMembers(ctx, t, a, "shrink-not-running", 3)
+	var bReplica, cReplica uint64
+	for _, r := range a.State().ShardReplicas(s.ID) {
+		switch r.HostID {
+		case B.agent.HostID():
+			bReplica = r.ID
+		case C.agent.HostID():
+			cReplica = r.ID
+		}
+	}
+	if err := B.agent.NodeHost().StopReplica(s.ID, bReplica); err != nil {
+		t.Fatal(err)
+	}
+	writeEventually(ctx, t, a, s.ID, "a write with B's replica stopped")
+
+	if _, err := a.ShardUpdate(ctx, s.ID, zongzi.WithPlacementMembers(2)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "C's member out of the registry", func() bool {
+		_, listed := a.State().Replica(cReplica)
+		return !listed
+	})
+	time.Sleep(2 * time.Second) // C's host tried to remove it
+	writeEventually(ctx, t, a, s.ID, "a write after the shrink, B's replica still stopped")
+	mctx, mcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer mcancel()
+	m, err := a.NodeHost().SyncGetShardMembership(mctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Nodes[cReplica]; !ok {
+		t.Errorf("C's replica %d left the membership %v while B's did not run", cReplica, m.Nodes)
+	}
 }

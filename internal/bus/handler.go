@@ -10,8 +10,9 @@ import (
 // Shard calls are served from the local replica only; a handler never
 // forwards again, so a request makes at most one hop.
 type Handler interface {
-	// Info describes this host.
-	Info(ctx context.Context) (*pb.InfoResponse, error)
+	// Info describes this host, and which replica of shardID (when not 0)
+	// runs here.
+	Info(ctx context.Context, shardID uint64) (*pb.InfoResponse, error)
 	// Join adds a host to the prime shard and returns its replica ID.
 	Join(ctx context.Context, req *pb.JoinRequest) (uint64, error)
 	// Membership adds or removes a replica of a shard this host serves.

@@ -182,7 +182,7 @@ func (f *fakeHandler) Read(ctx context.Context, shardID uint64, query []byte, st
 	return shardID, append(append(data, ':'), query...), nil
 }
 
-func (f *fakeHandler) Info(context.Context) (*pb.InfoResponse, error) {
+func (f *fakeHandler) Info(context.Context, uint64) (*pb.InfoResponse, error) {
 	return &pb.InfoResponse{HostId: "fake"}, nil
 }
 func (f *fakeHandler) Join(context.Context, *pb.JoinRequest) (uint64, error) {

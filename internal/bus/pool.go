@@ -196,12 +196,23 @@ func notConnected(st *status.Status) bool {
 
 // Info asks the host at addr to describe itself and records the round trip.
 func (p *Pool) Info(ctx context.Context, addr string) (*pb.InfoResponse, error) {
+	return p.info(ctx, addr, &pb.InfoRequest{})
+}
+
+// InfoShard asks the host at addr to describe itself and say which replica
+// of shardID runs there (InfoResponse.ShardReplicaId), and records the
+// round trip.
+func (p *Pool) InfoShard(ctx context.Context, addr string, shardID uint64) (*pb.InfoResponse, error) {
+	return p.info(ctx, addr, &pb.InfoRequest{ShardId: shardID})
+}
+
+func (p *Pool) info(ctx context.Context, addr string, req *pb.InfoRequest) (*pb.InfoResponse, error) {
 	pe, err := p.get(addr)
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	res, err := pe.client.Info(ctx, &pb.InfoRequest{})
+	res, err := pe.client.Info(ctx, req)
 	if err != nil {
 		return nil, p.err(addr, err)
 	}

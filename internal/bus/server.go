@@ -103,8 +103,8 @@ func answered(st *status.Status) bool {
 }
 
 // Info implements pb.BusServer.
-func (s *Server) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.InfoResponse, error) {
-	res, err := s.h.Info(ctx)
+func (s *Server) Info(ctx context.Context, req *pb.InfoRequest) (*pb.InfoResponse, error) {
+	res, err := s.h.Info(ctx, req.ShardId)
 	return res, s.status(err)
 }
 

@@ -25,7 +25,10 @@ const (
 )
 
 type InfoRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// shard_id, when not 0, asks which replica of that shard runs on the
+	// serving host (InfoResponse.shard_replica_id).
+	ShardId       uint64 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -60,6 +63,13 @@ func (*InfoRequest) Descriptor() ([]byte, []int) {
 	return file_bus_proto_rawDescGZIP(), []int{0}
 }
 
+func (x *InfoRequest) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
 type InfoResponse struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	HostId      string                 `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
@@ -74,9 +84,12 @@ type InfoResponse struct {
 	// it is ready, or restarts a prime replica it was ready with. A peer
 	// seeing one never forms the prime shard again, and joins once a peer is
 	// ready.
-	Initialised   bool `protobuf:"varint,6,opt,name=initialised,proto3" json:"initialised,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Initialised bool `protobuf:"varint,6,opt,name=initialised,proto3" json:"initialised,omitempty"`
+	// shard_replica_id is the replica of InfoRequest.shard_id that runs on
+	// this host, 0 if none does.
+	ShardReplicaId uint64 `protobuf:"varint,7,opt,name=shard_replica_id,json=shardReplicaId,proto3" json:"shard_replica_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -149,6 +162,13 @@ func (x *InfoResponse) GetInitialised() bool {
 		return x.Initialised
 	}
 	return false
+}
+
+func (x *InfoResponse) GetShardReplicaId() uint64 {
+	if x != nil {
+		return x.ShardReplicaId
+	}
+	return 0
 }
 
 type JoinRequest struct {
@@ -1005,15 +1025,17 @@ var File_bus_proto protoreflect.FileDescriptor
 const file_bus_proto_rawDesc = "" +
 	"\n" +
 	"\tbus.proto\x12\n" +
-	"zongzi.bus\"\r\n" +
-	"\vInfoRequest\"\xd3\x01\n" +
+	"zongzi.bus\"(\n" +
+	"\vInfoRequest\x12\x19\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\"\xfd\x01\n" +
 	"\fInfoResponse\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12(\n" +
 	"\x10prime_replica_id\x18\x03 \x01(\x04R\x0eprimeReplicaId\x12\x14\n" +
 	"\x05ready\x18\x04 \x01(\bR\x05ready\x12%\n" +
 	"\x0egossip_address\x18\x05 \x01(\tR\rgossipAddress\x12 \n" +
-	"\vinitialised\x18\x06 \x01(\bR\vinitialised\"\x9a\x02\n" +
+	"\vinitialised\x18\x06 \x01(\bR\vinitialised\x12(\n" +
+	"\x10shard_replica_id\x18\a \x01(\x04R\x0eshardReplicaId\"\x9a\x02\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
