@@ -252,12 +252,7 @@ func TestHeldMemberRestartsAndKeepsItsData(t *testing.T) {
 	A, B, C := c.nodes[0], c.nodes[1], c.nodes[2]
 	a := A.agent
 	s := createMembers(ctx, t, a, "held-restart", 3)
-	var cReplica uint64
-	for _, r := range a.State().ShardReplicas(s.ID) {
-		if r.HostID == C.agent.HostID() {
-			cReplica = r.ID
-		}
-	}
+	cReplica := replicaOn(t, C.agent, s.ID)
 	B.agent.Stop()
 	if _, err := a.ShardUpdate(ctx, s.ID, zongzi.WithPlacementMembers(2)); err != nil {
 		t.Fatal(err)
@@ -303,15 +298,7 @@ func TestShrinkWithAMemberNotRunningKeepsQuorum(t *testing.T) {
 	A, B, C := c.nodes[0], c.nodes[1], c.nodes[2]
 	a := A.agent
 	s := createMembers(ctx, t, a, "shrink-not-running", 3)
-	var bReplica, cReplica uint64
-	for _, r := range a.State().ShardReplicas(s.ID) {
-		switch r.HostID {
-		case B.agent.HostID():
-			bReplica = r.ID
-		case C.agent.HostID():
-			cReplica = r.ID
-		}
-	}
+	bReplica, cReplica := replicaOn(t, B.agent, s.ID), replicaOn(t, C.agent, s.ID)
 	if err := B.agent.NodeHost().StopReplica(s.ID, bReplica); err != nil {
 		t.Fatal(err)
 	}
