@@ -352,12 +352,25 @@ func (a *Agent) startPrime(members map[uint64]dragonboat.Target, join bool, rec 
 // lost replica of such a shard as new, would start it as a first member
 // with an empty log instead of deleting it (deleteLostReplica); its vote
 // could then elect a leader without acknowledged writes.
+//
+// A host that rejoins from its data and that the registry, once
+// initialised, does not list was deleted (HostDelete) while its prime
+// replica remained a voter, as its removal was held (changeMembership):
+// past the barrier, it is ready too. Its host controller does not register
+// it again, and starts its deleted members that are still voters again
+// from their data (removeDeletedData); waiting for a listing that never
+// comes, it would leave their shards, and the prime shard as soon as Start
+// gave up, a vote short.
 func (a *Agent) awaitPrime(ctx context.Context) error {
 	nh := a.NodeHost()
+	rejoining := a.Status() == AgentStatusRejoining
 	for {
 		_, _, ok, _ := nh.GetLeaderID(0)
 		if ok {
-			if _, found := a.store.State().Host(a.hostID); found && a.barrier(0).wait(ctx, nh, 0) == nil {
+			st := a.store.State()
+			_, found := st.Host(a.hostID)
+			deleted := !found && rejoining && st.Index() > 0
+			if (found || deleted) && a.barrier(0).wait(ctx, nh, 0) == nil {
 				a.mu.Lock()
 				a.primeReady = true
 				a.mu.Unlock()

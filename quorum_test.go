@@ -323,3 +323,48 @@ func TestShrinkWithAMemberNotRunningKeepsQuorum(t *testing.T) {
 		t.Errorf("C's replica %d left the membership %v while B's did not run", cReplica, m.Nodes)
 	}
 }
+
+// TestDeletedHostRestartsWithHeldMembers: HostDelete of C, which runs,
+// while B is down, drops C's replicas from the registry, but they stay
+// voting members of the guest shard and of the prime shard
+// (TestHostDeleteWithAMemberDownKeepsQuorum). C's host then restarts. Its
+// agent must start, though the registry no longer lists the host, and
+// start its guest member again from its data, as for a shard that shrank
+// (TestHeldMemberRestartsAndKeepsItsData): with B down, the guest shard
+// commits only with A and C. Once B is back, C's member leaves.
+func TestDeletedHostRestartsWithHeldMembers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := startThreePinned(ctx, t)
+	defer c.stop()
+	A, B, C := c.nodes[0], c.nodes[1], c.nodes[2]
+	a := A.agent
+	s := createMembers(ctx, t, a, "deleted-host-restart", 3)
+	cReplica := replicaOn(t, C.agent, s.ID)
+	B.agent.Stop()
+	if err := a.HostDelete(ctx, C.agent.HostID()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // C's host tried to remove its members, and was held
+	C.agent.Stop()
+	sctx, scancel := context.WithTimeout(ctx, settle)
+	defer scancel()
+	c.startAll(sctx, C)
+	writeEventually(ctx, t, a, s.ID, "a write with C restarted and B down")
+	if !C.agent.NodeHost().HasNodeInfo(s.ID, cReplica) {
+		t.Fatalf("C's host removed the data of replica %d, a voting member", cReplica)
+	}
+
+	c.startAll(ctx, B)
+	waitFor(t, settle, "C out of the membership", func() bool {
+		mctx, mcancel := context.WithTimeout(ctx, time.Second)
+		defer mcancel()
+		m, err := a.NodeHost().SyncGetShardMembership(mctx, s.ID)
+		if err != nil {
+			return false
+		}
+		_, member := m.Nodes[cReplica]
+		return !member && len(m.Nodes) == 2
+	})
+	writeEventually(ctx, t, a, s.ID, "a write after C left")
+}
