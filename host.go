@@ -52,7 +52,7 @@ func (a *Agent) reconcileHost(ctx context.Context) {
 			a.logErr(a.stopReplica(ctx, st, shardID, lr), "stop replica", shardID)
 		}
 	}
-	a.removeDeletedData(ctx, st)
+	a.removeDeletedData(ctx, st) // before a new replica of the same shard starts
 	a.pruneMembers(ctx, running)
 	for _, shardID := range slices.Sorted(maps.Keys(want)) {
 		r := want[shardID]

@@ -83,18 +83,31 @@ const (
 )
 
 // voteElsewhere asks the shard's other hosts whether it counts the vote
-// of replicaID. The error says why the vote is unknown.
+// of replicaID: the first that reads the membership linearizably, or else
+// the stale view of one that answered. The error says why the vote is
+// unknown. A witness's is unknown too: zongzi places none, and restartHeld
+// would start one as a full voter.
 func (a *Agent) voteElsewhere(ctx context.Context, st *State, shardID, replicaID uint64) (vote, error) {
-	var m *pb.MembersResponse
-	err := a.askShardHosts(ctx, st, shardID, func(ctx context.Context, addr string) (err error) {
-		m, err = a.pool.Members(ctx, addr, shardID)
+	var m, stale *pb.MembersResponse
+	err := a.askShardHosts(ctx, st, shardID, func(ctx context.Context, addr string) error {
+		res, err := a.pool.Members(ctx, addr, shardID)
+		if err == nil && res.Stale {
+			stale = res
+			return fmt.Errorf("%w: shard %d has no leader", ErrShardNotReady, shardID)
+		}
+		m = res
 		return err
 	})
+	if err != nil && stale != nil {
+		m, err = stale, nil
+	}
 	switch {
 	case err != nil:
 		return voteUnknown, fmt.Errorf("shard %d: does replica %d vote: %w", shardID, replicaID, err)
-	case slices.Contains(m.Voting, replicaID) || slices.Contains(m.Witnesses, replicaID):
+	case slices.Contains(m.Voting, replicaID):
 		return voteCounted, nil
+	case slices.Contains(m.Witnesses, replicaID):
+		return voteUnknown, fmt.Errorf("shard %d: replica %d is a witness, which this host does not start", shardID, replicaID)
 	case m.Stale:
 		return voteUnknown, fmt.Errorf("%w: shard %d has no leader, and replica %d is not in its last known membership",
 			ErrShardNotReady, shardID, replicaID)
