@@ -361,21 +361,33 @@ func (a *Agent) startPrime(members map[uint64]dragonboat.Target, join bool, rec 
 // from their data (removeDeletedData); waiting for a listing that never
 // comes, it would leave their shards, and the prime shard as soon as Start
 // gave up, a vote short.
+//
+// Such a host's prime replica may have left the prime shard already while
+// a guest member stayed (a non-voting prime replica leaves at once; in a
+// larger prime shard a voter's removal may not wait): replaying its log,
+// it applies its own removal and Dragonboat unloads it. No leader ever
+// comes then, nor a barrier; the registry it replayed, up to its removal,
+// has its deletion, and it is ready too, as a host deleted while running
+// goes on once its prime replica left: its held members run until they
+// may leave.
 func (a *Agent) awaitPrime(ctx context.Context) error {
 	nh := a.NodeHost()
 	rejoining := a.Status() == AgentStatusRejoining
 	for {
-		_, _, ok, _ := nh.GetLeaderID(0)
-		if ok {
-			st := a.store.State()
-			_, found := st.Host(a.hostID)
-			deleted := !found && rejoining && st.Index() > 0
-			if (found || deleted) && a.barrier(0).wait(ctx, nh, 0) == nil {
-				a.mu.Lock()
-				a.primeReady = true
-				a.mu.Unlock()
-				return nil
+		_, _, ok, err := nh.GetLeaderID(0)
+		st := a.store.State()
+		_, found := st.Host(a.hostID)
+		deleted := !found && rejoining && st.Index() > 0
+		removed := deleted && errors.Is(err, dragonboat.ErrShardNotFound)
+		if removed || ok && (found || deleted) && a.barrier(0).wait(ctx, nh, 0) == nil {
+			if removed {
+				a.log.Warn("zongzi: this host was deleted from the registry and its prime replica left the prime shard; " +
+					"it runs its deleted members that are still voters until they may leave, and must be wiped to join again")
 			}
+			a.mu.Lock()
+			a.primeReady = true
+			a.mu.Unlock()
+			return nil
 		}
 		if err := sleep(ctx, 20*time.Millisecond); err != nil {
 			return fmt.Errorf("%w: waiting for the prime shard: %w", ErrBootstrap, err)

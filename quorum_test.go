@@ -368,3 +368,81 @@ func TestDeletedHostRestartsWithHeldMembers(t *testing.T) {
 	})
 	writeEventually(ctx, t, a, s.ID, "a write after C left")
 }
+
+// TestDeletedHostRestartsAfterItsPrimeReplicaLeft: as in TestDeletedHost
+// RestartsWithHeldMembers, but the prime replica of the deleted host D
+// leaves the prime shard at once, while its guest member is held. D is
+// not a peer, so its prime replica is non-voting, whose removal waits for
+// no one; in a prime shard of five voters, one down, a voter's would not
+// wait either. D's host then restarts: its prime replica applies its own
+// removal from its log, and the prime shard never gives it a leader. It
+// must start anyway and run its held member again: with B down, the guest
+// shard commits only with A and D.
+func TestDeletedHostRestartsAfterItsPrimeReplicaLeft(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	A, B := c.nodes[0], c.nodes[1]
+	D := c.addNode("d") // not a peer: it joins the prime shard as non-voting
+	for _, n := range []*node{A, B, D} {
+		n.opts = append(n.opts, zongzi.WithHostTags("member"))
+	}
+	defer c.stop()
+	c.startAll(ctx, c.nodes[:3]...)
+	c.startAll(ctx, D)
+	a := A.agent
+	s, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("prime-left"), zongzi.WithPlacementMembers(3, "member"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "three active members", func() bool { return allActive(a.State(), s.ID, 3) })
+	dReplica, dPrime := replicaOn(t, D.agent, s.ID), primeReplicaOf(a.State(), D.agent.HostID())
+	B.agent.Stop()
+	if err := a.HostDelete(ctx, D.agent.HostID()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "D's prime replica out of the prime shard", func() bool {
+		mctx, mcancel := context.WithTimeout(ctx, time.Second)
+		defer mcancel()
+		m, err := a.NodeHost().SyncGetShardMembership(mctx, 0)
+		if err != nil {
+			return false
+		}
+		_, voting := m.Nodes[dPrime]
+		_, nonVoting := m.NonVotings[dPrime]
+		return !voting && !nonVoting
+	})
+	writeEventually(ctx, t, a, s.ID, "a write with D deleted and B down")
+	D.agent.Stop()
+	sctx, scancel := context.WithTimeout(ctx, settle)
+	defer scancel()
+	c.startAll(sctx, D)
+	writeEventually(ctx, t, a, s.ID, "a write with D restarted and B down")
+	if !D.agent.NodeHost().HasNodeInfo(s.ID, dReplica) {
+		t.Fatalf("D's host removed the data of replica %d, a voting member", dReplica)
+	}
+
+	c.startAll(ctx, B)
+	waitFor(t, settle, "D out of the membership", func() bool {
+		mctx, mcancel := context.WithTimeout(ctx, time.Second)
+		defer mcancel()
+		m, err := a.NodeHost().SyncGetShardMembership(mctx, s.ID)
+		if err != nil {
+			return false
+		}
+		_, member := m.Nodes[dReplica]
+		return !member && len(m.Nodes) == 2
+	})
+	waitFor(t, settle, "D's data removed", func() bool { return !D.agent.NodeHost().HasNodeInfo(s.ID, dReplica) })
+	writeEventually(ctx, t, a, s.ID, "a write after D left")
+}
+
+// primeReplicaOf returns the ID of the host's prime replica in st, 0 if none.
+func primeReplicaOf(st *zongzi.State, hostID string) uint64 {
+	for _, r := range st.HostReplicas(hostID) {
+		if r.ShardID == 0 {
+			return r.ID
+		}
+	}
+	return 0
+}
