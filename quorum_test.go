@@ -262,26 +262,7 @@ func TestHeldMemberRestartsAndKeepsItsData(t *testing.T) {
 		return !listed
 	})
 	time.Sleep(2 * time.Second) // C's host tried to remove it, and was held
-	C.agent.Stop()
-	c.startAll(ctx, C)
-	writeEventually(ctx, t, a, s.ID, "a write with C restarted and B down")
-	if !C.agent.NodeHost().HasNodeInfo(s.ID, cReplica) {
-		t.Fatalf("C's host removed the data of replica %d, a voting member", cReplica)
-	}
-
-	c.startAll(ctx, B)
-	waitFor(t, settle, "C out of the membership", func() bool {
-		mctx, mcancel := context.WithTimeout(ctx, time.Second)
-		defer mcancel()
-		m, err := a.NodeHost().SyncGetShardMembership(mctx, s.ID)
-		if err != nil {
-			return false
-		}
-		_, member := m.Nodes[cReplica]
-		return !member && len(m.Nodes) == 2
-	})
-	waitFor(t, settle, "C's data removed", func() bool { return !C.agent.NodeHost().HasNodeInfo(s.ID, cReplica) })
-	writeEventually(ctx, t, a, s.ID, "a write after C left")
+	checkHeldRestart(ctx, t, c, a, s.ID, cReplica, C, B, "C")
 }
 
 // TestShrinkWithAMemberNotRunningKeepsQuorum: as in TestShrinkWithAMember
@@ -346,27 +327,7 @@ func TestDeletedHostRestartsWithHeldMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Second) // C's host tried to remove its members, and was held
-	C.agent.Stop()
-	sctx, scancel := context.WithTimeout(ctx, settle)
-	defer scancel()
-	c.startAll(sctx, C)
-	writeEventually(ctx, t, a, s.ID, "a write with C restarted and B down")
-	if !C.agent.NodeHost().HasNodeInfo(s.ID, cReplica) {
-		t.Fatalf("C's host removed the data of replica %d, a voting member", cReplica)
-	}
-
-	c.startAll(ctx, B)
-	waitFor(t, settle, "C out of the membership", func() bool {
-		mctx, mcancel := context.WithTimeout(ctx, time.Second)
-		defer mcancel()
-		m, err := a.NodeHost().SyncGetShardMembership(mctx, s.ID)
-		if err != nil {
-			return false
-		}
-		_, member := m.Nodes[cReplica]
-		return !member && len(m.Nodes) == 2
-	})
-	writeEventually(ctx, t, a, s.ID, "a write after C left")
+	checkHeldRestart(ctx, t, c, a, s.ID, cReplica, C, B, "C")
 }
 
 // TestDeletedHostRestartsAfterItsPrimeReplicaLeft: as in TestDeletedHost
@@ -413,28 +374,38 @@ func TestDeletedHostRestartsAfterItsPrimeReplicaLeft(t *testing.T) {
 		return !voting && !nonVoting
 	})
 	writeEventually(ctx, t, a, s.ID, "a write with D deleted and B down")
-	D.agent.Stop()
+	checkHeldRestart(ctx, t, c, a, s.ID, dReplica, D, B, "D")
+}
+
+// checkHeldRestart restarts the host of held, whose member id of the shard
+// the registry deleted but whose removal waits while down's host is down. With
+// down still down, the shard must commit through a (held's member runs
+// again and votes), and held's host must keep that member's data. Once
+// down is back, held's member leaves the membership, then its data goes.
+func checkHeldRestart(ctx context.Context, t *testing.T, c *cluster, a *zongzi.Agent, shardID, id uint64, held, down *node, name string) {
+	t.Helper()
+	held.agent.Stop()
 	sctx, scancel := context.WithTimeout(ctx, settle)
 	defer scancel()
-	c.startAll(sctx, D)
-	writeEventually(ctx, t, a, s.ID, "a write with D restarted and B down")
-	if !D.agent.NodeHost().HasNodeInfo(s.ID, dReplica) {
-		t.Fatalf("D's host removed the data of replica %d, a voting member", dReplica)
+	c.startAll(sctx, held)
+	writeEventually(ctx, t, a, shardID, fmt.Sprintf("a write with %s restarted and its peer down", name))
+	if !held.agent.NodeHost().HasNodeInfo(shardID, id) {
+		t.Fatalf("%s's host removed the data of replica %d, a voting member", name, id)
 	}
 
-	c.startAll(ctx, B)
-	waitFor(t, settle, "D out of the membership", func() bool {
+	c.startAll(ctx, down)
+	waitFor(t, settle, name+" out of the membership", func() bool {
 		mctx, mcancel := context.WithTimeout(ctx, time.Second)
 		defer mcancel()
-		m, err := a.NodeHost().SyncGetShardMembership(mctx, s.ID)
+		m, err := a.NodeHost().SyncGetShardMembership(mctx, shardID)
 		if err != nil {
 			return false
 		}
-		_, member := m.Nodes[dReplica]
+		_, member := m.Nodes[id]
 		return !member && len(m.Nodes) == 2
 	})
-	waitFor(t, settle, "D's data removed", func() bool { return !D.agent.NodeHost().HasNodeInfo(s.ID, dReplica) })
-	writeEventually(ctx, t, a, s.ID, "a write after D left")
+	waitFor(t, settle, name+"'s data removed", func() bool { return !held.agent.NodeHost().HasNodeInfo(shardID, id) })
+	writeEventually(ctx, t, a, shardID, "a write after "+name+" left")
 }
 
 // primeReplicaOf returns the ID of the host's prime replica in st, 0 if none.
