@@ -71,11 +71,12 @@ func (a *Agent) removeDeletedData(ctx context.Context, st *State) {
 type vote int
 
 const (
-	// voteUnknown: no host answered, or one answered from a stale view
-	// of the membership (its shard has no leader) that lacks the replica.
+	// voteUnknown: no host answered, or only from a stale view of the
+	// membership (its shard has no leader) that lacks the replica; or the
+	// replica is a witness.
 	voteUnknown vote = iota
-	// voteCounted: the replica is a voting member (or a witness), by a
-	// linearizable read or by a stale view.
+	// voteCounted: the replica is a voting member, by a linearizable read
+	// or by a stale view.
 	voteCounted
 	// voteGone: a linearizable read of the membership does not count the
 	// replica's vote: it was removed, or never voted.
