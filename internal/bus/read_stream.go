@@ -108,7 +108,9 @@ type readStream struct {
 	b      *readBatcher
 	stream grpc.BidiStreamingClient[pb.ReadBatchRequest, pb.ReadBatchResponse]
 	cancel context.CancelFunc
-	sendMu sync.Mutex
+	// sendTurn holds a token while a batch is sent: one Send at a time,
+	// waited for under the batch's ctx.
+	sendTurn chan struct{}
 
 	mu       sync.Mutex
 	batches  map[uint64]*streamBatch // sent, not yet wholly answered
@@ -193,7 +195,7 @@ func (b *readBatcher) openStream(ctx context.Context) (*readStream, error) {
 		cancel()
 		return nil, b.p.err(b.addr, err)
 	}
-	return &readStream{b: b, stream: stream, cancel: cancel, batches: map[uint64]*streamBatch{}}, nil
+	return &readStream{b: b, stream: stream, cancel: cancel, sendTurn: make(chan struct{}, 1), batches: map[uint64]*streamBatch{}}, nil
 }
 
 // send sends c's batch as req and waits until every read in it is answered,
@@ -216,23 +218,33 @@ func (rs *readStream) send(ctx context.Context, c *batchCall, req *pb.ReadBatchR
 
 	deadline, _ := ctx.Deadline()
 	req.Batch = id
-	rs.sendMu.Lock()
-	left := time.Until(deadline)
-	if left <= 0 { // expired before its turn to send: a stuck stream is another's
-		rs.sendMu.Unlock()
+	// unsent withdraws the batch, which was never sent, with err.
+	unsent := func(err error) error {
 		rs.mu.Lock()
 		defer rs.mu.Unlock()
 		if rs.batches[id] != sb { // failed meanwhile
 			return sb.err
 		}
 		delete(rs.batches, id)
-		return rs.b.p.err(rs.b.addr, status.Error(codes.DeadlineExceeded, "bus: read batch: its deadline passed before it was sent"))
+		return rs.b.p.err(rs.b.addr, err)
+	}
+	// Wait for the turn to send while ctx lasts: the Send before may be
+	// blocked until a later deadline than this batch's.
+	select {
+	case rs.sendTurn <- struct{}{}:
+	case <-ctx.Done():
+		return unsent(status.FromContextError(ctx.Err()).Err())
+	}
+	left := time.Until(deadline)
+	if left <= 0 { // expired before its turn to send: a stuck stream is another's
+		<-rs.sendTurn
+		return unsent(status.Error(codes.DeadlineExceeded, "bus: read batch: its deadline passed before it was sent"))
 	}
 	req.TimeoutMs = uint32(min(left.Milliseconds()+1, math.MaxUint32))
 	stuck := time.AfterFunc(left, func() { rs.fail(errSendStuck) })
 	err := rs.stream.Send(req)
 	stuck.Stop()
-	rs.sendMu.Unlock()
+	<-rs.sendTurn
 	if err != nil && err != io.EOF {
 		rs.fail(err)
 	} // on io.EOF the stream ended: receive learns why, and fails the batch

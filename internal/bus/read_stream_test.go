@@ -243,3 +243,40 @@ func TestReadStreamExpiredBatchFailsAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestReadStreamBlockedSendKeepsDeadline checks that a read that goes
+// alone on a stream whose Send is blocked (a host that stopped reading it,
+// with batches of later deadlines in its window) returns by its own
+// deadline, not when the blocked Send gives up at the later one.
+func TestReadStreamBlockedSendKeepsDeadline(t *testing.T) {
+	addr := serveBus(t, deafServer{NewServer(newFakeHandler(), testCodes)})
+	p := NewPool(testCodes)
+	t.Cleanup(p.Close)
+	b := batcher(t, p, addr)
+	b.stallAfter = 10 * time.Millisecond
+	query := make([]byte, 400<<10) // three fill the 1 MiB window
+	const long = 3 * time.Second
+	done := make(chan struct{}, 6)
+	for range 6 { // fill the window: a Send blocks until its batch's deadline
+		go func() {
+			defer func() { done <- struct{}{} }()
+			ctx, cancel := context.WithTimeout(t.Context(), long)
+			defer cancel()
+			_, _, _ = p.Read(ctx, addr, 1, query, true, false)
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // every read sent or waiting to be
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, err := p.Read(ctx, addr, 1, []byte("q"), true, false)
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("a read with a 100 ms deadline returned after %v (%v)", took, err)
+	}
+	if err == nil {
+		t.Error("read from a deaf host succeeded")
+	}
+	for range 6 {
+		<-done
+	}
+}
