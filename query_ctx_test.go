@@ -13,7 +13,10 @@ import (
 // TestQueryGetsTheReadsContext reads with a query that the state machine
 // answers only once the query's ctx is done: the read must end with its
 // own deadline, stale or not, rather than wait in the state machine for
-// good.
+// good, and fail with ErrTimeout (or get the answer given as the deadline
+// passes). Served by a local replica, and forwarded to the host of a
+// shard's only replica, alone or batched with other reads: the bus's
+// bare context error used to come back there.
 func TestQueryGetsTheReadsContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -22,28 +25,48 @@ func TestQueryGetsTheReadsContext(t *testing.T) {
 	var unblock sync.Once
 	defer unblock.Do(func() { close(queriesUnblocked) })
 	a1 := c.nodes[0].agent
-	s := c.createActive(ctx, a1, testType, "query-ctx")
-	client := a1.Client(s.ID)
-	for _, stale := range []bool{true, false} {
-		rctx, rcancel := context.WithTimeout(ctx, 300*time.Millisecond)
-		done := make(chan error, 1)
-		go func() {
-			_, _, err := client.Read(rctx, []byte(waitQuery), stale)
-			done <- err
-		}()
-		select {
-		case err := <-done:
-			if err == nil && rctx.Err() == nil {
-				t.Errorf("stale=%v: the query returned before its deadline", stale)
-			}
-			if err != nil && !errors.Is(err, zongzi.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("stale=%v: %v, want a timeout", stale, err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("stale=%v: the read went on 10 s after its deadline: the query never saw it", stale)
-			unblock.Do(func() { close(queriesUnblocked) })
-			<-done
+	local := c.createActive(ctx, a1, testType, "query-ctx")
+	single := createMembers(ctx, t, a1, "query-ctx-forwarded", 1)
+	var far *zongzi.Agent // a host without a replica of single
+	for _, n := range c.nodes {
+		if len(replicasOn(n.agent, single.ID)) == 0 {
+			far = n.agent
 		}
-		rcancel()
+	}
+	for _, tc := range []struct {
+		name   string
+		client *zongzi.ShardClient
+		reads  int
+	}{
+		{"local", a1.Client(local.ID), 1},
+		{"forwarded", far.Client(single.ID), 1},
+		{"forwarded, batched", far.Client(single.ID), 3},
+	} {
+		for _, stale := range []bool{true, false} {
+			rctx, rcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			done := make(chan error, tc.reads)
+			for range tc.reads {
+				go func() {
+					_, _, err := tc.client.Read(rctx, []byte(waitQuery), stale)
+					done <- err
+				}()
+			}
+			for range tc.reads {
+				select {
+				case err := <-done:
+					if err == nil && rctx.Err() == nil {
+						t.Errorf("%s, stale=%v: the query returned before its deadline", tc.name, stale)
+					}
+					if err != nil && !errors.Is(err, zongzi.ErrTimeout) {
+						t.Errorf("%s, stale=%v: %v, want ErrTimeout", tc.name, stale, err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Errorf("%s, stale=%v: the read went on 10 s after its deadline: the query never saw it", tc.name, stale)
+					unblock.Do(func() { close(queriesUnblocked) })
+					<-done
+				}
+			}
+			rcancel()
+		}
 	}
 }

@@ -199,19 +199,29 @@ const (
 // pauses between attempts, retryPause at first and twice as long each time
 // up to retryMaxPause, and gives up when the pause would leave the next
 // attempt less than two raft ticks (Dragonboat refuses a proposal with less
-// than one), or at once when ctx has no deadline.
+// than one), or at once when ctx has no deadline. A deadline that passed
+// on the way to another host is ErrTimeout, as it is here.
 func (c *ShardClient) do(ctx context.Context, t target, local func() error, remote func(addr string) error) error {
 	margin := 2 * c.a.raftTick()
 	for pause := retryPause; ; pause = min(2*pause, retryMaxPause) {
 		err := c.attempt(ctx, t, local, remote)
 		if !errors.Is(err, ErrShardNotReady) {
-			return err
+			return timeoutError(err)
 		}
 		d, ok := ctx.Deadline()
 		if !ok || time.Until(d) < pause+margin || sleep(ctx, pause) != nil {
-			return err
+			return timeoutError(err)
 		}
 	}
+}
+
+// timeoutError wraps ErrTimeout around a bare context.DeadlineExceeded,
+// as the bus returns when the caller's deadline passes before an answer.
+func timeoutError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrTimeout) {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return err
 }
 
 // Pauses between the attempts of a request that no host could serve.
