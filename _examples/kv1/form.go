@@ -73,13 +73,19 @@ func (h *handler) params(rc *fasthttp.RequestCtx, query string) (params, *httpEr
 }
 
 // scanBody reads an urlencoded body into raw. A non-empty body of any other
-// type is refused rather than ignored, so that no value is silently lost.
-// The server has read the whole body already, refusing one over
-// bodyLimit(h.maxVal) with 413 (see newHTTPServer).
+// type, or with a content coding (Content-Encoding: gzip, say), is refused
+// with 415 rather than read as it came, so that no value is silently lost:
+// the bytes of a gzipped form hold no val, and the PUT would store an
+// empty value. The server has read the whole body already, refusing one
+// over bodyLimit(h.maxVal) with 413 (see newHTTPServer).
 func (h *handler) scanBody(rc *fasthttp.RequestCtx, raw *rawParams) *httpError {
 	body := rc.PostBody()
 	if len(body) == 0 {
 		return nil
+	}
+	if ce := strings.TrimSpace(string(rc.Request.Header.ContentEncoding())); ce != "" && !strings.EqualFold(ce, "identity") {
+		return &httpError{status: http.StatusUnsupportedMediaType,
+			msg: "Unsupported body: Content-Encoding " + ce + "; send the body unencoded"}
 	}
 	ct := string(rc.Request.Header.ContentType())
 	if ct != "" {

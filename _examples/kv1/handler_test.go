@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -588,5 +590,54 @@ func TestHandlerOverHTTP(t *testing.T) {
 	if code, body, _ := exchange("GET", "/testkey?stale=true", "", nil); code != 200 ||
 		body != `{"key":"/testkey","ver":7,"val":"x"}`+"\n" {
 		t.Fatalf("GET: %d %q", code, body)
+	}
+}
+
+// TestHandlerRefusesEncodedBody: a form body with a Content-Encoding
+// (gzip, say) is refused with 415 and nothing is proposed. Read as it
+// came, its bytes hold no val, and the PUT would have stored an empty
+// value and answered 200.
+func TestHandlerRefusesEncodedBody(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := zw.Write([]byte("val=hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		method, encoding, body string
+		code                   int
+		resp                   string
+		proposes               int
+	}{
+		{"PUT", "gzip", gz.String(), 415, "Unsupported body: Content-Encoding gzip; send the body unencoded\n", 0},
+		{"DELETE", "deflate", "ver=6", 415, "Unsupported body: Content-Encoding deflate; send the body unencoded\n", 0},
+		{"PUT", "identity", "val=hello", 200, `{"key":"/testkey","ver":6,"val":"hello"}` + "\n", 1},
+		{"PUT", "gzip", "", 200, `{"key":"/testkey","ver":6,"val":""}` + "\n", 1}, // no body to decode
+	} {
+		h, f := newTestHandler(t, handlerConfig{})
+		req, err := http.NewRequest(tc.method, serverOf(t, h)+"/testkey", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", formType)
+		req.Header.Set("Content-Encoding", tc.encoding)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != tc.code || string(b) != tc.resp {
+			t.Errorf("%s with Content-Encoding %s: got %d %q, want %d %q", tc.method, tc.encoding, resp.StatusCode, b, tc.code, tc.resp)
+		}
+		if p, _ := f.counts(); p != tc.proposes {
+			t.Errorf("%s with Content-Encoding %s: %d proposals, want %d", tc.method, tc.encoding, p, tc.proposes)
+		}
 	}
 }
