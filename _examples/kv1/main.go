@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -94,10 +95,20 @@ func main() {
 }
 
 // run serves until ctx is done. The HTTP server starts first and answers
-// 503 with Retry-After until the cluster is ready.
+// 503 with Retry-After until the cluster is ready. Its address is bound
+// before the agent starts, so that a node that cannot serve HTTP (the
+// address is taken, say) says so at once instead of joining the cluster
+// first: the agent waits for its peers, for good if they are not there.
 func run(ctx context.Context, o options, log *slog.Logger, stdout io.Writer) error {
+	// "tcp", as net/http listens: fasthttp's ListenAndServe takes IPv4
+	// only, and would fail on an IPv6 address such as [::1]:8001.
+	ln, err := net.Listen("tcp", o.http)
+	if err != nil {
+		return fmt.Errorf("http: listen on -h %s: %w", o.http, err)
+	}
 	agent, err := newAgent(o, log)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	if o.pprof != "" {
@@ -108,7 +119,7 @@ func run(ctx context.Context, o options, log *slog.Logger, stdout io.Writer) err
 	current.Store(&starting)
 	srv := newHTTPServer(func(rc *fasthttp.RequestCtx) { (*current.Load())(rc) }, defaultMaxVal, log)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.ListenAndServe(o.http) }()
+	go func() { serveErr <- srv.Serve(ln) }()
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zongzi-kv/zongzi/internal/freeport"
 	"github.com/zongzi-kv/zongzi/internal/testcert"
 )
 
@@ -79,4 +84,79 @@ func runMain(t *testing.T, args string) (int, string) {
 		t.Logf("kv1 %s: %v", args, err)
 	}
 	return code, string(out)
+}
+
+// TestMainHTTPListenError: a node whose HTTP address (-h) cannot be bound
+// exits at start with status 1 and says so, before it waits for its peers
+// (runMain's have none): it must not join the cluster to leave it at once.
+func TestMainHTTPListenError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	want := "http: listen on -h " + addr
+	if code, out := runMain(t, waitingNode(t)+" -h "+addr); code != 1 || !strings.Contains(out, want) || !strings.Contains(out, "address already in use") {
+		t.Errorf("kv1 -h %s (in use): exit status %d, output:\n%s\nwant status 1 and %q", addr, code, out, want)
+	}
+}
+
+// TestMainHTTPServesIPv6: -h takes an IPv6 address, as net/http does: while
+// the node waits for its peers, it answers 503 Starting there.
+func TestMainHTTPServesIPv6(t *testing.T) {
+	if os.Getenv(mainArgsEnv) != "" {
+		t.Skip("in kv1's child process")
+	}
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestMainFlagErrors$")
+	cmd.Env = append(os.Environ(), mainArgsEnv+"="+waitingNode(t)+" -h "+addr+" -d "+t.TempDir())
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cancel()
+		<-exited
+	}()
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable || !strings.HasPrefix(string(b), "Starting") {
+				t.Fatalf("GET /healthz on %s: %d %q, want 503 Starting", addr, resp.StatusCode, b)
+			}
+			return
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("kv1 -h %s exited (%v) before serving HTTP:\n%s", addr, err, out.String())
+		case <-ctx.Done():
+			t.Fatalf("kv1 -h %s served no HTTP in 10 s (%v):\n%s", addr, err, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// waitingNode returns the flags of a node that starts, binding free raft
+// and API ports, and then waits for its one peer, which is never there.
+func waitingNode(t *testing.T) string {
+	t.Helper()
+	addrs, err := freeport.Addrs(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "-r " + addrs[0] + " -a " + addrs[1] + " -p 127.0.0.1:1"
 }
