@@ -67,8 +67,9 @@ func TestMainTLSFileErrors(t *testing.T) {
 
 // runMain runs kv1's main in a child process (TestMainFlagErrors) with
 // args, and returns its exit status and output. Addresses that bind nothing
-// the test does not own come first: a kv1 that accepted the flags would
-// wait for peers until the child is killed, after 10 s.
+// the test does not own come first: with -r 127.0.0.1:0, which Dragonboat
+// refuses, a kv1 that accepted the flags exits with status 1 once its agent
+// is made (waitingNode gives addresses on which it waits for its peers).
 func runMain(t *testing.T, args string) (int, string) {
 	t.Helper()
 	local := "-h 127.0.0.1:0 -r 127.0.0.1:0 -a 127.0.0.1:1 -p 127.0.0.1:1 -d " + t.TempDir() + " "
