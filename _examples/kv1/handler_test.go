@@ -280,6 +280,8 @@ func TestHandlerContract(t *testing.T) {
 		{name: "put other error", fake: failAfter(errors.New("connection reset")), req: create, code: 503,
 			body: "Unavailable: connection reset; the write may or may not have been applied\n", proposes: 1},
 		{name: "get timeout", fake: failBefore(zongzi.ErrTimeout), req: get("/testkey"), code: 503, body: "Timeout\n", read: "read"},
+		{name: "put over the bus's limit", fake: failBefore(fmt.Errorf("bus: command of 4194305 bytes: %w", zongzi.ErrTooLarge)),
+			req: create, code: 413, body: "Too large: bus: command of 4194305 bytes: zongzi: too large\n"},
 		{name: "get real deadline", cfg: handlerConfig{Timeout: 20 * time.Millisecond}, fake: blocking,
 			req: get("/testkey?stale=true"), code: 503, body: "Timeout\n", read: "stale"},
 

@@ -157,6 +157,8 @@ func clientError(err error, write bool) *httpError {
 			return errWriteCanceled
 		}
 		return errReadCanceled
+	case write && errors.Is(err, zongzi.ErrTooLarge): // not proposed
+		return &httpError{status: http.StatusRequestEntityTooLarge, msg: "Too large: " + err.Error()}
 	}
 	msg := "Unavailable: " + err.Error()
 	if write {
