@@ -290,10 +290,12 @@ func (a *Agent) askShardHosts(ctx context.Context, st *State, shardID uint64, ca
 // (goneElsewhere), is only cleaned up.
 func (a *Agent) stopReplica(ctx context.Context, st *State, shardID uint64, lr *localReplica) error {
 	nh := a.NodeHost()
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
 	if _, ok := st.Shard(shardID); ok {
-		err := a.changeMembership(ctx, &pb.MembershipRequest{ShardId: shardID, ReplicaId: lr.replicaID, Remove: true})
+		mctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := a.changeMembership(mctx, &pb.MembershipRequest{ShardId: shardID, ReplicaId: lr.replicaID, Remove: true})
+		cancel()
+		// goneElsewhere gets its own time: a replica that cannot read its
+		// membership used all of mctx.
 		if err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) && !a.goneElsewhere(ctx, st, shardID, lr.replicaID, err) {
 			return err
 		}
