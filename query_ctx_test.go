@@ -44,6 +44,7 @@ func TestQueryGetsTheReadsContext(t *testing.T) {
 	} {
 		for _, stale := range []bool{true, false} {
 			rctx, rcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			deadline, _ := rctx.Deadline()
 			done := make(chan error, tc.reads)
 			for range tc.reads {
 				go func() {
@@ -54,7 +55,10 @@ func TestQueryGetsTheReadsContext(t *testing.T) {
 			for range tc.reads {
 				select {
 				case err := <-done:
-					if err == nil && rctx.Err() == nil {
+					// By the clock: a forwarded query ends with the serving
+					// host's deadline, no earlier than the read's, whose
+					// ctx a loaded machine may not have marked done yet.
+					if err == nil && time.Now().Before(deadline) {
 						t.Errorf("%s, stale=%v: the query returned before its deadline", tc.name, stale)
 					}
 					if err != nil && !errors.Is(err, zongzi.ErrTimeout) {
