@@ -175,11 +175,7 @@ func (deafServer) ReadStream(stream grpc.BidiStreamingServer[pb.ReadBatchRequest
 // window is full: a Send blocked past its batch's deadline breaks the
 // stream, so it holds back no read after it.
 func TestReadStreamDeafPeer(t *testing.T) {
-	addr := serveBus(t, deafServer{NewServer(newFakeHandler(), testCodes)})
-	p := NewPool(testCodes)
-	t.Cleanup(p.Close)
-	b := batcher(t, p, addr)
-	b.stallAfter = 10 * time.Millisecond
+	p, addr := deafBus(t)
 	query := make([]byte, 400<<10) // three fill the 1 MiB window
 	read := func(n int) {
 		t.Helper()
@@ -249,11 +245,7 @@ func TestReadStreamExpiredBatchFailsAlone(t *testing.T) {
 // with batches of later deadlines in its window) returns by its own
 // deadline, not when the blocked Send gives up at the later one.
 func TestReadStreamBlockedSendKeepsDeadline(t *testing.T) {
-	addr := serveBus(t, deafServer{NewServer(newFakeHandler(), testCodes)})
-	p := NewPool(testCodes)
-	t.Cleanup(p.Close)
-	b := batcher(t, p, addr)
-	b.stallAfter = 10 * time.Millisecond
+	p, addr := deafBus(t)
 	query := make([]byte, 400<<10) // three fill the 1 MiB window
 	const long = 3 * time.Second
 	done := make(chan struct{}, 6)
@@ -279,4 +271,16 @@ func TestReadStreamBlockedSendKeepsDeadline(t *testing.T) {
 	for range 6 {
 		<-done
 	}
+}
+
+// deafBus serves a bus whose host stops reading its ReadStreams, and
+// returns a pool whose reads to it take a stream as stalled 10 ms after a
+// send, and its address.
+func deafBus(t *testing.T) (*Pool, string) {
+	t.Helper()
+	addr := serveBus(t, deafServer{NewServer(newFakeHandler(), testCodes)})
+	p := NewPool(testCodes)
+	t.Cleanup(p.Close)
+	batcher(t, p, addr).stallAfter = 10 * time.Millisecond
+	return p, addr
 }
