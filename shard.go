@@ -113,7 +113,10 @@ func (c *ShardClient) LeaderRead(ctx context.Context, query []byte) (value uint6
 	return value, data, err
 }
 
-// Index returns the shard's applied index after a read barrier.
+// Index returns, after a read barrier, the raft index of the last entry
+// the shard's state machine applied (its Update's last Entry.Index): the
+// index of the last command, since membership changes and the no-op
+// entries of new leaders never reach the state machine.
 func (c *ShardClient) Index(ctx context.Context) (index uint64, err error) {
 	err = c.do(ctx, anyReplica, func() (err error) {
 		index, err = c.a.localIndex(ctx, c.shardID)
