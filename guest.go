@@ -102,10 +102,22 @@ func newDiskGuest(s StateMachinePersistent) *diskGuest {
 	return &diskGuest{guest: guest{update: s.Update, query: s.Query, watch: s.Watch}, sm: s}
 }
 
+// Open opens the state machine. An error once stopc is closed (the replica
+// is stopping) is exactly statemachine.ErrOpenStopped, which Dragonboat
+// takes as a stop: any other error from Open stops the whole process with
+// a panic.
 func (g *diskGuest) Open(stopc <-chan struct{}) (uint64, error) {
 	i, err := g.sm.Open(stopc)
+	if err != nil {
+		select {
+		case <-stopc:
+			return 0, sm.ErrOpenStopped
+		default:
+			return 0, fmt.Errorf("zongzi: open state machine: %w", err)
+		}
+	}
 	g.applied.Store(i)
-	return i, err
+	return i, nil
 }
 
 func (g *diskGuest) Sync() error { return g.sm.Sync() }

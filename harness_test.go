@@ -177,6 +177,9 @@ func (c *cluster) newAgent(n *node) (*zongzi.Agent, error) {
 	if err := a.StateMachineRegisterPersistent(testDiskType, newDiskSM(n.dir)); err != nil {
 		return nil, err
 	}
+	if err := a.StateMachineRegisterPersistent(testStopOpenType, newStopOpenSM); err != nil {
+		return nil, err
+	}
 	if err := a.StateMachineRegister(testStopSaveType, newStopSaveSM); err != nil {
 		return nil, err
 	}

@@ -85,7 +85,9 @@ type StateMachinePersistent interface {
 	// applied to it, 0 for a new one. Nothing else is called before Open
 	// returns. The index must be stored atomically with the state it
 	// applies: after a crash, a state without entry i must not hold an
-	// entry after i.
+	// entry after i. When stopc is closed (the replica is stopping) it may
+	// return early with any error; another error stops the process, as
+	// Dragonboat panics on an Open that fails.
 	Open(stopc <-chan struct{}) (index uint64, err error)
 	// Update applies entries in order and returns them with Result set.
 	// It may make them durable at once, or leave that to Sync.
