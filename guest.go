@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
@@ -25,13 +26,51 @@ type guestQuery struct {
 
 // guest adapts a StateMachine or StateMachinePersistent to Dragonboat. It
 // tracks the applied index and reuses one entry buffer across updates, which
-// Dragonboat never makes concurrently.
+// Dragonboat never makes concurrently. closed is done once Close is called:
+// the watches on the state machine end, and no other starts.
 type guest struct {
 	update  func([]Entry) []Entry
 	query   func(context.Context, []byte) *Result
 	watch   func(context.Context, []byte, chan<- *Result)
 	applied atomic.Uint64
 	buf     []Entry
+
+	watchMu sync.Mutex
+	closed  context.Context
+	close   context.CancelFunc
+}
+
+// init sets up a new guest for a state machine's methods.
+func (g *guest) init(update func([]Entry) []Entry, query func(context.Context, []byte) *Result, watch func(context.Context, []byte, chan<- *Result)) {
+	g.update, g.query, g.watch = update, query, watch
+	g.closed, g.close = context.WithCancel(context.Background())
+}
+
+// startWatch runs the state machine's Watch in a new goroutine with a
+// context that also ends when the state machine is closed, and closes
+// results once Watch returns. It returns false, and starts nothing, when
+// the state machine is closed.
+func (g *guest) startWatch(ctx context.Context, query []byte, results chan<- *Result) bool {
+	g.watchMu.Lock()
+	defer g.watchMu.Unlock()
+	if g.closed.Err() != nil {
+		return false
+	}
+	go func() {
+		defer close(results)
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(g.closed, cancel)()
+		g.watch(wctx, query, results)
+	}()
+	return true
+}
+
+// closeWatches ends the watches on the state machine before it closes.
+func (g *guest) closeWatches() {
+	g.watchMu.Lock()
+	defer g.watchMu.Unlock()
+	g.close()
 }
 
 func (g *guest) Update(ents []sm.Entry) ([]sm.Entry, error) {
@@ -75,7 +114,9 @@ type memoryGuest struct {
 var _ sm.IConcurrentStateMachine = (*memoryGuest)(nil)
 
 func newMemoryGuest(s StateMachine) *memoryGuest {
-	return &memoryGuest{guest: guest{update: s.Update, query: s.Query, watch: s.Watch}, sm: s}
+	g := &memoryGuest{sm: s}
+	g.init(s.Update, s.Query, s.Watch)
+	return g
 }
 
 func (g *memoryGuest) PrepareSnapshot() (any, error) { return g.prepare(g.sm.PrepareSnapshot()) }
@@ -88,7 +129,11 @@ func (g *memoryGuest) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, done
 	return g.recover(r, done, g.sm.RecoverFromSnapshot)
 }
 
-func (g *memoryGuest) Close() error { return g.sm.Close() }
+// Close ends the watches on the state machine and closes it.
+func (g *memoryGuest) Close() error {
+	g.closeWatches()
+	return g.sm.Close()
+}
 
 // diskGuest runs a StateMachinePersistent as a Dragonboat on-disk state machine.
 type diskGuest struct {
@@ -99,7 +144,9 @@ type diskGuest struct {
 var _ sm.IOnDiskStateMachine = (*diskGuest)(nil)
 
 func newDiskGuest(s StateMachinePersistent) *diskGuest {
-	return &diskGuest{guest: guest{update: s.Update, query: s.Query, watch: s.Watch}, sm: s}
+	g := &diskGuest{sm: s}
+	g.init(s.Update, s.Query, s.Watch)
+	return g
 }
 
 // Open opens the state machine. An error once stopc is closed (the replica
@@ -132,7 +179,11 @@ func (g *diskGuest) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) error
 	return g.recover(r, done, g.sm.RecoverFromSnapshot)
 }
 
-func (g *diskGuest) Close() error { return g.sm.Close() }
+// Close ends the watches on the state machine and closes it.
+func (g *diskGuest) Close() error {
+	g.closeWatches()
+	return g.sm.Close()
+}
 
 // snapshotErr is what Dragonboat gets for a snapshot save or recovery that
 // returned err: once done is closed (the replica is stopping), exactly

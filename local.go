@@ -140,10 +140,9 @@ func (a *Agent) localWatch(ctx context.Context, shardID uint64, query []byte, st
 	defer cancel()
 	defer context.AfterFunc(r.stopped, cancel)() // the replica stops: so does the watch
 	results := make(chan *Result, 16)
-	go func() {
-		defer close(results)
-		r.guest.watch(wctx, query, results)
-	}()
+	if !r.guest.startWatch(wctx, query, results) {
+		return fmt.Errorf("%w: shard %d: the replica serving the watch stopped", ErrShardNotReady, shardID)
+	}
 	for res := range results {
 		if res == nil { // as Query's nil result reads as a zero one, a nil here is no result
 			continue
@@ -155,7 +154,7 @@ func (a *Agent) localWatch(ctx context.Context, shardID uint64, query []byte, st
 			return err
 		}
 	}
-	if ctx.Err() == nil && r.stopped.Err() != nil {
+	if ctx.Err() == nil && (r.stopped.Err() != nil || r.guest.closed.Err() != nil) {
 		return fmt.Errorf("%w: shard %d: the replica serving the watch stopped", ErrShardNotReady, shardID)
 	}
 	return nil
