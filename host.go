@@ -95,7 +95,10 @@ func (a *Agent) registerSelf(ctx context.Context, st *State) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	_, err := a.proposeRegistry(ctx, registry.Command{Op: registry.OpHostPut, Host: &want})
+	// Conditional on the record read: were the host deleted before this
+	// entry applies, it would otherwise be registered again, without a
+	// prime replica, and placement would put replicas on it.
+	_, err := a.proposeRegistry(ctx, registry.Command{Op: registry.OpHostPut, Host: &want, IfUpdated: h.Updated})
 	a.logErr(err, "register host", 0)
 }
 

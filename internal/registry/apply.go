@@ -19,6 +19,17 @@ func (t *tx) apply(c Command, nested bool) (Result, error) {
 		if c.Host == nil {
 			return Result{}, missing(c.Op, "host")
 		}
+		if c.IfUpdated != 0 {
+			old := t.host(c.Host.ID)
+			if old == nil {
+				// A deleted host is not brought back by an update
+				// computed from its former record.
+				return Result{}, fmt.Errorf("registry: host %q not found", c.Host.ID)
+			}
+			if old.Updated != c.IfUpdated {
+				return Result{}, fmt.Errorf("registry: host %q changed at index %d, after %d", old.ID, old.Updated, c.IfUpdated)
+			}
+		}
 		return one(t.putHost(*c.Host))
 	case OpHostDelete:
 		return one(t.deleteHost(c.HostID))

@@ -56,6 +56,27 @@ func TestApply(t *testing.T) {
 				}
 			},
 		},
+		{
+			// A host's own update of its record (registerSelf), computed
+			// before an operator deleted the host, must not bring the host
+			// back: placement would put replicas on a host that left.
+			name: "host_put if updated, host deleted since", setup: []Command{{Op: OpHostDelete, HostID: "h1"}},
+			cmd: Command{Op: OpHostPut, Host: &Host{ID: "h1", Created: 1, Status: HostStatusActive}, IfUpdated: 1},
+			err: `host "h1" not found`,
+		},
+		{
+			name: "host_put if updated", cmd: Command{Op: OpHostPut, Host: &Host{ID: "h1", Created: 1, ApiAddress: "x:1"}, IfUpdated: 1}, value: 1,
+			check: func(t *testing.T, st *State) {
+				if h, _ := st.Host("h1"); h.ApiAddress != "x:1" {
+					t.Errorf("host = %+v", h)
+				}
+			},
+		},
+		{
+			name: "host_put changed since", setup: []Command{{Op: OpTagSet, Kind: KindHost, HostID: "h1", Key: "a", Value: "1"}},
+			cmd: Command{Op: OpHostPut, Host: &Host{ID: "h1", Created: 1}, IfUpdated: 1},
+			err: `host "h1" changed at index 2, after 1`,
+		},
 		{name: "host_put without host", cmd: Command{Op: OpHostPut}, err: "host_put without host"},
 		{name: "host_put empty ID", cmd: Command{Op: OpHostPut, Host: &Host{}}, err: "empty or contains NUL"},
 		{name: "host_put ID with NUL", cmd: Command{Op: OpHostPut, Host: &Host{ID: "h\x00"}}, err: "empty or contains NUL"},

@@ -14,7 +14,7 @@ type Op string
 // Registry operations. Each one reads the fields of Command named beside it.
 const (
 	OpInit          Op = "init"         // Shard (the prime shard record), Replicas (initial prime members), Hosts
-	OpHostPut       Op = "host_put"     // Host: insert, or update all fields but ID and Created
+	OpHostPut       Op = "host_put"     // Host: insert, or update all fields but ID and Created; only an update, if IfUpdated is the host's Updated
 	OpHostDelete    Op = "host_del"     // HostID: delete the host and its replicas
 	OpShardPut      Op = "shard_put"    // Shard: ID 0 inserts (returns the existing shard when Name exists); else updates, if IfUpdated is 0 or the shard's Updated
 	OpShardDelete   Op = "shard_del"    // ShardID: delete the shard and its replicas
@@ -58,8 +58,10 @@ type Command struct {
 	// IfUpdated makes an update conditional: it applies only while the
 	// record's Updated is this, so a change computed from an older copy
 	// is refused instead of undoing the changes made since. 0: always.
-	// Only OpShardPut of an existing shard reads it; an insert (Shard.ID
-	// 0) with it is refused.
+	// OpShardPut of an existing shard reads it, and an insert (Shard.ID
+	// 0) with it is refused. OpHostPut reads it too, and with it is
+	// refused when the host does not exist: an update computed from the
+	// record of a host deleted since does not register the host again.
 	IfUpdated uint64 `json:"ifUpdated,omitempty"`
 	// IfIndex makes a batch conditional: it applies only while the
 	// registry's applied index is this, so a batch computed from the
