@@ -455,3 +455,18 @@ func TestPlaceMovesMembersOneAtATime(t *testing.T) {
 		t.Errorf("after the move: %+v, want no change of replicas", p)
 	}
 }
+
+// TestPlaceVaryValuesWithNUL checks that hosts whose tuples of vary values
+// differ are distinct buckets even when joining the values with NUL would
+// make them equal: ("a\x00b", "c") and ("a", "b\x00c"). Host tag values
+// may hold any byte. Two members have two distinct tuples to go to.
+func TestPlaceVaryValuesWithNUL(t *testing.T) {
+	hs := hosts("h1 h2")
+	hs[0].Tags = map[string]string{"zone": "a\x00b", "rack": "c"}
+	hs[1].Tags = map[string]string{"zone": "a", "rack": "b\x00c"}
+	in := Input{Hosts: hs, Shards: []registry.Shard{shard(1, "member=2 vary=zone;rack")}}
+	p := Place(in)
+	if len(p.Add) != 2 || p.Status[1] != "" {
+		t.Fatalf("plan %+v, want a member on each of h1 and h2", p)
+	}
+}

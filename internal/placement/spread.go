@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/zongzi-kv/zongzi/internal/registry"
@@ -194,13 +195,18 @@ func (sp *shardPlan) bucketKey(h *host, filters []Filter) (v string, ok bool) {
 		v, ok = h.Tags[vary[0]]
 		return v, ok
 	default:
+		// Quoted, so that distinct tuples make distinct keys whatever
+		// bytes the values hold (joined with NUL, ("a\x00b", "c") and
+		// ("a", "b\x00c") would share a bucket).
 		values := make([]string, len(vary))
 		for i, k := range vary {
-			if values[i], ok = h.Tags[k]; !ok {
+			v, ok := h.Tags[k]
+			if !ok {
 				return "", false
 			}
+			values[i] = strconv.Quote(v)
 		}
-		return strings.Join(values, "\x00"), true
+		return strings.Join(values, ","), true
 	}
 }
 
