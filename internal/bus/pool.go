@@ -14,8 +14,17 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 )
+
+// callKeepalive has a caller ping a connection on which it has calls open
+// and nothing came for 30 s, and close it if the ping is not answered
+// within 20 s: a host that vanished without a word (a partition, a power
+// loss) would otherwise hold a call that has no deadline, a forwarded
+// Watch, until TCP gave up, in a quarter of an hour or never. The call
+// then fails as the host's being unreachable does.
+var callKeepalive = keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 20 * time.Second}
 
 // Pool keeps one client connection per remote API address, and the round
 // trip last measured to each.
@@ -96,6 +105,7 @@ func (p *Pool) get(addr string) (*peer, error) {
 	// after gRPC's default reconnect backoff of up to two minutes.
 	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithStaticStreamWindowSize(windowSize), grpc.WithStaticConnWindowSize(windowSize),
+		grpc.WithKeepaliveParams(callKeepalive),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: time.Second,

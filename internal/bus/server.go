@@ -33,18 +33,24 @@ const serveMaxStreams = 1 << 14
 // caller that vanished while a result was on its way to it (a Watch's,
 // say) is not probed by TCP's keepalive, which waits for the data to be
 // acknowledged: its calls would hold on for the quarter of an hour TCP
-// retransmits for. Callers answer pings and send none of their own, so
-// gRPC's policy on callers' pings does not come into play.
+// retransmits for. Callers ping too, while they have calls open
+// (callKeepalive), within servePingPolicy.
 var serveKeepalive = keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}
+
+// servePingPolicy lets callers ping a connection with calls open as often
+// as every 5 s (callKeepalive pings every 30 s): under gRPC's default, 5
+// minutes, a caller's pings would make the server close the connection.
+var servePingPolicy = keepalive.EnforcementPolicy{MinTime: 5 * time.Second}
 
 // NewServer returns a server for h; opts go to grpc.NewServer, after the
 // bus's own static flow-control windows (windowSize), the wait for
 // running handlers on Stop, and its bounds (serveMaxStreams,
-// serveKeepalive). Call Listen to start it.
+// serveKeepalive, servePingPolicy). Call Listen to start it.
 func NewServer(h Handler, c Codes, opts ...grpc.ServerOption) *Server {
 	opts = append([]grpc.ServerOption{
 		grpc.StaticStreamWindowSize(windowSize), grpc.StaticConnWindowSize(windowSize), grpc.WaitForHandlers(true),
 		grpc.MaxConcurrentStreams(serveMaxStreams), grpc.KeepaliveParams(serveKeepalive),
+		grpc.KeepaliveEnforcementPolicy(servePingPolicy),
 	}, opts...)
 	s := &Server{h: h, codes: c, grpc: grpc.NewServer(opts...)}
 	pb.RegisterBusServer(s.grpc, s)
