@@ -24,6 +24,10 @@ type Result struct {
 	P50, P99 time.Duration  // latency percentiles of the responses
 	Codes    map[int]int    // responses by HTTP status code
 	Errors   map[string]int // failed requests (no response) by error
+	// Uncoded counts the responses that are in Requests but not in Codes:
+	// hey keeps the status code (and the latency) of its first
+	// heyMaxKept responses only.
+	Uncoded int
 }
 
 // WriteSummary writes r in the shape of hey's summary, so the output of

@@ -364,7 +364,7 @@ func measure(ctx context.Context, l load) (Row, string, error) {
 	}
 	row := Row{
 		Name: l.name, Node: l.node, Requests: r.Requests, Seconds: r.Elapsed.Seconds(), RPS: r.RPS,
-		P50MS: ms(r.P50), P99MS: ms(r.P99), Codes: map[string]int{}, Target: l.target,
+		P50MS: ms(r.P50), P99MS: ms(r.P99), Codes: map[string]int{}, Uncoded: r.Uncoded, Target: l.target,
 	}
 	perRequest := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(r.Requests) }
 	row.CPUUS = perRequest(sum(after) - sum(before))

@@ -64,8 +64,11 @@ type Row struct {
 	P50MS    float64        `json:"p50Ms"`
 	P99MS    float64        `json:"p99Ms"`
 	Codes    map[string]int `json:"codes"`
-	Errors   int            `json:"errors"`
-	CPUUS    float64        `json:"cpuUsPerRequest"` // servers' user+system CPU
+	// Uncoded counts the responses whose status code hey did not keep
+	// (past its first million); p50 and p99 leave them out too.
+	Uncoded int     `json:"uncodedResponses,omitempty"`
+	Errors  int     `json:"errors"`
+	CPUUS   float64 `json:"cpuUsPerRequest"` // servers' user+system CPU
 	// Node is the kv1 node the requests went to, and NodeCPUUS each
 	// node's part of CPUUS, node 1 first; both are empty for a ceiling.
 	Node      int       `json:"node,omitempty"`
@@ -243,6 +246,9 @@ func codes(r Row) string {
 	var s []string
 	for _, c := range slices.Sorted(maps.Keys(r.Codes)) {
 		s = append(s, fmt.Sprintf("%s:%d", c, r.Codes[c]))
+	}
+	if r.Uncoded > 0 {
+		s = append(s, fmt.Sprintf("?:%d", r.Uncoded))
 	}
 	if r.Errors > 0 {
 		s = append(s, fmt.Sprintf("err:%d", r.Errors))
