@@ -75,9 +75,15 @@ type Row struct {
 	NodeCPUUS []float64 `json:"cpuUsPerRequestByNode,omitempty"`
 	// Elections counts the terms the kv1 cluster's shards went through
 	// during the load; with none, leaders stayed where they were.
-	Elections int      `json:"elections"`
-	Target    Target   `json:"target"`
-	Missed    []string `json:"missed,omitempty"` // targets not met, and "failures" (5xx or no answer)
+	Elections int    `json:"elections"`
+	Target    Target `json:"target"`
+	// Accepted are the status codes other than 2xx that the load's
+	// requests are meant to get: 409 for a PUT that creates a key that
+	// exists. Any other answer is a failure.
+	Accepted []string `json:"acceptedCodes,omitempty"`
+	// Missed are the targets not met, and "failures": no answer, or a
+	// status code neither 2xx nor accepted.
+	Missed []string `json:"missed,omitempty"`
 }
 
 // Target is what a row should reach; zero fields set no target.
@@ -117,11 +123,11 @@ func (r *Row) check() {
 	if t.MaxCPUUS > 0 && r.CPUUS > t.MaxCPUUS {
 		r.Missed = append(r.Missed, "cpu")
 	}
-	// Throughput and latency count every answer: a node that fails fast
-	// would meet them.
+	// Throughput and latency count every answer: a node that fails fast,
+	// or answers 404 or 400 to what it should serve, would meet them.
 	failed := r.Errors
 	for c, n := range r.Codes {
-		if len(c) == 3 && c[0] == '5' {
+		if !(len(c) == 3 && c[0] == '2') && !slices.Contains(r.Accepted, c) {
 			failed += n
 		}
 	}

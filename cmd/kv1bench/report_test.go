@@ -20,17 +20,23 @@ func TestByNode(t *testing.T) {
 	}
 }
 
-// A row whose requests failed (5xx, or no answer) misses its target even
-// when it was fast: req/s and latency count every answer.
+// A row whose requests failed (5xx, no answer, or a status code the load
+// does not expect) misses its target even when it was fast: req/s and
+// latency count every answer.
 func TestRowCheckFailures(t *testing.T) {
 	target := Target{MinRatio: 0.5, MaxCPUUS: 50}
 	for _, tc := range []struct {
 		row  Row
 		miss bool
 	}{
-		{Row{Ratio: 1, CPUUS: 10, Codes: map[string]int{"200": 90, "409": 10}}, false},
+		{Row{Ratio: 1, CPUUS: 10, Codes: map[string]int{"200": 90, "409": 10}, Accepted: []string{"409"}}, false},
+		{Row{Ratio: 1, CPUUS: 10, Codes: map[string]int{"200": 1, "409": 99}, Accepted: []string{"409"}}, false},
+		{Row{Ratio: 1, CPUUS: 10, Codes: map[string]int{"200": 90, "409": 10}}, true}, // a CAS chain broken
+		{Row{Ratio: 3, CPUUS: 2, Codes: map[string]int{"404": 100}}, true},            // a GET of a missing key
+		{Row{Ratio: 3, CPUUS: 2, Codes: map[string]int{"400": 100}}, true},
 		{Row{Ratio: 3, CPUUS: 2, Codes: map[string]int{"503": 100}}, true},
 		{Row{Ratio: 1, CPUUS: 10, Codes: map[string]int{"200": 99}, Errors: 1}, true},
+		{Row{Ratio: 1, CPUUS: 10, Codes: map[string]int{"200": 99, "202": 1}}, false},
 	} {
 		tc.row.Target = target
 		tc.row.check()
