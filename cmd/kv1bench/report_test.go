@@ -2,6 +2,7 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -42,6 +43,32 @@ func TestRowCheckFailures(t *testing.T) {
 		tc.row.check()
 		if got := slices.Contains(tc.row.Missed, "failures"); got != tc.miss {
 			t.Errorf("%+v: missed %v, want failures: %v", tc.row.Codes, tc.row.Missed, tc.miss)
+		}
+	}
+}
+
+// The table says what the JSON says: a row without a target (a ceiling)
+// shows no verdict, unless its requests failed.
+func TestWriteTableVerdicts(t *testing.T) {
+	rep := Report{Rows: []Row{
+		{Name: "ceiling-ok", Codes: map[string]int{"200": 10}},
+		{Name: "ceiling-failed", Codes: map[string]int{"200": 5, "503": 5}},
+		{Name: "get-ok", Codes: map[string]int{"200": 10}, Ratio: 1, Target: Target{MinRatio: 0.8}},
+	}}
+	for i := range rep.Rows {
+		rep.Rows[i].check()
+	}
+	var b strings.Builder
+	rep.WriteTable(&b)
+	// The target column writes "-" for none; the verdict comes after it.
+	for name, want := range map[string]string{"ceiling-ok": "-", "ceiling-failed": "MISS failures", "get-ok": "ok"} {
+		i := strings.Index(b.String(), name)
+		if i < 0 {
+			t.Fatalf("no row %s in\n%s", name, b.String())
+		}
+		line, _, _ := strings.Cut(b.String()[i:], "\n")
+		if !strings.HasSuffix(strings.TrimSpace(line), want) {
+			t.Errorf("row %s: %q, want it to end in %q", name, line, want)
 		}
 	}
 }
