@@ -336,6 +336,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		}
 		rep.Nodes = append(rep.Nodes, Usage{Node: n.N, RSSMB: mb(rss), DataMB: mb(du), DataSizeMB: mb(size)})
 	}
+	rep.check()
 	fmt.Println()
 	rep.WriteTable(os.Stdout)
 	if err := rep.WriteJSON(cfg.out); err != nil {

@@ -72,3 +72,23 @@ func TestWriteTableVerdicts(t *testing.T) {
 		}
 	}
 }
+
+// TestReportCheck holds startup, RSS and the data dir to the issue's
+// targets; the data dir only after a million writes.
+func TestReportCheck(t *testing.T) {
+	ok := []Usage{{Node: 1, RSSMB: 64, DataMB: 122}, {Node: 2, RSSMB: 57, DataMB: 122}}
+	big := []Usage{{Node: 1, RSSMB: 64, DataMB: 122}, {Node: 2, RSSMB: 151, DataMB: 201}}
+	for _, tc := range []struct {
+		rep  Report
+		want []string
+	}{
+		{Report{StartupMS: 687, Writes: 1_000_000, Nodes: ok}, nil},
+		{Report{StartupMS: 3001, Writes: 1_000_000, Nodes: big}, []string{"startup", "rss", "data"}},
+		{Report{StartupMS: 687, Writes: 999_999, Nodes: big}, []string{"rss"}},
+	} {
+		tc.rep.check()
+		if !slices.Equal(tc.rep.Missed, tc.want) {
+			t.Errorf("startup %v ms, %d writes, nodes %v: missed %v, want %v", tc.rep.StartupMS, tc.rep.Writes, tc.rep.Nodes, tc.rep.Missed, tc.want)
+		}
+	}
+}
