@@ -296,7 +296,7 @@ func run(ctx context.Context, cfg config) (err error) {
 			ceilings = append(ceilings, row.RPS)
 		}
 		if l.writes {
-			rep.Writes += row.Requests
+			rep.Writes += answeredWrites(row.Codes)
 		}
 		rep.Rows = append(rep.Rows, row)
 		if cfg.verbose {
@@ -314,7 +314,11 @@ func run(ctx context.Context, cfg config) (err error) {
 		if err != nil {
 			return fmt.Errorf("fill: %w", err)
 		}
-		rep.Writes += r.Requests
+		byCode := map[string]int{}
+		for c, n := range r.Codes {
+			byCode[strconv.Itoa(c)] = n
+		}
+		rep.Writes += answeredWrites(byCode)
 		log.Printf("filled at %.0f req/s, codes %v, errors %v", r.RPS, r.Codes, r.Errors)
 	}
 	// Ratios are to the mean of the ceiling's runs, first and last.

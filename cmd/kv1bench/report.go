@@ -27,8 +27,12 @@ type Report struct {
 	// denominator of every row's ratio.
 	CeilingRPS float64 `json:"ceilingRps"`
 	Rows       []Row   `json:"rows"`
-	Writes     int     `json:"writes"` // PUT requests sent during the run
-	Nodes      []Usage `json:"nodes"`  // after the whole benchmark
+	// Writes counts the PUTs of the run that kv1 answered 2xx or 409:
+	// raft entries applied, or rejected by the state machine on their
+	// version. A PUT without an answer, or answered 5xx, may or may not
+	// have been written, and is not counted.
+	Writes int     `json:"writes"`
+	Nodes  []Usage `json:"nodes"` // after the whole benchmark
 	// LoadAvg is the machine's 1-minute load average before the cluster
 	// started and after the last load: other work on the machine skews
 	// every figure.
@@ -164,6 +168,18 @@ func (r *Row) check() {
 	if failed > 0 {
 		r.Missed = append(r.Missed, "failures")
 	}
+}
+
+// answeredWrites counts the PUTs among codes (status code → responses)
+// that reached the state machine: those answered 2xx or 409.
+func answeredWrites(codes map[string]int) int {
+	n := 0
+	for c, k := range codes {
+		if (len(c) == 3 && c[0] == '2') || c == "409" {
+			n += k
+		}
+	}
+	return n
 }
 
 // Usage is one node's memory and disk use.

@@ -92,3 +92,12 @@ func TestReportCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestAnsweredWrites: the writes that count toward the data dir's million
+// are those kv1 answered, applied (2xx) or rejected on their version
+// (409); one that timed out (503) or got no answer may not be in the log.
+func TestAnsweredWrites(t *testing.T) {
+	if got := answeredWrites(map[string]int{"200": 1, "409": 329537, "503": 12}); got != 329538 {
+		t.Errorf("answered writes = %d, want 329538", got)
+	}
+}
