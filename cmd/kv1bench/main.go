@@ -187,7 +187,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	rep := &Report{
 		Time: time.Now().UTC(), Machine: machine(), StartupMS: float64(startup.Microseconds()) / 1000,
-		Settings: Settings{Concurrency: cfg.concurrency, Requests: cfg.requests, Shards: cfg.shards, Fill: cfg.fill},
+		Settings: Settings{Concurrency: cfg.concurrency, Requests: cfg.requests, Shards: cfg.shards, Fill: cfg.fill, Profiled: cfg.profile != ""},
 		LoadAvg:  [2]float64{load0, 0},
 	}
 	if cfg.requests <= 0 {

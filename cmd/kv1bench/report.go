@@ -85,6 +85,9 @@ type Settings struct {
 	Duration    string `json:"duration,omitempty"`
 	Shards      int    `json:"shards"`
 	Fill        int    `json:"fill,omitempty"` // writes in all before memory and disk are measured
+	// Profiled says the nodes ran a CPU profiler during their loads
+	// (-profile): its sampling is in those rows' CPU per request.
+	Profiled bool `json:"profiled,omitempty"`
 }
 
 // Row is one load: its throughput next to the ceiling's, its latency, its
@@ -237,6 +240,9 @@ func (r *Report) WriteTable(w io.Writer) {
 		load = fmt.Sprintf("%d requests per load", r.Settings.Requests)
 	}
 	fmt.Fprintf(w, "kv1bench %s: %d CPUs (%s), %s, linux %s, commit %s\n", r.Time.Format(time.DateTime), m.CPUs, m.Model, m.Go, m.Kernel, m.Commit)
+	if r.Settings.Profiled {
+		load += ", nodes profiled during their loads"
+	}
 	fmt.Fprintf(w, "3 kv1 nodes, %d shards, -c %d, %s; load average %.2f before, %.2f after\n",
 		r.Settings.Shards, r.Settings.Concurrency, load, r.LoadAvg[0], r.LoadAvg[1])
 	fmt.Fprintf(w, "startup (processes start → first PUT 200): %.2f s (target ≤ %d s)\n", r.StartupMS/1000, maxStartupMS/1000)
