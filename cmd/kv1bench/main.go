@@ -68,6 +68,9 @@ func main() {
 	if cfg.concurrency < 1 || (cfg.requests <= 0 && cfg.duration <= 0) {
 		log.Fatal("want -c ≥ 1 and -n or -duration > 0")
 	}
+	if cfg.requests > 0 && cfg.requests < cfg.concurrency {
+		log.Fatal("want -n ≥ -c: hey sends no fewer requests than it has workers")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
@@ -89,6 +92,17 @@ func main() {
 // casLoad returns the compare-and-set load of cfg on the kv1 node at url.
 func (cfg config) casLoad(url, prefix string) CASLoad {
 	return CASLoad{URL: url, Prefix: prefix, Workers: cfg.concurrency, Requests: cfg.requests, Duration: cfg.duration}
+}
+
+// warmUp returns the settings of the warm-up before the loads: a tenth of
+// each load, at least a second, or with -n at least one request per
+// worker, as hey refuses -n under -c.
+func (cfg config) warmUp() config {
+	cfg.duration = max(time.Second, cfg.duration/10)
+	if cfg.requests > 0 {
+		cfg.requests = max(cfg.requests/10, cfg.concurrency)
+	}
+	return cfg
 }
 
 // heyArgs returns hey's flags for cfg's concurrency and request budget.
@@ -194,8 +208,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		rep.Settings.Duration = cfg.duration.String()
 	}
 	log.Print("warming up")
-	warm := cfg
-	warm.duration, warm.requests = max(time.Second, cfg.duration/10), cfg.requests/10
+	warm := cfg.warmUp()
 	for _, u := range []string{ceil.URL, c.Nodes[0].URL(getKey)} {
 		if _, _, err := runHey(ctx, heyBin, warm.heyArgs(u)...); err != nil {
 			return err
