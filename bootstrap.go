@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/lni/dragonboat/v4"
@@ -99,6 +100,8 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return recErr
 	case restart:
 		a.setStatus(AgentStatusRejoining)
+		stopLearning := a.learnPeers(ctx)
+		defer stopLearning()
 		err = a.startPrime(nil, false, rec)
 	case slices.Contains(a.peers, a.apiAddr):
 		a.setStatus(AgentStatusInitializing)
@@ -311,6 +314,50 @@ func (a *Agent) join(ctx context.Context, nonVoting bool) error {
 		if err := sleep(ctx, retryInterval); err != nil {
 			return fmt.Errorf("%w: joining through peers %v: %w%s", ErrBootstrap, a.peers, err, lastError(last))
 		}
+	}
+}
+
+// learnPeers asks the peers, and the hosts of the prime shard's voters
+// that the registry lists, where they listen for raft messages, again and
+// again until the returned func is called or ctx is done. A host that
+// rejoins from its data finds the others' raft addresses in its registry,
+// but every host may have come back on another one (new machines, new
+// pod IPs): none could reach another, and none would hear where another
+// listens now. Their API addresses, the peer list, do not change.
+func (a *Agent) learnPeers(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			addrs := map[string]bool{}
+			for _, p := range a.peers {
+				addrs[p] = true
+			}
+			st := a.store.State()
+			for _, r := range st.ShardReplicas(0) {
+				if h, ok := st.Host(r.HostID); ok && !r.IsNonVoting && h.ApiAddress != "" {
+					addrs[h.ApiAddress] = true
+				}
+			}
+			delete(addrs, a.apiAddr)
+			var wg sync.WaitGroup
+			for addr := range addrs {
+				wg.Go(func() {
+					if info, err := a.info(ctx, addr); err == nil && info.HostId != "" {
+						a.resolver.learn(info.HostId, info.RaftAddress)
+					}
+				})
+			}
+			wg.Wait()
+			if sleep(ctx, retryInterval) != nil {
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
 
