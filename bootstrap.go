@@ -31,6 +31,10 @@ type primeRecord struct {
 	// Ready: the agent was ready with this replica once, so the cluster
 	// was formed; a peer that stopped while forming it has no Ready.
 	Ready bool `json:"ready,omitempty"`
+	// Init: the registry's first entry, as this peer formed the prime
+	// shard, until it is ready. Every peer may have stopped before one
+	// was committed: restarted from their replicas, they propose it again.
+	Init *registry.Command `json:"init,omitempty"`
 }
 
 // retryInterval is the pause between bootstrap attempts.
@@ -103,6 +107,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		stopLearning := a.learnPeers(ctx)
 		defer stopLearning()
 		err = a.startPrime(nil, false, rec)
+		if err == nil && !rec.Ready && rec.Init != nil {
+			err = a.initRegistry(ctx, *rec.Init)
+		}
 	case slices.Contains(a.peers, a.apiAddr):
 		a.setStatus(AgentStatusInitializing)
 		err = a.formOrJoin(ctx)
@@ -260,11 +267,16 @@ func (a *Agent) form(ctx context.Context, infos []*pb.InfoResponse) error {
 		init.Hosts = append(init.Hosts, Host{ID: info.HostId, Status: registry.HostStatusNew, ApiAddress: a.peers[i], RaftAddress: info.RaftAddress})
 		init.Replicas = append(init.Replicas, Replica{ID: id, HostID: info.HostId, ShardID: 0, Status: registry.ReplicaStatusActive})
 	}
-	if err := a.startPrime(members, false, primeRecord{ReplicaID: self}); err != nil {
+	if err := a.startPrime(members, false, primeRecord{ReplicaID: self, Init: &init}); err != nil {
 		return err
 	}
-	// Every peer proposes the same first entry; the registry accepts only
-	// the first and rejects the rest.
+	return a.initRegistry(ctx, init)
+}
+
+// initRegistry proposes the registry's first entry until the registry has
+// one. Every peer proposes the same first entry; the registry accepts only
+// the first and rejects the rest.
+func (a *Agent) initRegistry(ctx context.Context, init registry.Command) error {
 	for {
 		if a.store.State().Index() > 0 {
 			return nil
@@ -461,7 +473,7 @@ func (a *Agent) recordReady() error {
 	if err != nil || !found || rec.Ready {
 		return err
 	}
-	rec.Ready = true
+	rec.Ready, rec.Init = true, nil
 	return a.writePrimeRecord(rec)
 }
 
