@@ -70,7 +70,7 @@ func (h busHandler) Info(_ context.Context, shardID uint64) (*pb.InfoResponse, e
 	defer a.mu.RUnlock()
 	res := &pb.InfoResponse{
 		GossipAddress: a.gossipAddr, PrimeReplicaId: a.primeID.Load(), Ready: a.primeReady,
-		Initialised: a.primeReady || a.wasReady,
+		Initialised: a.primeReady || a.wasReady, ClusterName: a.clusterName, Peers: a.peers,
 	}
 	if nh := a.nh.Load(); nh != nil {
 		res.HostId, res.RaftAddress = a.hostID, a.raftAddr
@@ -98,6 +98,10 @@ func (a *Agent) runningReplica(nh *dragonboat.NodeHost, shardID uint64) uint64 {
 func (h busHandler) Join(ctx context.Context, req *pb.JoinRequest) (uint64, error) {
 	if err := checkJoin(req); err != nil {
 		return 0, err
+	}
+	if name := req.GetClusterName(); name != h.a.clusterName {
+		return 0, fmt.Errorf("%w: join: host %s is of cluster %q, this host of cluster %q",
+			ErrInvalidConfig, req.GetHostId(), name, h.a.clusterName)
 	}
 	return h.a.addHost(ctx, req)
 }

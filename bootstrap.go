@@ -219,13 +219,25 @@ func (a *Agent) info(ctx context.Context, addr string) (*pb.InfoResponse, error)
 // was ready once rejoins from its data, and none is ready yet, it waits:
 // this peer lost its data (or never had any) and forming again would start
 // the prime shard's old replica IDs with empty logs.
+//
+// A host of another cluster (a peer address given by mistake) counts as a
+// peer that does not answer, and is not joined. Nor does it form while a
+// peer's list differs from its own: replica IDs follow the sorted list, so
+// peers with different lists would give one ID to two hosts, whose raft
+// messages then crash Dragonboat, or form prime shards of different
+// members. It waits instead, for the peer whose list is wrong to be
+// restarted with the right one, and says why when it gives up.
 func (a *Agent) formOrJoin(ctx context.Context) error {
+	var warned string // the last mismatch logged, so that a round does not log it again
 	for {
 		infos := make([]*pb.InfoResponse, len(a.peers))
 		all := true
 		var last error // this round's last failure to answer, for the error on giving up
 		for i, p := range a.peers {
 			info, err := a.info(ctx, p)
+			if err == nil && info.ClusterName != a.clusterName {
+				err = fmt.Errorf("peer %s is a host of cluster %q, not %q", p, info.ClusterName, a.clusterName)
+			}
 			if err != nil && ctx.Err() == nil {
 				last = err
 			}
@@ -240,10 +252,18 @@ func (a *Agent) formOrJoin(ctx context.Context) error {
 			if info.Initialised {
 				all = false
 			}
+			if !slices.Equal(info.Peers, a.peers) {
+				last = fmt.Errorf("the peer lists differ: peer %s has %v, this host %v", p, info.Peers, a.peers)
+				all = false
+			}
 			infos[i] = info
 		}
 		if all {
 			return a.form(ctx, infos)
+		}
+		if msg := fmt.Sprint(last); last != nil && msg != warned {
+			warned = msg
+			a.log.Warn("zongzi: not forming the cluster", "err", last)
 		}
 		if err := sleep(ctx, retryInterval); err != nil {
 			return fmt.Errorf("%w: waiting for peers %v: %w%s", ErrBootstrap, a.peers, err, lastError(last))
@@ -299,7 +319,7 @@ func (a *Agent) initRegistry(ctx context.Context, init registry.Command) error {
 func (a *Agent) join(ctx context.Context, nonVoting bool) error {
 	req := &pb.JoinRequest{
 		HostId: a.hostID, RaftAddress: a.raftAddr, ApiAddress: a.apiAddr,
-		Tags: a.hostTags, ShardTypes: a.shardTypes(), NonVoting: nonVoting,
+		Tags: a.hostTags, ShardTypes: a.shardTypes(), NonVoting: nonVoting, ClusterName: a.clusterName,
 	}
 	var last error // the last peer's answer, for the error on giving up
 	for {

@@ -2,8 +2,11 @@ package zongzi_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,4 +87,93 @@ func TestFullRestartOnNewRaftAddresses(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// startWithPeers creates the agents of nodes, the ith with the peer list
+// peers[i] (c.peers when nil) and cluster name names[i] ("test" when ""),
+// and starts them together. It returns each Start's error.
+func (c *cluster) startWithPeers(ctx context.Context, nodes []*node, names []string, peers [][]string) []error {
+	c.t.Helper()
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		saved, savedName := c.peers, c.name
+		if peers[i] != nil {
+			c.peers = peers[i]
+		}
+		if names[i] != "" {
+			c.name = names[i]
+		}
+		a, err := c.newAgent(n)
+		c.peers, c.name = saved, savedName
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		n.agent = a
+		wg.Go(func() { errs[i] = a.Start(ctx) })
+	}
+	wg.Wait()
+	return errs
+}
+
+// TestPeerListsDifferDoNotForm: one peer's list lacks another peer (a
+// typo in its configuration). Replica IDs follow the sorted peer list, so
+// that peer would start the prime shard under IDs the others give to
+// other hosts, a prime shard of its own that can never elect a leader
+// and that its data then keeps. No peer forms while the lists differ,
+// and Start says why; once that peer has the right list, they form.
+func TestPeerListsDifferDoNotForm(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	defer c.stop()
+	peers := slices.Sorted(slices.Values(c.peers))
+	var wrong *node // the last peer in sorted order lacks the first
+	for _, n := range c.nodes {
+		if n.api == peers[2] {
+			wrong = n
+		}
+	}
+	others := slices.DeleteFunc(slices.Clone(c.nodes), func(n *node) bool { return n == wrong })
+	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+	defer scancel()
+	errs := c.startWithPeers(sctx, append(others, wrong), make([]string, 3), [][]string{nil, nil, peers[1:]})
+	for i, err := range errs {
+		if !errors.Is(err, zongzi.ErrBootstrap) {
+			t.Fatalf("Start %d with differing peer lists: %v, want ErrBootstrap", i, err)
+		}
+	}
+	if !strings.Contains(errs[2].Error(), "peer list") {
+		t.Errorf("Start's error does not say the peer lists differ: %v", errs[2])
+	}
+	c.stop()
+	c.startAll(ctx, c.nodes...)
+	if n := c.nodes[0].agent.State().HostCount(); n != 3 {
+		t.Fatalf("registry has %d hosts, want 3", n)
+	}
+}
+
+// TestOtherClusterIsNotJoined: a host whose peer list names, by mistake,
+// a host of another cluster must not join that cluster.
+func TestOtherClusterIsNotJoined(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, _ := startOne(ctx, t)
+	defer c.stop()
+	for _, peer := range []bool{false, true} { // a non-peer joins; a peer forms or joins
+		n := c.addNode("a")
+		list := c.peers
+		if peer {
+			list = append(slices.Clone(c.peers), n.api)
+		}
+		sctx, scancel := context.WithTimeout(ctx, 3*time.Second)
+		errs := c.startWithPeers(sctx, []*node{n}, []string{"other"}, [][]string{list})
+		scancel()
+		if !errors.Is(errs[0], zongzi.ErrBootstrap) || !strings.Contains(errs[0].Error(), "cluster") {
+			t.Fatalf("peer=%v: Start through a host of another cluster: %v, want ErrBootstrap naming the cluster", peer, errs[0])
+		}
+		if n := c.nodes[0].agent.State().HostCount(); n != 1 {
+			t.Fatalf("peer=%v: the other cluster's registry has %d hosts, want 1", peer, n)
+		}
+	}
 }

@@ -31,14 +31,15 @@ func TestBusRefusesBadRequests(t *testing.T) {
 	})
 	defer p.Close()
 
-	good := pb.JoinRequest{HostId: "0b5c5bd4-6a3e-4b0e-9a43-6f3b1a3c7d09", ApiAddress: "127.0.0.1:1", RaftAddress: "127.0.0.1:2"}
+	good := pb.JoinRequest{HostId: "0b5c5bd4-6a3e-4b0e-9a43-6f3b1a3c7d09", ApiAddress: "127.0.0.1:1", RaftAddress: "127.0.0.1:2", ClusterName: "test"}
 	for name, edit := range map[string]func(*pb.JoinRequest){
 		"empty host ID":       func(r *pb.JoinRequest) { r.HostId = "" },
 		"host ID with spaces": func(r *pb.JoinRequest) { r.HostId = "a b" },
 		"bad raft address":    func(r *pb.JoinRequest) { r.RaftAddress = "not an address" },
 		"no API port":         func(r *pb.JoinRequest) { r.ApiAddress = "127.0.0.1" },
+		"another cluster":     func(r *pb.JoinRequest) { r.ClusterName = "other" },
 	} {
-		req := &pb.JoinRequest{HostId: good.HostId, ApiAddress: good.ApiAddress, RaftAddress: good.RaftAddress}
+		req := &pb.JoinRequest{HostId: good.HostId, ApiAddress: good.ApiAddress, RaftAddress: good.RaftAddress, ClusterName: good.ClusterName}
 		edit(req)
 		if _, err := p.Join(ctx, api, req); status.Code(err) != codes.InvalidArgument {
 			t.Errorf("join, %s: %v, want InvalidArgument", name, err)

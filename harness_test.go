@@ -121,6 +121,7 @@ type node struct {
 // cluster is a set of agents on loopback in one process.
 type cluster struct {
 	t     testing.TB
+	name  string // the cluster name, "test" when empty
 	peers []string
 	nodes []*node
 }
@@ -166,7 +167,11 @@ func (c *cluster) newAgent(n *node) (*zongzi.Agent, error) {
 		opts = append(opts, zongzi.WithAddrGossip(n.gossip))
 	}
 	opts = append(opts, n.opts...)
-	a, err := zongzi.NewAgent("test", c.peers, opts...)
+	name := c.name
+	if name == "" {
+		name = "test"
+	}
+	a, err := zongzi.NewAgent(name, c.peers, opts...)
 	if err != nil {
 		return nil, err
 	}

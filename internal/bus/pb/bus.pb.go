@@ -88,8 +88,13 @@ type InfoResponse struct {
 	// shard_replica_id is the replica of InfoRequest.shard_id that runs on
 	// this host, 0 if none does.
 	ShardReplicaId uint64 `protobuf:"varint,7,opt,name=shard_replica_id,json=shardReplicaId,proto3" json:"shard_replica_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// cluster_name is the name of the host's cluster (NewAgent's).
+	ClusterName string `protobuf:"bytes,8,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
+	// peers is the host's peer list, sorted: peers form the prime shard only
+	// when theirs are the same, as replica IDs follow its order.
+	Peers         []string `protobuf:"bytes,9,rep,name=peers,proto3" json:"peers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -171,14 +176,31 @@ func (x *InfoResponse) GetShardReplicaId() uint64 {
 	return 0
 }
 
+func (x *InfoResponse) GetClusterName() string {
+	if x != nil {
+		return x.ClusterName
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetPeers() []string {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
 type JoinRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	HostId        string                 `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
-	RaftAddress   string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
-	ApiAddress    string                 `protobuf:"bytes,3,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
-	Tags          map[string]string      `protobuf:"bytes,4,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	ShardTypes    []string               `protobuf:"bytes,5,rep,name=shard_types,json=shardTypes,proto3" json:"shard_types,omitempty"`
-	NonVoting     bool                   `protobuf:"varint,6,opt,name=non_voting,json=nonVoting,proto3" json:"non_voting,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	HostId      string                 `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	RaftAddress string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	ApiAddress  string                 `protobuf:"bytes,3,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
+	Tags        map[string]string      `protobuf:"bytes,4,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ShardTypes  []string               `protobuf:"bytes,5,rep,name=shard_types,json=shardTypes,proto3" json:"shard_types,omitempty"`
+	NonVoting   bool                   `protobuf:"varint,6,opt,name=non_voting,json=nonVoting,proto3" json:"non_voting,omitempty"`
+	// cluster_name is the joining host's cluster: a host of another cluster
+	// is refused.
+	ClusterName   string `protobuf:"bytes,7,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -253,6 +275,13 @@ func (x *JoinRequest) GetNonVoting() bool {
 		return x.NonVoting
 	}
 	return false
+}
+
+func (x *JoinRequest) GetClusterName() string {
+	if x != nil {
+		return x.ClusterName
+	}
+	return ""
 }
 
 type JoinResponse struct {
@@ -1027,7 +1056,7 @@ const file_bus_proto_rawDesc = "" +
 	"\tbus.proto\x12\n" +
 	"zongzi.bus\"(\n" +
 	"\vInfoRequest\x12\x19\n" +
-	"\bshard_id\x18\x01 \x01(\x04R\ashardId\"\xfd\x01\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\"\xb6\x02\n" +
 	"\fInfoResponse\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12(\n" +
@@ -1035,7 +1064,9 @@ const file_bus_proto_rawDesc = "" +
 	"\x05ready\x18\x04 \x01(\bR\x05ready\x12%\n" +
 	"\x0egossip_address\x18\x05 \x01(\tR\rgossipAddress\x12 \n" +
 	"\vinitialised\x18\x06 \x01(\bR\vinitialised\x12(\n" +
-	"\x10shard_replica_id\x18\a \x01(\x04R\x0eshardReplicaId\"\x9a\x02\n" +
+	"\x10shard_replica_id\x18\a \x01(\x04R\x0eshardReplicaId\x12!\n" +
+	"\fcluster_name\x18\b \x01(\tR\vclusterName\x12\x14\n" +
+	"\x05peers\x18\t \x03(\tR\x05peers\"\xbd\x02\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
@@ -1045,7 +1076,8 @@ const file_bus_proto_rawDesc = "" +
 	"\vshard_types\x18\x05 \x03(\tR\n" +
 	"shardTypes\x12\x1d\n" +
 	"\n" +
-	"non_voting\x18\x06 \x01(\bR\tnonVoting\x1a7\n" +
+	"non_voting\x18\x06 \x01(\bR\tnonVoting\x12!\n" +
+	"\fcluster_name\x18\a \x01(\tR\vclusterName\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"-\n" +
