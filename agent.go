@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
@@ -73,6 +74,9 @@ type Agent struct {
 	events chan leaderInfo
 	// leaderMoved wakes runLeaderAffinity when a leader changes.
 	leaderMoved chan struct{}
+	// sweep is how often the host and shard controllers reconcile when
+	// nothing changes: hostSweep, longer in tests that must not lean on it.
+	sweep time.Duration
 	// deletedLogged: registerSelf warned that this host was deleted.
 	deletedLogged atomic.Bool
 	// apiAddrs: where hosts answer the bus, deleted ones too
@@ -140,6 +144,7 @@ func NewAgent(clusterName string, peers []string, opts ...AgentOption) (*Agent, 
 		types:         map[string]stateMachineType{},
 		events:        make(chan leaderInfo, 1024),
 		leaderMoved:   make(chan struct{}, 1),
+		sweep:         hostSweep,
 	}
 	a.bg, a.cancel = context.WithCancel(context.Background())
 	a.resolver = newHostResolver(a.store.State)

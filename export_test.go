@@ -2,6 +2,7 @@ package zongzi
 
 import (
 	"context"
+	"time"
 
 	"github.com/lni/dragonboat/v4"
 )
@@ -12,6 +13,16 @@ import (
 func WithActiveHeld(held func(Replica) bool) AgentOption {
 	return func(a *Agent) error {
 		a.holdActive = held
+		return nil
+	}
+}
+
+// WithSweep sets how often the agent's host and shard controllers
+// reconcile when nothing changes, so that a test can show that something
+// happens without a sweep.
+func WithSweep(d time.Duration) AgentOption {
+	return func(a *Agent) error {
+		a.sweep = d
 		return nil
 	}
 }

@@ -31,7 +31,7 @@ const hostSweep = 3 * time.Second
 // runHostController makes this host's replicas match the registry whenever
 // the registry changes, and at every sweep as a safety net.
 func (a *Agent) runHostController(ctx context.Context) {
-	every(ctx, hostSweep, a.store.Changed, func() { a.reconcileHost(ctx) })
+	every(ctx, a.sweep, a.store.Changed, func() { a.reconcileHost(ctx) })
 }
 
 // reconcileHost makes one pass: register this host, start the replicas the

@@ -35,12 +35,29 @@ func (defaultShardController) Reconcile(st *State) Plan {
 // runShardController runs the shard controller while this host's replica
 // leads the prime shard.
 func (a *Agent) runShardController(ctx context.Context) {
-	every(ctx, hostSweep, a.store.Changed, func() {
-		if a.leadsPrime() {
-			st := a.store.State()
-			a.applyPlan(ctx, st.Index(), a.controller.Reconcile(st))
+	every(ctx, a.sweep, a.store.Changed, func() { a.placeReplicas(ctx) })
+}
+
+// planRetries bounds how many plans in a row placeReplicas makes after the
+// registry refused the one before for having moved on; the next change or
+// sweep makes the next.
+const planRetries = 10
+
+// placeReplicas applies the controller's plan while this host leads the
+// prime shard. A plan refused because entries applied since it was made is
+// made again at once: those entries need not have changed a record (a
+// ShardCreate of a name that exists, a leader record of an older term), and
+// only a change wakes the controller.
+func (a *Agent) placeReplicas(ctx context.Context) {
+	for range planRetries {
+		if !a.leadsPrime() {
+			return
 		}
-	})
+		st := a.store.State()
+		if !a.applyPlan(ctx, st.Index(), a.controller.Reconcile(st)) {
+			return
+		}
+	}
 }
 
 func (a *Agent) leadsPrime() bool {
@@ -56,9 +73,9 @@ func (a *Agent) leadsPrime() bool {
 // batch, which the registry applies only if nothing else was applied since:
 // a plan whose proposal timed out may yet commit, and the next plan, made
 // without it, must not act beside it (remove a second member, say). A plan
-// refused so is made again from the registry as it is now, which the
-// change that refused it wakes.
-func (a *Agent) applyPlan(ctx context.Context, index uint64, p Plan) {
+// refused so is made again from the registry as it is now: applyPlan then
+// reports true.
+func (a *Agent) applyPlan(ctx context.Context, index uint64, p Plan) (refused bool) {
 	batch := registry.Command{Op: registry.OpBatch, IfIndex: index}
 	for i := range p.Add {
 		batch.Batch = append(batch.Batch, registry.Command{Op: registry.OpReplicaPut, Replica: &p.Add[i]})
@@ -70,7 +87,7 @@ func (a *Agent) applyPlan(ctx context.Context, index uint64, p Plan) {
 		batch.Batch = append(batch.Batch, registry.Command{Op: registry.OpStatusSet, Kind: registry.KindShard, ShardID: shardID, Status: status})
 	}
 	if len(batch.Batch) == 0 {
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -78,7 +95,9 @@ func (a *Agent) applyPlan(ctx context.Context, index uint64, p Plan) {
 	switch {
 	case errors.Is(err, ErrRejected) && a.store.State().Index() != index: // made from an older registry
 		a.log.Debug("zongzi: placement plan refused", "err", err)
+		return true
 	case err != nil && ctxAlive(err):
 		a.log.Warn("zongzi: apply placement plan", "adds", len(p.Add), "removes", len(p.Remove), "err", err)
 	}
+	return false
 }

@@ -81,3 +81,68 @@ func TestStalePlanRefused(t *testing.T) {
 		}
 	}
 }
+
+// unchangedController plans shard shardID's status "placed" until it has
+// it; its first such plan waits for the test to write to the registry.
+type unchangedController struct {
+	staleController
+}
+
+func (c *unchangedController) Reconcile(st *zongzi.State) zongzi.Plan {
+	c.calls.Add(1)
+	id := c.shardID.Load()
+	if s, ok := st.Shard(id); id == 0 || !ok || s.Status == "placed" {
+		return zongzi.Plan{}
+	}
+	c.once.Do(func() {
+		close(c.planning)
+		<-c.release
+	})
+	return zongzi.Plan{Status: map[uint64]string{id: "placed"}}
+}
+
+// TestPlanRefusedByAnEntryThatChangedNothing: a plan refused because an
+// entry applied after it was made is made again at once, even when that
+// entry changed no record and so woke no one. kv1's nodes each create the
+// same shards at start, and all but the first ShardCreate of a name are
+// such entries: the replicas were placed a sweep (3 s) late.
+func TestPlanRefusedByAnEntryThatChangedNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ctrl := &unchangedController{staleController{planning: make(chan struct{}), release: make(chan struct{})}}
+	c := newCluster(t, "a", "b", "c")
+	for _, n := range c.nodes {
+		// No sweep within the test: only a change or the retry can place.
+		n.opts = append(n.opts, zongzi.WithShardController(ctrl), zongzi.WithSweep(time.Hour))
+	}
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	a := c.nodes[0].agent
+	s, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("planned"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl.shardID.Store(s.ID)
+	if _, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("wakes-the-controller")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctrl.planning:
+	case <-time.After(30 * time.Second):
+		close(ctrl.release)
+		t.Fatal("the controller made no plan")
+	}
+	index := a.State().Index()
+	again, created, err := a.ShardCreate(ctx, testType, zongzi.WithName("planned"))
+	close(ctrl.release)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created || again.ID != s.ID || again.Updated > index {
+		t.Fatalf("creating the shard again changed it: %+v (created %v), registry at %d before", again, created, index)
+	}
+	waitFor(t, settle, "the shard's status set by a plan made again", func() bool {
+		got, _ := a.State().Shard(s.ID)
+		return got.Status == "placed"
+	})
+}
