@@ -155,9 +155,21 @@ func (a *Agent) localWatch(ctx context.Context, shardID uint64, query []byte, st
 		}
 	}
 	if ctx.Err() == nil && (r.stopped.Err() != nil || r.guest.closed.Err() != nil) {
-		return fmt.Errorf("%w: shard %d: the replica serving the watch stopped", ErrShardNotReady, shardID)
+		return watchStopped(a.store.State(), shardID)
 	}
 	return nil
+}
+
+// watchStopped is the error of a watch whose replica stopped: the shard
+// was deleted (ErrShardNotFound), as this host's registry, which stopped
+// the replica, says, or it may be served elsewhere (ErrShardNotReady). A
+// watch forwarded here gets this host's answer: its caller's route,
+// taken when the watch began, may list no host that could say.
+func watchStopped(st *State, shardID uint64) error {
+	if _, ok := st.Shard(shardID); !ok {
+		return fmt.Errorf("%w: shard %d was deleted while watched", ErrShardNotFound, shardID)
+	}
+	return fmt.Errorf("%w: shard %d: the replica serving the watch stopped", ErrShardNotReady, shardID)
 }
 
 // readAttempt bounds one ReadIndex round. A ReadIndex message lost with a

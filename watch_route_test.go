@@ -1,0 +1,54 @@
+package zongzi_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/zongzi-kv/zongzi"
+)
+
+// A watch forwarded to another host ends with ErrShardNotFound when its
+// shard is deleted, as Watch says, as a watch on a local replica does
+// (TestShardDelete): the host that served it knows why its replica
+// stopped, and the caller's route, taken when the watch began, lists no
+// other host that could tell.
+func TestRemoteWatchOfDeletedShard(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	a1 := c.nodes[0].agent
+	s := createMembers(ctx, t, a1, "watched-away", 1)
+	var caller *zongzi.Agent
+	for _, n := range c.nodes {
+		if len(replicasOn(n.agent, s.ID)) == 0 {
+			caller = n.agent
+			break
+		}
+	}
+	for len(watching) > 0 {
+		<-watching
+	}
+	watched := make(chan error, 1)
+	go func() { watched <- caller.Client(s.ID).Watch(ctx, nil, make(chan *zongzi.Result), true) }()
+	select {
+	case <-watching:
+	case err := <-watched:
+		t.Fatalf("watch: %v", err)
+	case <-time.After(settle):
+		t.Fatal("the watch did not start")
+	}
+	if err := a1.ShardDelete(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-watched:
+		if !errors.Is(err, zongzi.ErrShardNotFound) {
+			t.Errorf("remote watch of the deleted shard: %v, want ErrShardNotFound", err)
+		}
+	case <-time.After(settle):
+		t.Error("the remote watch of the deleted shard goes on")
+	}
+}
