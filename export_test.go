@@ -47,3 +47,17 @@ func RegistrySessionID(a *Agent) uint64 {
 func UpMajorityWithout(ctx context.Context, a *Agent, shardID uint64, m *dragonboat.Membership, id uint64) bool {
 	return a.upMajorityWithout(ctx, shardID, m, id)
 }
+
+// RouteOf returns the API addresses of the hosts that a's requests to the
+// shard are forwarded to, in the order tried, nil when it has no route.
+func RouteOf(a *Agent, shardID uint64) []string {
+	rt, err := a.route(shardID)
+	if err != nil {
+		return nil
+	}
+	return rt.addrs
+}
+
+// RoundTrip returns the round trip a's bus last measured to addr, and
+// whether it has one.
+func RoundTrip(a *Agent, addr string) (time.Duration, bool) { return a.pool.RTT(addr) }

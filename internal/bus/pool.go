@@ -121,7 +121,10 @@ func (p *Pool) get(addr string) (*peer, error) {
 	return pe, nil
 }
 
-// RTT returns the last round trip measured to addr by Info, and whether one was.
+// RTT returns the last round trip measured to addr by Info, and whether one
+// was since the last Info call to addr failed: a host that stopped
+// answering (a partition, a power loss) is not the nearest however near it
+// was, though the connection to it may hold until its keepalive gives up.
 func (p *Pool) RTT(addr string) (time.Duration, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -204,7 +207,8 @@ func notConnected(st *status.Status) bool {
 		strings.Contains(msg, "error reading server preface")
 }
 
-// Info asks the host at addr to describe itself and records the round trip.
+// Info asks the host at addr to describe itself and records the round trip,
+// or that none was measured if the call fails (see RTT).
 func (p *Pool) Info(ctx context.Context, addr string) (*pb.InfoResponse, error) {
 	return p.info(ctx, addr, &pb.InfoRequest{})
 }
@@ -224,6 +228,9 @@ func (p *Pool) info(ctx context.Context, addr string, req *pb.InfoRequest) (*pb.
 	start := time.Now()
 	res, err := pe.client.Info(ctx, req)
 	if err != nil {
+		p.mu.Lock()
+		pe.rtt = 0 // not measured: see RTT
+		p.mu.Unlock()
 		return nil, p.err(addr, err)
 	}
 	rtt := time.Since(start)

@@ -1,0 +1,143 @@
+package zongzi_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zongzi-kv/zongzi"
+)
+
+// A host that goes silent (a partition, a power loss: here the bus of a
+// host behind a proxy that stops passing bytes, while its raft goes on)
+// is no longer the first to which another host forwards reads: the
+// prober finds it does not answer, and the reads go to the other hosts
+// with a replica, instead of waiting for their deadlines there until the
+// connection's keepalive gives up on it, some 50 s later.
+func TestForwardedReadsLeaveSilentHost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	// The bus of host a answers at once, those of b and c 20 ms late, so
+	// that host a is the nearest from host d.
+	var near string
+	var quiet func()
+	c.peers = nil
+	for i, n := range c.nodes {
+		delay := 20 * time.Millisecond
+		if i == 0 {
+			delay = 0
+		}
+		proxy, silence := silentProxy(t, n.api, delay)
+		n.opts = append(n.opts, zongzi.WithAddrApi(proxy, n.api))
+		c.peers = append(c.peers, proxy)
+		if i == 0 {
+			near, quiet = proxy, silence
+		}
+	}
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	s := c.createActive(ctx, c.nodes[0].agent, testType, "forwarded")
+	d := c.addNode("d")
+	c.startAll(ctx, d)
+	if ids := replicasOn(d.agent, s.ID); len(ids) != 0 {
+		t.Fatalf("host d has replicas %v of the shard, want none", ids)
+	}
+	read := func() error {
+		rctx, rcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer rcancel()
+		_, _, err := d.agent.Client(s.ID).Read(rctx, nil, true)
+		return err
+	}
+	waitFor(t, settle, "reads from host d, routed to host a first", func() bool {
+		route := zongzi.RouteOf(d.agent, s.ID)
+		if len(route) != 3 || route[0] != near || read() != nil {
+			return false
+		}
+		for _, addr := range route {
+			if _, measured := zongzi.RoundTrip(d.agent, addr); !measured {
+				return false
+			}
+		}
+		return true
+	})
+	quiet()
+	t.Logf("host a (%s) went silent", near)
+	start := time.Now()
+	waitFor(t, 15*time.Second, "reads from host d to go to a host that answers", func() bool {
+		for range 3 {
+			if err := read(); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("reads answered again %v after host a went silent", time.Since(start).Round(time.Millisecond))
+}
+
+// silentProxy passes bytes between its callers and addr until silence is
+// called; then it passes none, but keeps the connections open. It holds
+// every chunk of bytes for delay before it passes it on.
+func silentProxy(t *testing.T, addr string, delay time.Duration) (string, func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := make(chan struct{})
+	var (
+		mu    sync.Mutex
+		open  []net.Conn
+		conns sync.WaitGroup
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		conns.Wait()
+	})
+	pipe := func(dst, src net.Conn) {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if err != nil {
+				return
+			}
+			select {
+			case <-quiet:
+				continue // dropped: the peer hears nothing
+			default:
+			}
+			time.Sleep(delay)
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			open = append(open, c, s)
+			mu.Unlock()
+			conns.Add(2)
+			go func() { defer conns.Done(); pipe(s, c) }()
+			go func() { defer conns.Done(); pipe(c, s) }()
+		}
+	}()
+	var once sync.Once
+	return ln.Addr().String(), func() { once.Do(func() { close(quiet) }) }
+}
