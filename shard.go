@@ -236,7 +236,10 @@ const (
 // attempt runs a request where t says: on the local replica, else on the
 // other hosts with an active replica, in t's order, until one serves it.
 // It moves on only when a host says it cannot serve the shard, which means
-// nothing was proposed.
+// nothing was proposed. When the registry changed while it tried them (a
+// Watch may have gone on for hours at the first), it takes the route again
+// and tries the hosts it has not tried yet: the shard's replicas may have
+// moved, or the shard been deleted (ErrShardNotFound).
 func (c *ShardClient) attempt(ctx context.Context, t target, local func() error, remote func(addr string) error) error {
 	if c.a.Status() != AgentStatusReady {
 		return ErrAgentNotReady
@@ -247,25 +250,33 @@ func (c *ShardClient) attempt(ctx context.Context, t target, local func() error,
 			return err
 		}
 	}
-	rt, err := c.a.route(c.shardID)
-	if err != nil {
-		return err
-	}
-	leader := ""
-	if t != anyReplica {
-		leader = rt.leader
-	}
-	if leader != "" {
-		if err = remote(leader); !errors.Is(err, ErrShardNotReady) || ctx.Err() != nil {
-			return err
+	var err error
+	tried := make([]string, 0, 8) // on the stack while the shard has few hosts
+	for {
+		rt, rerr := c.a.route(c.shardID)
+		if rerr != nil {
+			return rerr
 		}
-	}
-	for _, addr := range rt.addrs {
-		if addr == leader {
-			continue
+		leader := ""
+		if t != anyReplica {
+			leader = rt.leader
 		}
-		if err = remote(addr); !errors.Is(err, ErrShardNotReady) || ctx.Err() != nil {
-			return err
+		fresh := false
+		for i := -1; i < len(rt.addrs); i++ { // the leader's host first, if any
+			addr := leader
+			if i >= 0 {
+				addr = rt.addrs[i]
+			}
+			if addr == "" || slices.Contains(tried, addr) {
+				continue
+			}
+			tried, fresh = append(tried, addr), true
+			if err = remote(addr); !errors.Is(err, ErrShardNotReady) || ctx.Err() != nil {
+				return err
+			}
+		}
+		if !fresh || c.a.store.State().Index() == rt.index {
+			break
 		}
 	}
 	if err == nil {

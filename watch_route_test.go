@@ -52,3 +52,52 @@ func TestRemoteWatchOfDeletedShard(t *testing.T) {
 		t.Error("the remote watch of the deleted shard goes on")
 	}
 }
+
+// A watch forwarded to another host goes on at the host its shard's
+// replica moves to, as Watch says: the caller takes its route again once
+// the host it watched through can no longer serve it, instead of trying
+// only the hosts that served the shard when the watch began.
+func TestRemoteWatchFollowsMovedReplica(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	a1 := c.nodes[0].agent
+	s, _, err := a1.ShardCreate(ctx, testType, zongzi.WithName("moving"), zongzi.WithPlacementMembers(1, "geo:zone=a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller := c.nodes[2].agent // zone c: never a replica of the shard
+	waitFor(t, settle, "the shard's member in zone a", func() bool { return allActive(caller.State(), s.ID, 1) })
+	for len(watching) > 0 {
+		<-watching
+	}
+	watched := make(chan error, 1)
+	go func() { watched <- caller.Client(s.ID).Watch(ctx, nil, make(chan *zongzi.Result), true) }()
+	select {
+	case <-watching:
+	case err := <-watched:
+		t.Fatalf("watch: %v", err)
+	case <-time.After(settle):
+		t.Fatal("the watch did not start")
+	}
+	if _, err := a1.ShardUpdate(ctx, s.ID, zongzi.WithPlacementMembers(1, "geo:zone=b")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "the shard's member to move to zone b", func() bool {
+		return len(replicasOn(c.nodes[0].agent, s.ID)) == 0 && len(replicasOn(c.nodes[1].agent, s.ID)) == 1 &&
+			allActive(a1.State(), s.ID, 1)
+	})
+	select {
+	case <-watching: // the watch went on at host b
+	case err := <-watched:
+		t.Fatalf("the watch ended when the replica moved: %v", err)
+	case <-time.After(settle):
+		t.Fatal("the watch did not go on at host b")
+	}
+	select {
+	case err := <-watched:
+		t.Fatalf("the watch ended: %v", err)
+	default:
+	}
+}
