@@ -37,7 +37,8 @@ type Agent struct {
 	controller             ShardController
 	tls                    *tls.Config // WithTLS's clone; nil: plain connections
 	log                    *slog.Logger
-	holdActive             func(Replica) bool // tests: replicas kept from being marked active
+	holdActive             func(Replica) bool        // tests: replicas kept from being marked active
+	holdLeader             func(shardID uint64) bool // tests: shards whose new leaders are not recorded
 
 	status   atomic.Int32
 	store    *registry.Store

@@ -60,7 +60,7 @@ func (a *Agent) runLeaderWorker(ctx context.Context) {
 }
 
 func (a *Agent) reportLeader(ctx context.Context, li leaderInfo) {
-	if li.leader == 0 || li.leader != li.replicaID {
+	if li.leader == 0 || li.leader != li.replicaID || a.holdLeader != nil && a.holdLeader(li.shardID) {
 		return
 	}
 	if s, ok := a.store.State().Shard(li.shardID); !ok || (s.Leader == li.leader && s.Term == li.term) {

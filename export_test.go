@@ -17,6 +17,16 @@ func WithActiveHeld(held func(Replica) bool) AgentOption {
 	}
 }
 
+// WithLeaderHeld keeps this host from recording in the registry that its
+// replica of a shard for which held returns true became the leader, so
+// that a test can act while the registry names an old leader.
+func WithLeaderHeld(held func(shardID uint64) bool) AgentOption {
+	return func(a *Agent) error {
+		a.holdLeader = held
+		return nil
+	}
+}
+
 // WithSweep sets how often the agent's host and shard controllers
 // reconcile when nothing changes, so that a test can show that something
 // happens without a sweep.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,6 +76,85 @@ func TestForwardedReadsLeaveSilentHost(t *testing.T) {
 		return true
 	})
 	t.Logf("reads answered again %v after host a went silent", time.Since(start).Round(time.Millisecond))
+}
+
+// A leader read from a host whose replica knows the shard's new leader
+// goes to that leader's host, not to the host the registry still names
+// (a new leader records itself through the prime shard, which may be
+// electing a leader too when a host that led both goes silent). Here the
+// registry is kept from learning of the new leader, and the old one's bus
+// is silent: the read waited there until its deadline.
+func TestLeaderReadGoesToTheLeaderItsReplicaKnows(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	var held atomic.Bool
+	quiet := map[string]func(){} // by host ID, once started
+	silence := make([]func(), len(c.nodes))
+	c.peers = nil
+	for i, n := range c.nodes {
+		proxy, q := silentProxy(t, n.api, 0)
+		n.opts = append(n.opts, zongzi.WithAddrApi(proxy, n.api),
+			zongzi.WithLeaderHeld(func(uint64) bool { return held.Load() }))
+		c.peers = append(c.peers, proxy)
+		silence[i] = q
+	}
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	byHost := map[string]*zongzi.Agent{}
+	for i, n := range c.nodes {
+		quiet[n.agent.HostID()] = silence[i]
+		byHost[n.agent.HostID()] = n.agent
+	}
+	a1 := c.nodes[0].agent
+	s := c.createActive(ctx, a1, testType, "led")
+	writeEventually(ctx, t, a1, s.ID, "a write to the shard")
+	var old, next, reader *zongzi.Agent
+	waitFor(t, settle, "every host to know the recorded leader", func() bool {
+		sh, _ := a1.State().Shard(s.ID)
+		r, ok := a1.State().Replica(sh.Leader)
+		if !ok {
+			return false
+		}
+		for _, n := range c.nodes {
+			if id, _ := n.agent.Client(s.ID).Leader(); id != sh.Leader {
+				return false
+			}
+			if rs, _ := n.agent.State().Shard(s.ID); rs.Leader != sh.Leader {
+				return false
+			}
+		}
+		old = byHost[r.HostID]
+		return true
+	})
+	for _, n := range c.nodes {
+		switch {
+		case n.agent == old:
+		case next == nil:
+			next = n.agent
+		default:
+			reader = n.agent
+		}
+	}
+	held.Store(true)
+	nextID := replicasOn(next, s.ID)[0]
+	waitFor(t, settle, "the leadership to move, unrecorded", func() bool {
+		if id, _ := reader.Client(s.ID).Leader(); id == nextID {
+			return true
+		}
+		_ = old.NodeHost().RequestLeaderTransfer(s.ID, nextID)
+		time.Sleep(100 * time.Millisecond)
+		return false
+	})
+	if sh, _ := reader.State().Shard(s.ID); sh.Leader == nextID {
+		t.Fatal("the registry recorded the new leader")
+	}
+	quiet[old.HostID()]()
+	rctx, rcancel := context.WithTimeout(ctx, time.Second)
+	defer rcancel()
+	if _, _, err := reader.Client(s.ID).LeaderRead(rctx, nil); err != nil {
+		t.Fatalf("leader read with the old leader's host silent: %v", err)
+	}
 }
 
 // silentProxy passes bytes between its callers and addr until silence is

@@ -259,7 +259,7 @@ func (c *ShardClient) attempt(ctx context.Context, t target, local func() error,
 		}
 		leader := ""
 		if t != anyReplica {
-			leader = rt.leader
+			leader = c.leaderAddr(rt)
 		}
 		fresh := false
 		for i := -1; i < len(rt.addrs); i++ { // the leader's host first, if any
@@ -283,6 +283,32 @@ func (c *ShardClient) attempt(ctx context.Context, t target, local func() error,
 		err = fmt.Errorf("%w: shard %d has no active replica on another host", ErrShardNotReady, c.shardID)
 	}
 	return err
+}
+
+// leaderAddr returns the API address of the host of the shard's leader:
+// as this host's replica knows it, when it has one that knows a leader
+// of a term no older than the registry's, else as the registry records
+// it; "" when unknown or on this host. A replica hears of a new leader at
+// once, the registry only once the leader has recorded itself through
+// the prime shard, which may itself be electing a leader then (the host
+// that led both went silent, say).
+func (c *ShardClient) leaderAddr(rt *shardRoute) string {
+	li, ok := c.a.localLeader(c.shardID)
+	if !ok {
+		return rt.leader
+	}
+	if li.term < rt.term || li.leader == rt.leaderID {
+		return rt.leader
+	}
+	st := c.a.store.State()
+	r, ok := st.Replica(li.leader)
+	if !ok || r.ShardID != c.shardID || r.HostID == c.a.hostID || r.Status != registry.ReplicaStatusActive {
+		return rt.leader
+	}
+	if h, ok := st.Host(r.HostID); ok && h.ApiAddress != "" {
+		return h.ApiAddress
+	}
+	return rt.leader
 }
 
 // servesLocally says whether this host serves the request itself.
@@ -309,6 +335,8 @@ type shardRoute struct {
 	index  uint64
 	addrs  []string
 	leader string
+	// leaderID and term are the leader replica and term the registry records.
+	leaderID, term uint64
 }
 
 // route returns the shard's route, rebuilt only when the registry changed
@@ -327,7 +355,7 @@ func (a *Agent) route(shardID uint64) (*shardRoute, error) {
 		rtt  time.Duration
 	}
 	var cands []cand
-	rt := &shardRoute{index: st.Index()}
+	rt := &shardRoute{index: st.Index(), leaderID: shard.Leader, term: shard.Term}
 	for _, r := range st.ShardReplicas(shardID) {
 		if r.HostID == a.hostID || r.Status != registry.ReplicaStatusActive {
 			continue
