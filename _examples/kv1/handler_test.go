@@ -325,6 +325,9 @@ func TestHandlerContract(t *testing.T) {
 		{name: "put key not UTF-8 stale", req: putReq("/%C0%AF?val=v&stale=true"), code: 400, body: "Key must be valid UTF-8\n"},
 		{name: "get key not UTF-8", req: get("/%ff"), code: 400, body: "Key must be valid UTF-8\n"},
 		{name: "delete key not UTF-8", req: deleteReq("/k%E2%80"), code: 400, body: "Key must be valid UTF-8\n"},
+		// a GET or DELETE has no value: its val, whatever it holds, is ignored (README)
+		{name: "get ignores val", before: []call{create}, req: get("/testkey?val=%ff"), code: 200, body: rec6, read: "read"},
+		{name: "delete ignores val", before: []call{create}, req: deleteReq("/testkey?val=%ff"), code: 200, body: rec6, proposes: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, f := newTestHandler(t, tc.cfg)
