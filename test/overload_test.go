@@ -64,7 +64,8 @@ func e2eOverload(t *testing.T, bin string) {
 		})
 	}
 	// Slow clients that never finish their headers are cut off (kv1
-	// allows 5 s) instead of holding their connections for ever.
+	// allows 10 s, its readTimeout) instead of holding their connections
+	// for ever.
 	for i, conn := range slow {
 		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 		_, err := conn.Read(make([]byte, 1))
