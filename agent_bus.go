@@ -124,20 +124,41 @@ func checkJoin(req *pb.JoinRequest) error {
 // maxHostID bounds a joining host's ID: Dragonboat's are UUIDs.
 const maxHostID = 128
 
+// joinWait bounds how long Membership waits for this host's registry to
+// list the replica it is asked to add.
+const joinWait = time.Second
+
 // Membership adds a replica the registry lists to a shard served here, for
 // the host of that replica. Removals are not taken from other hosts: a host
 // removes its own replicas, through its own replica of the shard.
+//
+// The caller's registry lists the replica, and this host's may not have
+// applied it yet: Membership waits for it, up to joinWait. A refusal
+// changes no record, so the caller would only try again at its next sweep.
 func (h busHandler) Membership(ctx context.Context, req *pb.MembershipRequest) error {
 	if req.Remove {
 		return fmt.Errorf("%w: shard %d: a removal is not taken from another host", ErrInvalidConfig, req.ShardId)
 	}
-	r, ok := h.a.store.State().Replica(req.ReplicaId)
-	if !ok || r.ShardID != req.ShardId || r.HostID != req.HostId || r.IsNonVoting != req.NonVoting {
-		// This host's registry may not have it yet: the caller tries again.
+	wctx, cancel := context.WithTimeout(ctx, joinWait)
+	defer cancel()
+	for {
+		changed := h.a.store.Changed()
+		st := h.a.store.State()
+		r, ok := st.Replica(req.ReplicaId)
+		if ok && r.ShardID == req.ShardId && r.HostID == req.HostId && r.IsNonVoting == req.NonVoting {
+			return h.a.changeMembership(ctx, req)
+		}
+		behind := !ok && req.ReplicaId > st.LastReplicaID() // else deleted, or not as asked
+		if behind {
+			select {
+			case <-changed:
+				continue
+			case <-wctx.Done():
+			}
+		}
 		return fmt.Errorf("%w: shard %d: replica %d of host %s is not in this host's registry",
 			ErrShardNotReady, req.ShardId, req.ReplicaId, req.HostId)
 	}
-	return h.a.changeMembership(ctx, req)
 }
 
 // guestShard refuses a command or query from another host to the prime
