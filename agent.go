@@ -75,6 +75,11 @@ type Agent struct {
 	events chan leaderInfo
 	// leaderMoved wakes runLeaderAffinity when a leader changes.
 	leaderMoved chan struct{}
+	// hostKick wakes the host controller when a replica here that the
+	// registry does not record as active learns its shard's leader: it
+	// can be marked active, and a joiner's shard, whose leader stays,
+	// writes no registry entry that would wake it.
+	hostKick chan struct{}
 	// sweep is how often the host and shard controllers reconcile when
 	// nothing changes: hostSweep, longer in tests that must not lean on it.
 	sweep time.Duration
@@ -145,6 +150,7 @@ func NewAgent(clusterName string, peers []string, opts ...AgentOption) (*Agent, 
 		types:         map[string]stateMachineType{},
 		events:        make(chan leaderInfo, 1024),
 		leaderMoved:   make(chan struct{}, 1),
+		hostKick:      make(chan struct{}, 1),
 		sweep:         hostSweep,
 	}
 	a.bg, a.cancel = context.WithCancel(context.Background())

@@ -179,7 +179,7 @@ func (a *Agent) startControllers(ctx context.Context) {
 
 // runProber measures the round trip to every other host, for routing.
 func (a *Agent) runProber(ctx context.Context) {
-	every(ctx, 2*time.Second, nil, func() {
+	every(ctx, 2*time.Second, nil, nil, func() {
 		for _, h := range a.store.State().Hosts() {
 			if h.ID == a.hostID || h.ApiAddress == "" {
 				continue

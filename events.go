@@ -27,10 +27,18 @@ func (e raftEvents) LeaderUpdated(info raftio.LeaderInfo) {
 	default: // the periodic sweep of the leader worker catches up
 	}
 	if e.a.leaderAffinity {
-		select {
-		case e.a.leaderMoved <- struct{}{}:
-		default: // a wake-up is pending already
-		}
+		kick(e.a.leaderMoved)
+	}
+	if r, ok := e.a.store.State().Replica(info.ReplicaID); info.LeaderID != 0 && ok && r.Status != registry.ReplicaStatusActive {
+		kick(e.a.hostKick) // markActive can act now
+	}
+}
+
+// kick sends a wake-up on c, a channel buffered for one, without blocking.
+func kick(c chan<- struct{}) {
+	select {
+	case c <- struct{}{}:
+	default: // a wake-up is pending already
 	}
 }
 

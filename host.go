@@ -29,9 +29,10 @@ const (
 const hostSweep = 3 * time.Second
 
 // runHostController makes this host's replicas match the registry whenever
-// the registry changes, and at every sweep as a safety net.
+// the registry changes or a replica not yet active learns its shard's
+// leader (hostKick), and at every sweep as a safety net.
 func (a *Agent) runHostController(ctx context.Context) {
-	every(ctx, a.sweep, a.store.Changed, func() { a.reconcileHost(ctx) })
+	every(ctx, a.sweep, a.store.Changed, a.hostKick, func() { a.reconcileHost(ctx) })
 }
 
 // reconcileHost makes one pass: register this host, start the replicas the
@@ -102,12 +103,14 @@ func (a *Agent) registerSelf(ctx context.Context, st *State) {
 	a.logErr(err, "register host", 0)
 }
 
-// markActive records a running replica as active once its shard has a leader.
+// markActive records a running replica as active once its shard has a
+// leader. The leader is the one the raft events reported, which wake the
+// host controller (hostKick): Dragonboat's GetLeaderID learns it later.
 func (a *Agent) markActive(ctx context.Context, r Replica) error {
 	if r.Status == registry.ReplicaStatusActive || a.holdActive != nil && a.holdActive(r) {
 		return nil
 	}
-	if _, _, ok, _ := a.NodeHost().GetLeaderID(r.ShardID); !ok {
+	if li, ok := a.localLeader(r.ShardID); !ok || li.replicaID != r.ID {
 		return nil
 	}
 	return a.setReplicaStatus(ctx, r, registry.ReplicaStatusActive)

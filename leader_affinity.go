@@ -29,7 +29,7 @@ func (a *Agent) runLeaderAffinity(ctx context.Context) {
 	if !a.leaderAffinity {
 		return
 	}
-	every(ctx, leaderAffinityInterval, func() <-chan struct{} { return a.leaderMoved }, func() {
+	every(ctx, leaderAffinityInterval, nil, a.leaderMoved, func() {
 		a.gatherLeaders()
 		_ = sleep(ctx, leaderAffinityGap) // every returns once ctx is done
 	})

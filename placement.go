@@ -35,7 +35,7 @@ func (defaultShardController) Reconcile(st *State) Plan {
 // runShardController runs the shard controller while this host's replica
 // leads the prime shard.
 func (a *Agent) runShardController(ctx context.Context) {
-	every(ctx, a.sweep, a.store.Changed, func() { a.placeReplicas(ctx) })
+	every(ctx, a.sweep, a.store.Changed, nil, func() { a.placeReplicas(ctx) })
 }
 
 // planRetries bounds how many plans in a row placeReplicas makes after the

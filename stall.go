@@ -51,7 +51,7 @@ func (w *stallWatch) observe(now time.Time) (stalls int, worst time.Duration, wa
 func (a *Agent) runStallWatch(ctx context.Context) {
 	election := time.Duration(a.replicaConfig.ElectionRTT*a.hostConfig.RTTMillisecond) * time.Millisecond
 	w := stallWatch{threshold: election / 2, last: time.Now()}
-	every(ctx, stallCheck, nil, func() {
+	every(ctx, stallCheck, nil, nil, func() {
 		if stalls, worst, warn := w.observe(time.Now()); warn {
 			a.log.Warn("zongzi: the agent's goroutines ran late by half an election timeout or more, and replicas may lose their leaders: goroutines computing without pause on every core, or a paused machine?",
 				"stalls", stalls, "worst", worst, "electionTimeout", election)
