@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/lni/dragonboat/v4"
@@ -37,6 +38,13 @@ func (a *Agent) runHostController(ctx context.Context) {
 
 // reconcileHost makes one pass: register this host, start the replicas the
 // registry assigns to it, stop those it removed, mark started ones active.
+//
+// Stopping a replica and removing a deleted one's data can each wait
+// seconds, and fail, on a shard that lost its quorum or on hosts that do
+// not answer, pass after pass. So the replicas of shards this host has
+// nothing else of start, and running ones are marked active, first; the
+// stops run side by side; a replica of a shard of which another replica
+// runs here or left data starts only after those went (lateShards).
 func (a *Agent) reconcileHost(ctx context.Context) {
 	st := a.store.State()
 	a.apiAddrs.update(st)
@@ -48,21 +56,54 @@ func (a *Agent) reconcileHost(ctx context.Context) {
 		}
 	}
 	running := a.local.Snapshot()
+	late := a.lateShards(want, running)
+	shards := slices.Sorted(maps.Keys(want))
+	for _, shardID := range shards {
+		r := want[shardID]
+		switch lr, ok := running[shardID]; {
+		case ok && lr.replicaID == r.ID:
+			a.logErr(a.markActive(ctx, r), "mark replica active", shardID)
+		case !late[shardID]:
+			a.logErr(a.startReplica(ctx, st, r), "start replica", shardID)
+		}
+	}
+	var stops sync.WaitGroup
 	for shardID, lr := range running {
 		if r, ok := want[shardID]; !ok || r.ID != lr.replicaID {
-			a.logErr(a.stopReplica(ctx, st, shardID, lr), "stop replica", shardID)
+			stops.Go(func() { a.logErr(a.stopReplica(ctx, st, shardID, lr), "stop replica", shardID) })
 		}
 	}
+	stops.Wait()
 	a.removeDeletedData(ctx, st) // before a new replica of the same shard starts
 	a.pruneMembers(ctx, running)
-	for _, shardID := range slices.Sorted(maps.Keys(want)) {
-		r := want[shardID]
-		if lr, ok := running[shardID]; ok && lr.replicaID == r.ID {
-			a.logErr(a.markActive(ctx, r), "mark replica active", shardID)
-			continue
+	for _, shardID := range shards {
+		if late[shardID] {
+			a.logErr(a.startReplica(ctx, st, want[shardID]), "start replica", shardID)
 		}
-		a.logErr(a.startReplica(ctx, st, r), "start replica", shardID)
 	}
+}
+
+// lateShards returns the shards of the wanted replicas that must wait for
+// stopReplica and removeDeletedData: another replica of the shard runs
+// here, or left its data here. A host runs one replica of a shard, and
+// the data of a deleted one goes before a new one starts.
+func (a *Agent) lateShards(want map[uint64]Replica, running map[uint64]*localReplica) map[uint64]bool {
+	late := map[uint64]bool{}
+	for shardID, lr := range running {
+		if r, ok := want[shardID]; ok && r.ID != lr.replicaID {
+			late[shardID] = true
+		}
+	}
+	nh := a.NodeHost()
+	if nh == nil {
+		return late
+	}
+	for _, ni := range nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{}).LogInfo {
+		if r, ok := want[ni.ShardID]; ok && r.ID != ni.ReplicaID {
+			late[ni.ShardID] = true
+		}
+	}
+	return late
 }
 
 func (a *Agent) logErr(err error, what string, shardID uint64) {
