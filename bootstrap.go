@@ -26,8 +26,11 @@ import (
 const primeFile = "zongzi-prime.json"
 
 type primeRecord struct {
-	ReplicaID uint64 `json:"replicaID"`
-	NonVoting bool   `json:"nonVoting"`
+	// ClusterName: the cluster the replica belongs to (NewAgent's name).
+	// Empty in records written before it was kept.
+	ClusterName string `json:"clusterName,omitempty"`
+	ReplicaID   uint64 `json:"replicaID"`
+	NonVoting   bool   `json:"nonVoting"`
 	// Ready: the agent was ready with this replica once, so the cluster
 	// was formed; a peer that stopped while forming it has no Ready.
 	Ready bool `json:"ready,omitempty"`
@@ -102,6 +105,11 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	switch {
 	case recErr != nil:
 		return recErr
+	case found && rec.ClusterName != "" && rec.ClusterName != a.clusterName:
+		// Its replicas would rejoin their own cluster while this host
+		// told every other that it belongs to another.
+		return fmt.Errorf("%w: %w: the raft dir %s holds a host of cluster %q, not %q",
+			ErrBootstrap, ErrInvalidConfig, a.hostConfig.NodeHostDir, rec.ClusterName, a.clusterName)
 	case restart:
 		a.setStatus(AgentStatusRejoining)
 		stopLearning := a.learnPeers(ctx)
@@ -487,10 +495,10 @@ func (a *Agent) shardTypes() []string {
 
 // recordReady notes in the prime record that the agent was ready with its
 // prime replica, so that its peers do not form the prime shard again while
-// it rejoins.
+// it rejoins, and names its cluster in a record written before it did.
 func (a *Agent) recordReady() error {
 	rec, found, err := a.readPrimeRecord()
-	if err != nil || !found || rec.Ready {
+	if err != nil || !found || rec.Ready && rec.ClusterName != "" {
 		return err
 	}
 	rec.Ready, rec.Init = true, nil
@@ -512,7 +520,9 @@ func (a *Agent) readPrimeRecord() (primeRecord, bool, error) {
 	return rec, true, nil
 }
 
+// writePrimeRecord writes rec, naming this agent's cluster in it.
 func (a *Agent) writePrimeRecord(rec primeRecord) error {
+	rec.ClusterName = a.clusterName
 	b, _ := json.Marshal(rec)
 	if err := writeFileDurably(filepath.Join(a.hostConfig.NodeHostDir, primeFile), b); err != nil {
 		return fmt.Errorf("%w: write %s: %w", ErrBootstrap, primeFile, err)

@@ -177,3 +177,29 @@ func TestOtherClusterIsNotJoined(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartUnderAnotherClusterName: a host restarted on its data with
+// another cluster name (a typo in -n, or the raft dir of another
+// cluster) must not rejoin the cluster its data belongs to while it
+// tells every other host, and refuses their joins, as a host of the
+// other: Start says at once which cluster the data belongs to. Under its
+// own name it rejoins.
+func TestRestartUnderAnotherClusterName(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, _ := startOne(ctx, t)
+	defer c.stop()
+	c.stop()
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	errs := c.startWithPeers(sctx, c.nodes, []string{"other"}, [][]string{nil})
+	scancel()
+	if !errors.Is(errs[0], zongzi.ErrBootstrap) || !errors.Is(errs[0], zongzi.ErrInvalidConfig) ||
+		!strings.Contains(errs[0].Error(), `cluster "test", not "other"`) {
+		t.Fatalf("Start under another cluster name: %v, want ErrBootstrap and ErrInvalidConfig naming both clusters", errs[0])
+	}
+	c.nodes[0].agent.Stop()
+	c.startAll(ctx, c.nodes...)
+	if n := c.nodes[0].agent.State().HostCount(); n != 1 {
+		t.Fatalf("registry has %d hosts after the restart under its own name, want 1", n)
+	}
+}
