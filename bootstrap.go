@@ -102,6 +102,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.nh.Store(nh)
 	a.log = a.log.With("host", nh.ID())
 
+	var peersChecked <-chan struct{} // restart: closed once the peers were checked (learnPeers)
 	switch {
 	case recErr != nil:
 		return recErr
@@ -112,8 +113,12 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 			ErrBootstrap, ErrInvalidConfig, a.hostConfig.NodeHostDir, rec.ClusterName, a.clusterName)
 	case restart:
 		a.setStatus(AgentStatusRejoining)
-		stopLearning := a.learnPeers(ctx)
+		var refuse context.CancelCauseFunc
+		ctx, refuse = context.WithCancelCause(ctx)
+		defer refuse(nil)
+		stopLearning, checked := a.learnPeers(ctx, refuse)
 		defer stopLearning()
+		peersChecked = checked
 		err = a.startPrime(nil, false, rec)
 		if err == nil && !rec.Ready && rec.Init != nil {
 			err = a.initRegistry(ctx, *rec.Init)
@@ -128,7 +133,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := a.awaitPrime(ctx); err != nil {
+	if err := a.awaitPrime(ctx, peersChecked); err != nil {
 		return err
 	}
 	if err := a.recordReady(); err != nil {
@@ -316,7 +321,7 @@ func (a *Agent) initRegistry(ctx context.Context, init registry.Command) error {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%w: initialise registry: %w", ErrBootstrap, ctx.Err())
+			return fmt.Errorf("%w: initialise registry: %w", ErrBootstrap, context.Cause(ctx))
 		}
 		a.log.Debug("zongzi: registry init", "err", err)
 	}
@@ -364,11 +369,22 @@ func (a *Agent) join(ctx context.Context, nonVoting bool) error {
 // but every host may have come back on another one (new machines, new
 // pod IPs): none could reach another, and none would hear where another
 // listens now. Their API addresses, the peer list, do not change.
-func (a *Agent) learnPeers(ctx context.Context) (stop func()) {
+//
+// A host that answers with a replica of the prime shard that this host's
+// registry gives another host is of another cluster: the same cluster
+// never gives a replica ID twice. This host's data is then another
+// cluster's (a raft dir copied or reused by mistake, same cluster name):
+// its prime replica would wait for its old cluster's hosts for good, or,
+// the only member of its prime shard, lead a cluster of its own.
+// learnPeers calls refuse with the reason, and Start fails. It closes
+// checked after the first round that found no such host with a registry
+// to check against, for awaitPrime.
+func (a *Agent) learnPeers(ctx context.Context, refuse context.CancelCauseFunc) (stop func(), checked <-chan struct{}) {
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
+	done, checkedc := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
+		var checkedOnce sync.Once
 		for {
 			addrs := map[string]bool{}
 			for _, p := range a.peers {
@@ -384,12 +400,27 @@ func (a *Agent) learnPeers(ctx context.Context) (stop func()) {
 			var wg sync.WaitGroup
 			for addr := range addrs {
 				wg.Go(func() {
-					if info, err := a.info(ctx, addr); err == nil && info.HostId != "" {
-						a.resolver.learn(info.HostId, info.RaftAddress)
+					info, err := a.info(ctx, addr)
+					if err != nil || info.HostId == "" {
+						return
 					}
+					if r, ok := st.Replica(info.PrimeReplicaId); ok && r.ShardID == 0 && r.HostID != info.HostId &&
+						info.ClusterName == a.clusterName {
+						refuse(fmt.Errorf("%w: host %s at %s has replica %d of the prime shard, which this host's registry gives host %s: "+
+							"the raft dir %s holds another cluster's data; wipe it to join this cluster",
+							ErrInvalidConfig, info.HostId, addr, r.ID, r.HostID, a.hostConfig.NodeHostDir))
+						return
+					}
+					a.resolver.learn(info.HostId, info.RaftAddress)
 				})
 			}
 			wg.Wait()
+			if ctx.Err() != nil {
+				return
+			}
+			if st.Index() > 0 {
+				checkedOnce.Do(func() { close(checkedc) })
+			}
 			if sleep(ctx, retryInterval) != nil {
 				return
 			}
@@ -398,7 +429,7 @@ func (a *Agent) learnPeers(ctx context.Context) (stop func()) {
 	return func() {
 		cancel()
 		<-done
-	}
+	}, checkedc
 }
 
 // lastError describes the last failed attempt of a bootstrap step that
@@ -457,16 +488,28 @@ func (a *Agent) startPrime(members map[uint64]dragonboat.Target, join bool, rec 
 // has its deletion, and it is ready too, as a host deleted while running
 // goes on once its prime replica left: its held members run until they
 // may leave.
-func (a *Agent) awaitPrime(ctx context.Context) error {
+//
+// A host that rejoins waits too until peersChecked is closed: its peers
+// were asked whether its data is another cluster's (learnPeers). A nil
+// peersChecked waits for nothing.
+func (a *Agent) awaitPrime(ctx context.Context, peersChecked <-chan struct{}) error {
 	nh := a.NodeHost()
 	rejoining := a.Status() == AgentStatusRejoining
 	for {
+		checked := true
+		if peersChecked != nil {
+			select {
+			case <-peersChecked:
+			default:
+				checked = false
+			}
+		}
 		_, _, ok, err := nh.GetLeaderID(0)
 		st := a.store.State()
 		_, found := st.Host(a.hostID)
 		deleted := !found && rejoining && st.Index() > 0
 		removed := deleted && errors.Is(err, dragonboat.ErrShardNotFound)
-		if removed || ok && (found || deleted) && a.barrier(0).wait(ctx, nh, 0) == nil {
+		if checked && (removed || ok && (found || deleted) && a.barrier(0).wait(ctx, nh, 0) == nil) {
 			if removed {
 				a.log.Warn("zongzi: this host was deleted from the registry and its prime replica left the prime shard; " +
 					"it runs its deleted members that are still voters until they may leave, and must be wiped to join again")
@@ -476,8 +519,8 @@ func (a *Agent) awaitPrime(ctx context.Context) error {
 			a.mu.Unlock()
 			return nil
 		}
-		if err := sleep(ctx, 20*time.Millisecond); err != nil {
-			return fmt.Errorf("%w: waiting for the prime shard: %w", ErrBootstrap, err)
+		if sleep(ctx, 20*time.Millisecond) != nil {
+			return fmt.Errorf("%w: waiting for the prime shard: %w", ErrBootstrap, context.Cause(ctx))
 		}
 	}
 }

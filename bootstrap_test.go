@@ -203,3 +203,37 @@ func TestRestartUnderAnotherClusterName(t *testing.T) {
 		t.Fatalf("registry has %d hosts after the restart under its own name, want 1", n)
 	}
 }
+
+// TestRestartOnAnotherClustersData: a peer restarted on the raft dir of
+// a host of another cluster of the same name (a dir reused or copied by
+// mistake) has a prime replica whose members are that cluster's hosts.
+// Start used to wait for them for good, or, as here where that prime
+// shard had one member, become ready as a second cluster of that name
+// with the peers' addresses. Its peers answer with prime replica IDs that
+// its registry gives other hosts, which one cluster never does: Start
+// fails at once and says so.
+func TestRestartOnAnotherClustersData(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	other, _ := startOne(ctx, t)
+	defer other.stop()
+	other.stop()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	// The other cluster's registry gives prime replica 1 to its host: the
+	// restarted peer must not be the one that has replica 1 here.
+	var n *node
+	for _, m := range c.nodes {
+		if m.api != slices.Min(c.peers) {
+			n = m
+		}
+	}
+	n.agent.Stop()
+	n.dir = other.nodes[0].dir
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	errs := c.startWithPeers(sctx, []*node{n}, []string{""}, [][]string{nil})
+	scancel()
+	if !errors.Is(errs[0], zongzi.ErrInvalidConfig) || !strings.Contains(errs[0].Error(), "another cluster's data") {
+		t.Fatalf("Start on another cluster's data: %v, want ErrInvalidConfig saying the data is another cluster's", errs[0])
+	}
+}
