@@ -376,9 +376,12 @@ func (a *Agent) join(ctx context.Context, nonVoting bool) error {
 // cluster's (a raft dir copied or reused by mistake, same cluster name):
 // its prime replica would wait for its old cluster's hosts for good, or,
 // the only member of its prime shard, lead a cluster of its own.
-// learnPeers calls refuse with the reason, and Start fails. It closes
-// checked after the first round that found no such host with a registry
-// to check against, for awaitPrime.
+// learnPeers calls refuse with the reason, and Start fails. Each answer is
+// checked once the registry is replayed from this host's data. checked,
+// for awaitPrime, is closed at the first answer that the registry
+// confirms (the host has the replica it says), or after a round that
+// found no such host: a peer that does not answer delays it only when no
+// other one confirms.
 func (a *Agent) learnPeers(ctx context.Context, refuse context.CancelCauseFunc) (stop func(), checked <-chan struct{}) {
 	ctx, cancel := context.WithCancel(ctx)
 	done, checkedc := make(chan struct{}), make(chan struct{})
@@ -404,21 +407,31 @@ func (a *Agent) learnPeers(ctx context.Context, refuse context.CancelCauseFunc) 
 					if err != nil || info.HostId == "" {
 						return
 					}
-					if r, ok := st.Replica(info.PrimeReplicaId); ok && r.ShardID == 0 && r.HostID != info.HostId &&
-						info.ClusterName == a.clusterName {
+					a.resolver.learn(info.HostId, info.RaftAddress)
+					if info.ClusterName != a.clusterName || info.PrimeReplicaId == 0 {
+						return
+					}
+					st, err := a.replayedRegistry(ctx)
+					if err != nil {
+						return
+					}
+					r, ok := st.Replica(info.PrimeReplicaId)
+					switch {
+					case !ok || r.ShardID != 0: // a replica added since, or unknown: says nothing
+					case r.HostID == info.HostId:
+						checkedOnce.Do(func() { close(checkedc) })
+					default:
 						refuse(fmt.Errorf("%w: host %s at %s has replica %d of the prime shard, which this host's registry gives host %s: "+
 							"the raft dir %s holds another cluster's data; wipe it to join this cluster",
 							ErrInvalidConfig, info.HostId, addr, r.ID, r.HostID, a.hostConfig.NodeHostDir))
-						return
 					}
-					a.resolver.learn(info.HostId, info.RaftAddress)
 				})
 			}
 			wg.Wait()
 			if ctx.Err() != nil {
 				return
 			}
-			if st.Index() > 0 {
+			if a.store.State().Index() > 0 { // every answer of the round was checked
 				checkedOnce.Do(func() { close(checkedc) })
 			}
 			if sleep(ctx, retryInterval) != nil {
@@ -430,6 +443,22 @@ func (a *Agent) learnPeers(ctx context.Context, refuse context.CancelCauseFunc) 
 		cancel()
 		<-done
 	}, checkedc
+}
+
+// replayedRegistry waits until the registry has its first entry (this
+// host's prime replica replays its log from its data) and returns it.
+func (a *Agent) replayedRegistry(ctx context.Context) (*State, error) {
+	for {
+		changed := a.store.Changed()
+		if st := a.store.State(); st.Index() > 0 {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-changed:
+		}
+	}
 }
 
 // lastError describes the last failed attempt of a bootstrap step that
