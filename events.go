@@ -22,6 +22,9 @@ func (e raftEvents) LeaderUpdated(info raftio.LeaderInfo) {
 			m[info.ShardID] = li
 		}
 	})
+	if info.ShardID == 0 {
+		e.a.registry.leaderMoved.fire() // a registry proposal pending with the old leader is made again
+	}
 	select {
 	case e.a.events <- li:
 	default: // the periodic sweep of the leader worker catches up

@@ -37,6 +37,16 @@ func WithSweep(d time.Duration) AgentOption {
 	}
 }
 
+// WithRegistryAttempt sets how long one attempt of a registry proposal
+// waits (registryAttempt), so that a test can show that an attempt ends
+// without it.
+func WithRegistryAttempt(d time.Duration) AgentOption {
+	return func(a *Agent) error {
+		a.registry.attemptTimeout = d
+		return nil
+	}
+}
+
 // BusCodes is how the agent's bus maps errors to gRPC codes, for tests
 // that call a host's bus as another host does.
 var BusCodes = busCodes

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lni/dragonboat/v4"
@@ -13,7 +15,8 @@ import (
 
 // registryAttempt bounds one attempt of a registry proposal. A proposal
 // forwarded to a leader that just died is lost; the next attempt reaches
-// the new leader.
+// the new leader. An attempt also ends as soon as the local prime replica
+// sees its leader change, which it does once it notices the old one gone.
 const registryAttempt = 2 * time.Second
 
 // registrySession proposes registry commands exactly once. It holds a
@@ -25,10 +28,38 @@ const registryAttempt = 2 * time.Second
 type registrySession struct {
 	turn    chan struct{} // holds a token while a proposal runs
 	session *client.Session
+	// attemptTimeout is registryAttempt; tests lengthen it.
+	attemptTimeout time.Duration
+	// leaderMoved fires when the local prime replica's leader changes.
+	leaderMoved *signal
 }
 
 func newRegistrySession() registrySession {
-	return registrySession{turn: make(chan struct{}, 1)}
+	return registrySession{turn: make(chan struct{}, 1), attemptTimeout: registryAttempt, leaderMoved: newSignal()}
+}
+
+// signal wakes every waiter at each fire.
+type signal struct {
+	mu sync.Mutex
+	c  chan struct{}
+}
+
+func newSignal() *signal { return &signal{c: make(chan struct{})} }
+
+// wait returns a channel closed at the next fire.
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c
+}
+
+// fire closes the channel of the waiters so far. It never blocks long: the
+// raft event listener calls it.
+func (s *signal) fire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.c)
+	s.c = make(chan struct{})
 }
 
 // propose applies cmd on the prime shard and returns its result, retrying
@@ -102,17 +133,40 @@ func (r *registrySession) retry(ctx context.Context, nh *dragonboat.NodeHost, cm
 // needed. made says whether cmd may have been proposed: it was unless the
 // proposal failed before it reached the replica, or was dropped (no leader),
 // or the replica rejected the session.
+//
+// A proposal forwarded to a leader that died is lost, and would wait for
+// the attempt's whole time: the attempt ends when the local replica sees
+// the leader change, and retry proposes it again, to the new leader, under
+// the same series ID.
 func (r *registrySession) attempt(ctx context.Context, nh *dragonboat.NodeHost, cmd []byte) (res sm.Result, made bool, err error) {
-	actx, cancel := context.WithTimeout(ctx, registryAttempt)
+	actx, cancel := context.WithTimeout(ctx, r.attemptTimeout)
 	defer cancel()
+	var moved atomic.Bool
+	watch, done := r.leaderMoved.wait(), make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-watch:
+			moved.Store(true)
+			cancel()
+		case <-done:
+		}
+	}()
 	if r.session == nil {
 		s, err := nh.SyncGetSession(actx, 0)
+		if errors.Is(err, dragonboat.ErrCanceled) && moved.Load() && ctx.Err() == nil {
+			// cmd was not proposed; the next attempt registers again.
+			return sm.Result{}, false, fmt.Errorf("%w: the prime shard's leader changed while registering a session: %w", ErrShardNotReady, err)
+		}
 		if err != nil {
 			return sm.Result{}, false, mapError(err)
 		}
 		r.session = s
 	}
 	res, err = nh.SyncPropose(actx, r.session, cmd)
+	if errors.Is(err, dragonboat.ErrCanceled) && moved.Load() && ctx.Err() == nil {
+		return res, true, fmt.Errorf("%w: the prime shard's leader changed while the proposal was pending: %w", ErrOutcomeUnknown, err)
+	}
 	switch {
 	case err == nil:
 		r.session.ProposalCompleted()

@@ -213,3 +213,58 @@ func (h *rejectHold) Handle(ctx context.Context, r slog.Record) error {
 
 func (h *rejectHold) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *rejectHold) WithGroup(string) slog.Handler      { return h }
+
+// TestRegistryProposalAfterLeaderStops: a registry proposal made on a
+// follower just after the prime shard's leader stopped is forwarded to
+// the dead leader and lost. It waited for its attempt's whole time (2 s)
+// before it was made again to the new leader: a wiped kv1 peer that
+// restarted at once took 2-5 s to join, its join's registry entry lost
+// so. The attempt now ends when the follower sees the leader change.
+func TestRegistryProposalAfterLeaderStops(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	for _, n := range c.nodes {
+		// An attempt outlasts the test's wait: only a leader change ends it.
+		n.opts = append(n.opts, zongzi.WithRegistryAttempt(time.Hour))
+	}
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	// Every host has proposed (registered itself) and holds a session.
+	waitFor(t, settle, "every host active", func() bool {
+		for _, h := range c.nodes[0].agent.State().Hosts() {
+			if h.Status != "active" {
+				return false
+			}
+		}
+		return c.nodes[0].agent.State().HostCount() == 3
+	})
+	var leader, follower *zongzi.Agent
+	waitFor(t, settle, "the prime shard's leader", func() bool {
+		for _, n := range c.nodes {
+			id, _, ok, err := n.agent.NodeHost().GetLeaderID(0)
+			if err != nil || !ok {
+				return false
+			}
+			r, found := n.agent.State().Replica(id)
+			if !found {
+				return false
+			}
+			for _, m := range c.nodes {
+				if m.agent.HostID() == r.HostID {
+					leader = m.agent
+				} else {
+					follower = m.agent
+				}
+			}
+			return leader != nil && follower != nil
+		}
+		return false
+	})
+	leader.Stop()
+	pctx, pcancel := context.WithTimeout(ctx, settle)
+	defer pcancel()
+	if _, _, err := follower.ShardCreate(pctx, testType, zongzi.WithName("after-the-leader")); err != nil {
+		t.Fatalf("ShardCreate on a follower just after the prime leader stopped: %v", err)
+	}
+}
