@@ -77,3 +77,38 @@ func e2eExpectRefused(t *testing.T, c *kv1proc.Cluster, n *kv1proc.Node, shards 
 			n.N, shards, code, want, e2eTail(n.Stderr, e2eLogTail))
 	}
 }
+
+// e2eOtherCluster restarts a peer on its data dir under another cluster
+// name (-n): it must exit at start-up with the error on stderr instead of
+// rejoining the cluster its data belongs to, and start again under the
+// cluster's name.
+func e2eOtherCluster(t *testing.T, bin string) {
+	c := e2eStart(t, bin)
+	n3 := c.Nodes[2]
+	if err := c.Stop(n3); err != nil {
+		t.Fatal(err)
+	}
+	n3.Args = []string{"-n", "other"}
+	if err := c.Start(n3); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), e2eStartTimeout)
+	defer cancel()
+	code, err := n3.Wait(ctx)
+	if err != nil {
+		t.Fatalf("node 3 with -n other: %v", err)
+	}
+	stderr, err := os.ReadFile(n3.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `holds a host of cluster \"kv1\", not \"other\"` // as slog quotes it
+	if code != 1 || !strings.Contains(string(stderr), want) {
+		t.Fatalf("node 3 with -n other: exit status %d, want 1 and %q on stderr:\n%s", code, want, e2eTail(n3.Stderr, e2eLogTail))
+	}
+	n3.Args = nil
+	if err := c.Start(n3); err != nil {
+		t.Fatal(err)
+	}
+	e2eWaitHealthy(t, c, n3)
+}

@@ -40,6 +40,7 @@ func TestKV1(t *testing.T) {
 		{"Timeout", e2eTimeout},
 		{"Overload", e2eOverload},
 		{"ShardCount", e2eShardCount},
+		{"OtherCluster", e2eOtherCluster},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, bin) })
 	}
