@@ -141,6 +141,15 @@ func (r *registrySession) retry(ctx context.Context, nh *dragonboat.NodeHost, cm
 func (r *registrySession) attempt(ctx context.Context, nh *dragonboat.NodeHost, cmd []byte) (res sm.Result, made bool, err error) {
 	actx, cancel := context.WithTimeout(ctx, r.attemptTimeout)
 	defer cancel()
+	if r.session == nil {
+		// Not cut short by a leader change: a registration that was made
+		// would leave a session nobody closes.
+		s, err := nh.SyncGetSession(actx, 0)
+		if err != nil {
+			return sm.Result{}, false, mapError(err)
+		}
+		r.session = s
+	}
 	var moved atomic.Bool
 	watch, done := r.leaderMoved.wait(), make(chan struct{})
 	defer close(done)
@@ -152,17 +161,6 @@ func (r *registrySession) attempt(ctx context.Context, nh *dragonboat.NodeHost, 
 		case <-done:
 		}
 	}()
-	if r.session == nil {
-		s, err := nh.SyncGetSession(actx, 0)
-		if errors.Is(err, dragonboat.ErrCanceled) && moved.Load() && ctx.Err() == nil {
-			// cmd was not proposed; the next attempt registers again.
-			return sm.Result{}, false, fmt.Errorf("%w: the prime shard's leader changed while registering a session: %w", ErrShardNotReady, err)
-		}
-		if err != nil {
-			return sm.Result{}, false, mapError(err)
-		}
-		r.session = s
-	}
 	res, err = nh.SyncPropose(actx, r.session, cmd)
 	if errors.Is(err, dragonboat.ErrCanceled) && moved.Load() && ctx.Err() == nil {
 		return res, true, fmt.Errorf("%w: the prime shard's leader changed while the proposal was pending: %w", ErrOutcomeUnknown, err)
