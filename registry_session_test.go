@@ -241,25 +241,23 @@ func TestRegistryProposalAfterLeaderStops(t *testing.T) {
 	})
 	var leader, follower *zongzi.Agent
 	waitFor(t, settle, "the prime shard's leader", func() bool {
-		for _, n := range c.nodes {
-			id, _, ok, err := n.agent.NodeHost().GetLeaderID(0)
-			if err != nil || !ok {
-				return false
-			}
-			r, found := n.agent.State().Replica(id)
-			if !found {
-				return false
-			}
-			for _, m := range c.nodes {
-				if m.agent.HostID() == r.HostID {
-					leader = m.agent
-				} else {
-					follower = m.agent
-				}
-			}
-			return leader != nil && follower != nil
+		a := c.nodes[0].agent
+		id, _, ok, err := a.NodeHost().GetLeaderID(0)
+		if err != nil || !ok {
+			return false
 		}
-		return false
+		r, found := a.State().Replica(id)
+		if !found {
+			return false
+		}
+		for _, m := range c.nodes {
+			if m.agent.HostID() == r.HostID {
+				leader = m.agent
+			} else {
+				follower = m.agent
+			}
+		}
+		return leader != nil && follower != nil
 	})
 	leader.Stop()
 	pctx, pcancel := context.WithTimeout(ctx, settle)
