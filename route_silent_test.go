@@ -2,13 +2,12 @@ package zongzi_test
 
 import (
 	"context"
-	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/zongzi-kv/zongzi"
+	"github.com/zongzi-kv/zongzi/internal/testproxy"
 )
 
 // A host that goes silent (a partition, a power loss: here the bus of a
@@ -31,7 +30,7 @@ func TestForwardedReadsLeaveSilentHost(t *testing.T) {
 		if i == 0 {
 			delay = 0
 		}
-		proxy, silence := silentProxy(t, n.api, delay)
+		proxy, silence := testproxy.Silent(t, n.api, delay)
 		n.opts = append(n.opts, zongzi.WithAddrApi(proxy, n.api))
 		c.peers = append(c.peers, proxy)
 		if i == 0 {
@@ -93,7 +92,7 @@ func TestLeaderReadGoesToTheLeaderItsReplicaKnows(t *testing.T) {
 	silence := make([]func(), len(c.nodes))
 	c.peers = nil
 	for i, n := range c.nodes {
-		proxy, q := silentProxy(t, n.api, 0)
+		proxy, q := testproxy.Silent(t, n.api, 0)
 		n.opts = append(n.opts, zongzi.WithAddrApi(proxy, n.api),
 			zongzi.WithLeaderHeld(func(uint64) bool { return held.Load() }))
 		c.peers = append(c.peers, proxy)
@@ -155,69 +154,4 @@ func TestLeaderReadGoesToTheLeaderItsReplicaKnows(t *testing.T) {
 	if _, _, err := reader.Client(s.ID).LeaderRead(rctx, nil); err != nil {
 		t.Fatalf("leader read with the old leader's host silent: %v", err)
 	}
-}
-
-// silentProxy passes bytes between its callers and addr until silence is
-// called; then it passes none, but keeps the connections open. It holds
-// every chunk of bytes for delay before it passes it on.
-func silentProxy(t *testing.T, addr string, delay time.Duration) (string, func()) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	quiet := make(chan struct{})
-	var (
-		mu    sync.Mutex
-		open  []net.Conn
-		conns sync.WaitGroup
-	)
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		conns.Wait()
-	})
-	pipe := func(dst, src net.Conn) {
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := src.Read(buf)
-			if err != nil {
-				return
-			}
-			select {
-			case <-quiet:
-				continue // dropped: the peer hears nothing
-			default:
-			}
-			time.Sleep(delay)
-			if _, err := dst.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", addr)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			open = append(open, c, s)
-			mu.Unlock()
-			conns.Add(2)
-			go func() { defer conns.Done(); pipe(s, c) }()
-			go func() { defer conns.Done(); pipe(c, s) }()
-		}
-	}()
-	var once sync.Once
-	return ln.Addr().String(), func() { once.Do(func() { close(quiet) }) }
 }

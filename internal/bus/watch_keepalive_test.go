@@ -2,10 +2,10 @@ package bus
 
 import (
 	"context"
-	"net"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/zongzi-kv/zongzi/internal/testproxy"
 )
 
 // watchHandler serves a Watch that sends one result, then waits for its
@@ -34,7 +34,7 @@ func TestWatchEndsWhenHostGoesSilent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy, silence := silentProxy(t, addr.String())
+	proxy, silence := testproxy.Silent(t, addr.String(), 0)
 	p := NewPool(testCodes)
 	t.Cleanup(p.Close)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -60,56 +60,4 @@ func TestWatchEndsWhenHostGoesSilent(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("watch still waits 30 s after its host went silent")
 	}
-}
-
-// silentProxy passes bytes between its callers and addr until silence is
-// called; then it passes none, but keeps the connections open.
-func silentProxy(t *testing.T, addr string) (string, func()) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	quiet := make(chan struct{})
-	var conns sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		conns.Wait()
-	})
-	pipe := func(dst, src net.Conn) {
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := src.Read(buf)
-			if err != nil {
-				return
-			}
-			select {
-			case <-quiet:
-				continue // dropped: the peer hears nothing
-			default:
-			}
-			if _, err := dst.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", addr)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			conns.Add(2)
-			go func() { defer conns.Done(); pipe(s, c) }()
-			go func() { defer conns.Done(); pipe(c, s) }()
-			t.Cleanup(func() { c.Close(); s.Close() })
-		}
-	}()
-	var once sync.Once
-	return ln.Addr().String(), func() { once.Do(func() { close(quiet) }) }
 }
