@@ -516,7 +516,12 @@ func (a *Agent) startPrime(members map[uint64]dragonboat.Target, join bool, rec 
 // comes then, nor a barrier; the registry it replayed, up to its removal,
 // has its deletion, and it is ready too, as a host deleted while running
 // goes on once its prime replica left: its held members run until they
-// may leave.
+// may leave. A prime replica that left before it applied its own removal
+// replays none: no leader comes either. While there is none, the host asks
+// the prime shard's other hosts once a second whether its prime replica
+// is a member (leftElsewhere). If not, it is ready when its registry has
+// its deletion; when it does not (the host was deleted while down), Start
+// fails and says to wipe the host, as its registry can never catch up.
 //
 // A host that rejoins waits too until peersChecked is closed: its peers
 // were asked whether its data is another cluster's (learnPeers). A nil
@@ -524,6 +529,7 @@ func (a *Agent) startPrime(members map[uint64]dragonboat.Target, join bool, rec 
 func (a *Agent) awaitPrime(ctx context.Context, peersChecked <-chan struct{}) error {
 	nh := a.NodeHost()
 	rejoining := a.Status() == AgentStatusRejoining
+	var asked time.Time
 	for {
 		checked := true
 		if peersChecked != nil {
@@ -538,6 +544,17 @@ func (a *Agent) awaitPrime(ctx context.Context, peersChecked <-chan struct{}) er
 		_, found := st.Host(a.hostID)
 		deleted := !found && rejoining && st.Index() > 0
 		removed := deleted && errors.Is(err, dragonboat.ErrShardNotFound)
+		if rejoining && !ok && !removed && st.Index() > 0 && time.Since(asked) >= time.Second {
+			asked = time.Now()
+			if id := a.primeID.Load(); a.leftElsewhere(ctx, st, 0, id) {
+				if !deleted {
+					return fmt.Errorf("%w: prime replica %d left the prime shard while this host was down, which its "+
+						"registry does not know: the host was deleted from the cluster; wipe the raft dir %s to join it again",
+						ErrBootstrap, id, a.hostConfig.NodeHostDir)
+				}
+				removed = true
+			}
+		}
 		if checked && (removed || ok && (found || deleted) && a.barrier(0).wait(ctx, nh, 0) == nil) {
 			if removed {
 				a.log.Warn("zongzi: this host was deleted from the registry and its prime replica left the prime shard; " +
@@ -552,6 +569,29 @@ func (a *Agent) awaitPrime(ctx context.Context, peersChecked <-chan struct{}) er
 			return fmt.Errorf("%w: waiting for the prime shard: %w", ErrBootstrap, context.Cause(ctx))
 		}
 	}
+}
+
+// leftElsewhere reports whether a linearizable read of the shard's
+// membership by another host lists replicaID in none of its roles. A
+// replica removed while its host was down, or before it applied its own
+// removal, never learns it: no member sends to it any more. Deleted from
+// the registry, this host would wait for a leader of its prime replica for
+// good.
+func (a *Agent) leftElsewhere(ctx context.Context, st *State, shardID, replicaID uint64) bool {
+	left := false
+	err := a.askShardHosts(ctx, st, shardID, func(ctx context.Context, addr string) error {
+		m, err := a.pool.Members(ctx, addr, shardID)
+		switch {
+		case err != nil:
+			return err
+		case m.Stale:
+			return fmt.Errorf("%w: shard %d has no leader", ErrShardNotReady, shardID)
+		}
+		left = !slices.Contains(m.Voting, replicaID) && !slices.Contains(m.NonVoting, replicaID) &&
+			!slices.Contains(m.Witnesses, replicaID)
+		return nil
+	})
+	return err == nil && left
 }
 
 func (a *Agent) shardTypes() []string {

@@ -2,7 +2,9 @@ package zongzi_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -375,6 +377,48 @@ func TestDeletedHostRestartsAfterItsPrimeReplicaLeft(t *testing.T) {
 	})
 	writeEventually(ctx, t, a, s.ID, "a write with D deleted and B down")
 	checkHeldRestart(ctx, t, c, a, s.ID, dReplica, D, B, "D")
+}
+
+// TestHostDeletedWhileDownFailsToStart: a host deleted while down, whose
+// prime replica the others took out of the prime shard meanwhile, fails
+// to start and says why. Its prime replica never applied its removal, and
+// no member sends to it any more: no leader comes, and its registry never
+// learns the deletion. Start used to wait for a leader until its ctx
+// ended.
+func TestHostDeletedWhileDownFailsToStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	D := c.addNode("d") // not a peer: it joins the prime shard as non-voting
+	defer c.stop()
+	c.startAll(ctx, c.nodes...)
+	a := c.nodes[0].agent
+	dPrime := primeReplicaOf(a.State(), D.agent.HostID())
+	D.agent.Stop()
+	if err := a.HostDelete(ctx, D.agent.HostID()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "D's prime replica out of the prime shard", func() bool {
+		mctx, mcancel := context.WithTimeout(ctx, time.Second)
+		defer mcancel()
+		m, err := a.NodeHost().SyncGetShardMembership(mctx, 0)
+		if err != nil {
+			return false
+		}
+		_, nonVoting := m.NonVotings[dPrime]
+		return dPrime != 0 && !nonVoting
+	})
+	d, err := c.newAgent(D)
+	if err != nil {
+		t.Fatal(err)
+	}
+	D.agent = d
+	sctx, scancel := context.WithTimeout(ctx, settle)
+	defer scancel()
+	err = d.Start(sctx)
+	if !errors.Is(err, zongzi.ErrBootstrap) || sctx.Err() != nil || !strings.Contains(err.Error(), "was deleted from the cluster") {
+		t.Fatalf("Start of a host deleted while down: %v (ctx %v), want ErrBootstrap saying it was deleted", err, sctx.Err())
+	}
 }
 
 // checkHeldRestart restarts the host of held, whose member id of the shard
