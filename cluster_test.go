@@ -400,18 +400,7 @@ func TestShardDelete(t *testing.T) {
 		replicas[n] = ids[0]
 	}
 	// A watch on the shard ends when the replica serving it stops.
-	watched := make(chan error, 1)
-	for len(watching) > 0 {
-		<-watching
-	}
-	go func() { watched <- a1.Client(s.ID).Watch(ctx, nil, make(chan *zongzi.Result), true) }()
-	select {
-	case <-watching:
-	case err := <-watched:
-		t.Fatalf("watch: %v", err)
-	case <-time.After(settle):
-		t.Fatal("the watch did not start")
-	}
+	watched := startWatch(ctx, t, a1.Client(s.ID))
 	if err := a1.ShardDelete(ctx, s.ID); err != nil {
 		t.Fatal(err)
 	}

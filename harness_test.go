@@ -69,6 +69,27 @@ func (s *logSM) Query(ctx context.Context, q []byte) *zongzi.Result {
 // watching receives a value each time a test state machine starts a watch.
 var watching = make(chan struct{}, 64)
 
+// startWatch starts a stale watch of c's shard in a goroutine and returns
+// once a test state machine has started it (or the test fails), with the
+// channel that gets the watch's end. Watches of earlier tests that
+// started meanwhile are drained first.
+func startWatch(ctx context.Context, t *testing.T, c *zongzi.ShardClient) <-chan error {
+	t.Helper()
+	for len(watching) > 0 {
+		<-watching
+	}
+	watched := make(chan error, 1)
+	go func() { watched <- c.Watch(ctx, nil, make(chan *zongzi.Result), true) }()
+	select {
+	case <-watching:
+	case err := <-watched:
+		t.Fatalf("watch: %v", err)
+	case <-time.After(settle):
+		t.Fatal("the watch did not start")
+	}
+	return watched
+}
+
 func (s *logSM) Watch(ctx context.Context, _ []byte, _ chan<- *zongzi.Result) {
 	select {
 	case watching <- struct{}{}:

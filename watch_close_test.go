@@ -44,16 +44,7 @@ func TestWatchEndsWhenStateMachineCloses(t *testing.T) {
 		return m
 	})
 	defer a.Stop()
-	for len(watching) > 0 { // left by earlier tests
-		<-watching
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Client(s.ID).Watch(ctx, nil, make(chan *zongzi.Result), true) }()
-	select {
-	case <-watching:
-	case err := <-done:
-		t.Fatalf("watch ended: %v", err)
-	}
+	done := startWatch(ctx, t, a.Client(s.ID))
 	replicaID := a.State().ShardReplicas(s.ID)[0].ID
 	if err := a.NodeHost().StopReplica(s.ID, replicaID); err != nil {
 		t.Fatal(err)

@@ -28,18 +28,7 @@ func TestRemoteWatchOfDeletedShard(t *testing.T) {
 			break
 		}
 	}
-	for len(watching) > 0 {
-		<-watching
-	}
-	watched := make(chan error, 1)
-	go func() { watched <- caller.Client(s.ID).Watch(ctx, nil, make(chan *zongzi.Result), true) }()
-	select {
-	case <-watching:
-	case err := <-watched:
-		t.Fatalf("watch: %v", err)
-	case <-time.After(settle):
-		t.Fatal("the watch did not start")
-	}
+	watched := startWatch(ctx, t, caller.Client(s.ID))
 	if err := a1.ShardDelete(ctx, s.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -69,18 +58,7 @@ func TestRemoteWatchFollowsMovedReplica(t *testing.T) {
 	}
 	caller := c.nodes[2].agent // zone c: never a replica of the shard
 	waitFor(t, settle, "the shard's member in zone a", func() bool { return allActive(caller.State(), s.ID, 1) })
-	for len(watching) > 0 {
-		<-watching
-	}
-	watched := make(chan error, 1)
-	go func() { watched <- caller.Client(s.ID).Watch(ctx, nil, make(chan *zongzi.Result), true) }()
-	select {
-	case <-watching:
-	case err := <-watched:
-		t.Fatalf("watch: %v", err)
-	case <-time.After(settle):
-		t.Fatal("the watch did not start")
-	}
+	watched := startWatch(ctx, t, caller.Client(s.ID))
 	if _, err := a1.ShardUpdate(ctx, s.ID, zongzi.WithPlacementMembers(1, "geo:zone=b")); err != nil {
 		t.Fatal(err)
 	}
