@@ -277,15 +277,21 @@ func (a *Agent) NodeHost() *dragonboat.NodeHost { return a.nh.Load() }
 func (a *Agent) State() *State { return a.store.State() }
 
 // StateLinearizable returns a snapshot of the registry read through the
-// prime shard with a read barrier.
+// prime shard with a read barrier. Like a ShardClient's reads, it tries
+// again while the prime shard has no leader and ctx's deadline leaves
+// time.
 func (a *Agent) StateLinearizable(ctx context.Context) (*State, error) {
 	nh := a.NodeHost()
 	if nh == nil || a.Status() != AgentStatusReady {
 		return nil, ErrAgentNotReady
 	}
-	v, err := a.lookup(ctx, nh, 0, nil, false)
+	var v any
+	err := a.whileNotReady(ctx, func() (err error) {
+		v, err = a.lookup(ctx, nh, 0, nil, false)
+		return mapError(err)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("zongzi: read registry: %w", mapError(err))
+		return nil, fmt.Errorf("zongzi: read registry: %w", err)
 	}
 	return v.(*State), nil
 }

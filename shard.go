@@ -205,9 +205,16 @@ const (
 // than one), or at once when ctx has no deadline. A deadline that passed
 // on the way to another host is ErrTimeout, as it is here.
 func (c *ShardClient) do(ctx context.Context, t target, local func() error, remote func(addr string) error) error {
-	margin := 2 * c.a.raftTick()
+	return c.a.whileNotReady(ctx, func() error { return c.attempt(ctx, t, local, remote) })
+}
+
+// whileNotReady makes attempt again while it fails with ErrShardNotReady
+// and ctx's deadline leaves time, with the pauses that ShardClient.do
+// describes.
+func (a *Agent) whileNotReady(ctx context.Context, attempt func() error) error {
+	margin := 2 * a.raftTick()
 	for pause := retryPause; ; pause = min(2*pause, retryMaxPause) {
-		err := c.attempt(ctx, t, local, remote)
+		err := attempt()
 		if !errors.Is(err, ErrShardNotReady) {
 			return timeoutError(err)
 		}
