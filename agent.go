@@ -83,6 +83,10 @@ type Agent struct {
 	// sweep is how often the host and shard controllers reconcile when
 	// nothing changes: hostSweep, longer in tests that must not lean on it.
 	sweep time.Duration
+	// formRetry is how often formOrJoin asks the peers again:
+	// retryInterval, longer in tests that show a peer that finds the
+	// others ready before it could form with them.
+	formRetry time.Duration
 	// deletedLogged: registerSelf warned that this host was deleted.
 	deletedLogged atomic.Bool
 	// apiAddrs: where hosts answer the bus, deleted ones too
@@ -152,6 +156,7 @@ func NewAgent(clusterName string, peers []string, opts ...AgentOption) (*Agent, 
 		leaderMoved:   make(chan struct{}, 1),
 		hostKick:      make(chan struct{}, 1),
 		sweep:         hostSweep,
+		formRetry:     retryInterval,
 	}
 	a.bg, a.cancel = context.WithCancel(context.Background())
 	a.resolver = newHostResolver(a.store.State)

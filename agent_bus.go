@@ -207,6 +207,8 @@ func (h busHandler) Watch(ctx context.Context, shardID uint64, query []byte, sta
 // below). A host with a new ID at the API address of a registered
 // one (its data was wiped) replaces it: the old host and its replicas leave
 // the registry and the membership, and the new host joins as a new replica.
+// A fresh host (JoinRequest.fresh) keeps the prime replica the registry
+// lists for it.
 func (a *Agent) addHost(ctx context.Context, req *pb.JoinRequest) (uint64, error) {
 	nh := a.NodeHost()
 	if nh == nil || a.Status() != AgentStatusReady {
@@ -214,10 +216,21 @@ func (a *Agent) addHost(ctx context.Context, req *pb.JoinRequest) (uint64, error
 	}
 	st := a.store.State()
 	id := primeReplica(st, req.HostId)
-	if id != 0 {
+	// A fresh host's ID was made by the process that asks, which has
+	// started no replica: the replica the registry lists for it never ran
+	// and has no entry to lose. It takes it as it is: a peer that the
+	// others formed the prime shard with, and that found them ready
+	// before it formed, takes its place among replicas 1..N.
+	r, _ := st.Replica(id)
+	keep := req.Fresh && r.IsNonVoting == req.NonVoting
+	if id != 0 && keep {
+		a.log.Info("zongzi: join: fresh host takes the prime replica listed for it", "joiner", req.HostId, "replica", id)
+	}
+	if id != 0 && !keep {
 		// A host asks to join only when it has no prime replica on disk, so
 		// the one the registry lists for it lost its data, or never ran (a
-		// retried join, a peer that missed the forming). Started again
+		// retried join, a peer that missed the forming, of a host that
+		// cannot tell: its ID was pinned, or kept on disk). Started again
 		// under its ID with an empty log, it could vote without the entries
 		// it acknowledged, and its leader, which remembers how far it had
 		// replicated to it, would make Dragonboat panic on it.

@@ -14,6 +14,7 @@ import (
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
 	sm "github.com/lni/dragonboat/v4/statemachine"
+	"github.com/lni/vfs"
 
 	"github.com/zongzi-kv/zongzi/internal/bus"
 	"github.com/zongzi-kv/zongzi/internal/bus/pb"
@@ -80,6 +81,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	fresh := freshHostID(nhc)
 	nh, err := dragonboat.NewNodeHost(nhc)
 	if err == nil && nh == nil {
 		// NewNodeHost recovers from a panic whose value is not an error and
@@ -125,10 +127,10 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		}
 	case slices.Contains(a.peers, a.apiAddr):
 		a.setStatus(AgentStatusInitializing)
-		err = a.formOrJoin(ctx)
+		err = a.formOrJoin(ctx, fresh)
 	default:
 		a.setStatus(AgentStatusJoining)
-		err = a.join(ctx, true)
+		err = a.join(ctx, true, fresh)
 	}
 	if err != nil {
 		return err
@@ -143,6 +145,24 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.setStatus(AgentStatusReady)
 	return nil
 }
+
+// freshHostID reports whether Dragonboat will make a new host ID for nhc:
+// none is pinned, and the host dir has none recorded. No replica ever ran
+// under such an ID before this process.
+func freshHostID(nhc config.NodeHostConfig) bool {
+	if nhc.NodeHostID != "" {
+		return false
+	}
+	fs := nhc.Expert.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	_, err := fs.Stat(fs.PathJoin(nhc.NodeHostDir, nodeHostIDFile))
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// nodeHostIDFile is where Dragonboat records the host's ID in its host dir.
+const nodeHostIDFile = "NODEHOST.ID"
 
 // nodeHostConfig builds Dragonboat's host configuration from the options.
 func (a *Agent) nodeHostConfig(ctx context.Context) (config.NodeHostConfig, error) {
@@ -233,6 +253,13 @@ func (a *Agent) info(ctx context.Context, addr string) (*pb.InfoResponse, error)
 // this peer lost its data (or never had any) and forming again would start
 // the prime shard's old replica IDs with empty logs.
 //
+// A peer that comes up after the others formed without it, or that did
+// not hear from them all before they were ready (its retries to peers that
+// were not up yet back off), finds them ready, and joins. When its host ID
+// is fresh (freshHostID), its replica of the forming never ran, and the
+// join gives it that replica: it takes its place among replicas 1..N, as
+// if it had formed, instead of replacing it as a peer that lost its data.
+//
 // A host of another cluster (a peer address given by mistake) counts as a
 // peer that does not answer, and is not joined. Nor does it form while a
 // peer's list differs from its own: replica IDs follow the sorted list, so
@@ -240,7 +267,7 @@ func (a *Agent) info(ctx context.Context, addr string) (*pb.InfoResponse, error)
 // messages then crash Dragonboat, or form prime shards of different
 // members. It waits instead, for the peer whose list is wrong to be
 // restarted with the right one, and says why when it gives up.
-func (a *Agent) formOrJoin(ctx context.Context) error {
+func (a *Agent) formOrJoin(ctx context.Context, fresh bool) error {
 	var warned string // the last mismatch logged, so that a round does not log it again
 	for {
 		infos := make([]*pb.InfoResponse, len(a.peers))
@@ -260,7 +287,7 @@ func (a *Agent) formOrJoin(ctx context.Context) error {
 			}
 			a.resolver.learn(info.HostId, info.RaftAddress)
 			if info.Ready {
-				return a.join(ctx, false)
+				return a.join(ctx, false, fresh)
 			}
 			if info.Initialised {
 				all = false
@@ -278,7 +305,7 @@ func (a *Agent) formOrJoin(ctx context.Context) error {
 			warned = msg
 			a.log.Warn("zongzi: not forming the cluster", "err", last)
 		}
-		if err := sleep(ctx, retryInterval); err != nil {
+		if err := sleep(ctx, a.formRetry); err != nil {
 			return fmt.Errorf("%w: waiting for peers %v: %w%s", ErrBootstrap, a.peers, err, lastError(last))
 		}
 	}
@@ -328,11 +355,13 @@ func (a *Agent) initRegistry(ctx context.Context, init registry.Command) error {
 }
 
 // join asks the peers, one after the other, to add this host to the prime
-// shard, then starts its replica as a joiner.
-func (a *Agent) join(ctx context.Context, nonVoting bool) error {
+// shard, then starts its replica as a joiner. fresh: the host's ID is new
+// (freshHostID), and no replica ever ran under it (JoinRequest.fresh).
+func (a *Agent) join(ctx context.Context, nonVoting, fresh bool) error {
 	req := &pb.JoinRequest{
 		HostId: a.hostID, RaftAddress: a.raftAddr, ApiAddress: a.apiAddr,
 		Tags: a.hostTags, ShardTypes: a.shardTypes(), NonVoting: nonVoting, ClusterName: a.clusterName,
+		Fresh: fresh,
 	}
 	var last error // the last peer's answer, for the error on giving up
 	for {

@@ -237,3 +237,49 @@ func TestRestartOnAnotherClustersData(t *testing.T) {
 		t.Fatalf("Start on another cluster's data: %v, want ErrInvalidConfig saying the data is another cluster's", errs[0])
 	}
 }
+
+// TestEarlyPeerFormsWithTheLateOnes: one peer starts, the others a moment
+// later (three terminals by hand). They find it and form the prime shard
+// with it as one of replicas 1..N, and are ready before it asks them
+// again (its retries to peers that were not up back off), so it finds
+// them ready and joins. It used to join as a peer that lost its data: the
+// replica of the forming was replaced by a new one, with two changes of
+// the voting set, and it was ready seconds late. Its host ID is new, no
+// replica ever ran under it, so it must take its replica of the forming.
+func TestEarlyPeerFormsWithTheLateOnes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	defer c.stop()
+	early := c.nodes[0]
+	// It asks its peers again only once the others are ready.
+	early.opts = []zongzi.AgentOption{zongzi.WithFormRetry(5 * time.Second)}
+	a, err := c.newAgent(early)
+	if err != nil {
+		t.Fatal(err)
+	}
+	early.agent = a
+	started := make(chan error, 1)
+	go func() { started <- a.Start(ctx) }()
+	waitFor(t, settle, "the early peer to ask its peers", func() bool { return a.Status() == zongzi.AgentStatusInitializing })
+	time.Sleep(500 * time.Millisecond) // its first round: the others are not up
+	lateStart := time.Now()
+	c.startAll(ctx, c.nodes[1:]...)
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("the early peer's Start: %v", err)
+		}
+	case <-time.After(settle - time.Since(lateStart)):
+		t.Fatalf("the early peer was not ready within %v of the others' start", settle)
+	}
+	var prime []uint64
+	for _, r := range a.State().HostReplicas(a.HostID()) {
+		if r.ShardID == 0 {
+			prime = append(prime, r.ID)
+		}
+	}
+	if len(prime) != 1 || prime[0] < 1 || prime[0] > uint64(len(c.nodes)) {
+		t.Fatalf("the early peer has prime replicas %v, want one of the forming's 1..%d", prime, len(c.nodes))
+	}
+}

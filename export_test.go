@@ -37,6 +37,16 @@ func WithSweep(d time.Duration) AgentOption {
 	}
 }
 
+// WithFormRetry sets how often a peer that has not formed the prime
+// shard asks its peers again (formOrJoin), so that a test can have it
+// find the others ready before it could form with them.
+func WithFormRetry(d time.Duration) AgentOption {
+	return func(a *Agent) error {
+		a.formRetry = d
+		return nil
+	}
+}
+
 // WithRegistryAttempt sets how long one attempt of a registry proposal
 // waits (registryAttempt), so that a test can show that an attempt ends
 // without it.

@@ -200,7 +200,12 @@ type JoinRequest struct {
 	NonVoting   bool                   `protobuf:"varint,6,opt,name=non_voting,json=nonVoting,proto3" json:"non_voting,omitempty"`
 	// cluster_name is the joining host's cluster: a host of another cluster
 	// is refused.
-	ClusterName   string `protobuf:"bytes,7,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
+	ClusterName string `protobuf:"bytes,7,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
+	// fresh is true when the joining host's ID was made by the process that
+	// asks, which has started no replica yet: a prime replica that the
+	// registry lists for it never ran (a peer that missed the forming, or a
+	// retried join), and it takes it as it is instead of a new one.
+	Fresh         bool `protobuf:"varint,8,opt,name=fresh,proto3" json:"fresh,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -282,6 +287,13 @@ func (x *JoinRequest) GetClusterName() string {
 		return x.ClusterName
 	}
 	return ""
+}
+
+func (x *JoinRequest) GetFresh() bool {
+	if x != nil {
+		return x.Fresh
+	}
+	return false
 }
 
 type JoinResponse struct {
@@ -1066,7 +1078,7 @@ const file_bus_proto_rawDesc = "" +
 	"\vinitialised\x18\x06 \x01(\bR\vinitialised\x12(\n" +
 	"\x10shard_replica_id\x18\a \x01(\x04R\x0eshardReplicaId\x12!\n" +
 	"\fcluster_name\x18\b \x01(\tR\vclusterName\x12\x14\n" +
-	"\x05peers\x18\t \x03(\tR\x05peers\"\xbd\x02\n" +
+	"\x05peers\x18\t \x03(\tR\x05peers\"\xd3\x02\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
@@ -1077,7 +1089,8 @@ const file_bus_proto_rawDesc = "" +
 	"shardTypes\x12\x1d\n" +
 	"\n" +
 	"non_voting\x18\x06 \x01(\bR\tnonVoting\x12!\n" +
-	"\fcluster_name\x18\a \x01(\tR\vclusterName\x1a7\n" +
+	"\fcluster_name\x18\a \x01(\tR\vclusterName\x12\x14\n" +
+	"\x05fresh\x18\b \x01(\bR\x05fresh\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"-\n" +
