@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -27,11 +28,13 @@ type guestQuery struct {
 // guest adapts a StateMachine or StateMachinePersistent to Dragonboat. It
 // tracks the applied index and reuses one entry buffer across updates, which
 // Dragonboat never makes concurrently. closed is done once Close is called:
-// the watches on the state machine end, and no other starts.
+// the watches on the state machine end, and no other starts. log gets
+// what the state machine reports and Dragonboat must not (see closeResult).
 type guest struct {
 	update  func([]Entry) []Entry
 	query   func(context.Context, []byte) *Result
 	watch   func(context.Context, []byte, chan<- *Result)
+	log     *slog.Logger
 	applied atomic.Uint64
 	buf     []Entry
 
@@ -40,9 +43,9 @@ type guest struct {
 	close   context.CancelFunc
 }
 
-// init sets up a new guest for a state machine's methods.
-func (g *guest) init(update func([]Entry) []Entry, query func(context.Context, []byte) *Result, watch func(context.Context, []byte, chan<- *Result)) {
-	g.update, g.query, g.watch = update, query, watch
+// init sets up a new guest for a state machine's methods, logging to log.
+func (g *guest) init(update func([]Entry) []Entry, query func(context.Context, []byte) *Result, watch func(context.Context, []byte, chan<- *Result), log *slog.Logger) {
+	g.update, g.query, g.watch, g.log = update, query, watch, log
 	g.closed, g.close = context.WithCancel(context.Background())
 }
 
@@ -71,6 +74,17 @@ func (g *guest) closeWatches() {
 	g.watchMu.Lock()
 	defer g.watchMu.Unlock()
 	g.close()
+}
+
+// closeResult is what Dragonboat gets from the Close of a state machine that
+// returned err: nil, the error logged. Dragonboat panics on an error from
+// Close, which would stop the whole process, every replica on it, for
+// one replica that was stopping anyway.
+func (g *guest) closeResult(err error) error {
+	if err != nil {
+		g.log.Error("zongzi: close state machine", "err", err)
+	}
+	return nil
 }
 
 func (g *guest) Update(ents []sm.Entry) ([]sm.Entry, error) {
@@ -113,9 +127,9 @@ type memoryGuest struct {
 
 var _ sm.IConcurrentStateMachine = (*memoryGuest)(nil)
 
-func newMemoryGuest(s StateMachine) *memoryGuest {
+func newMemoryGuest(s StateMachine, log *slog.Logger) *memoryGuest {
 	g := &memoryGuest{sm: s}
-	g.init(s.Update, s.Query, s.Watch)
+	g.init(s.Update, s.Query, s.Watch, log)
 	return g
 }
 
@@ -129,10 +143,11 @@ func (g *memoryGuest) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, done
 	return g.recover(r, done, g.sm.RecoverFromSnapshot)
 }
 
-// Close ends the watches on the state machine and closes it.
+// Close ends the watches on the state machine and closes it. An error is
+// logged (see guest.closeResult).
 func (g *memoryGuest) Close() error {
 	g.closeWatches()
-	return g.sm.Close()
+	return g.closeResult(g.sm.Close())
 }
 
 // diskGuest runs a StateMachinePersistent as a Dragonboat on-disk state machine.
@@ -143,9 +158,9 @@ type diskGuest struct {
 
 var _ sm.IOnDiskStateMachine = (*diskGuest)(nil)
 
-func newDiskGuest(s StateMachinePersistent) *diskGuest {
+func newDiskGuest(s StateMachinePersistent, log *slog.Logger) *diskGuest {
 	g := &diskGuest{sm: s}
-	g.init(s.Update, s.Query, s.Watch)
+	g.init(s.Update, s.Query, s.Watch, log)
 	return g
 }
 
@@ -179,10 +194,11 @@ func (g *diskGuest) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) error
 	return g.recover(r, done, g.sm.RecoverFromSnapshot)
 }
 
-// Close ends the watches on the state machine and closes it.
+// Close ends the watches on the state machine and closes it. An error is
+// logged (see guest.closeResult).
 func (g *diskGuest) Close() error {
 	g.closeWatches()
-	return g.sm.Close()
+	return g.closeResult(g.sm.Close())
 }
 
 // snapshotErr is what Dragonboat gets for a snapshot save or recovery that

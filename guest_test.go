@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"testing"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
 )
+
+// quiet is the logger of the guests tested here.
+var quiet = slog.New(slog.DiscardHandler)
 
 // bytesSM is a state machine whose state is the bytes of its last snapshot.
 type bytesSM struct{ state []byte }
@@ -33,7 +37,7 @@ func (s *bytesSM) Close() error { return nil }
 // state machine's bytes alone) recovers as it was, the index unknown.
 func TestGuestSnapshotCarriesAppliedIndex(t *testing.T) {
 	state := []byte("the state\x00zongzi\x01 and more")
-	src := newMemoryGuest(&bytesSM{state: state})
+	src := newMemoryGuest(&bytesSM{state: state}, quiet)
 	src.applied.Store(42)
 	c, err := src.PrepareSnapshot()
 	if err != nil {
@@ -44,7 +48,7 @@ func TestGuestSnapshotCarriesAppliedIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := &bytesSM{}
-	g := newMemoryGuest(dst)
+	g := newMemoryGuest(dst, quiet)
 	if err := g.RecoverFromSnapshot(&snap, nil, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +57,7 @@ func TestGuestSnapshotCarriesAppliedIndex(t *testing.T) {
 	}
 
 	old := &bytesSM{}
-	g = newMemoryGuest(old)
+	g = newMemoryGuest(old, quiet)
 	g.applied.Store(7)
 	if err := g.RecoverFromSnapshot(bytes.NewReader(state), nil, nil); err != nil {
 		t.Fatal(err)
@@ -78,10 +82,10 @@ func (s *reversingSM) Update(e []Entry) []Entry {
 // the entries would each reach another caller; the update fails instead.
 func TestGuestUpdateRefusesWrongOrder(t *testing.T) {
 	ents := []sm.Entry{{Index: 5, Cmd: []byte("a")}, {Index: 6, Cmd: []byte("b")}}
-	if _, err := newMemoryGuest(&reversingSM{}).Update(ents); err == nil {
+	if _, err := newMemoryGuest(&reversingSM{}, quiet).Update(ents); err == nil {
 		t.Error("an update answered in reverse order succeeded")
 	}
-	if _, err := newMemoryGuest(&bytesSM{}).Update(ents); err != nil {
+	if _, err := newMemoryGuest(&bytesSM{}, quiet).Update(ents); err != nil {
 		t.Errorf("an update answered in order: %v", err)
 	}
 }

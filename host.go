@@ -185,7 +185,7 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 	if fresh && r.Status != registry.ReplicaStatusNew {
 		return a.deleteLostReplica(ctx, r)
 	}
-	g, err := newReplicaGuest(t, r)
+	g, err := newReplicaGuest(t, r, a.log)
 	if err != nil {
 		return fmt.Errorf("start replica %d of shard %d: %w", r.ID, r.ShardID, err)
 	}

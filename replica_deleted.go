@@ -141,7 +141,7 @@ func (a *Agent) restartHeld(nh *dragonboat.NodeHost, st *State, shardID, replica
 		return err
 	}
 	r := Replica{ID: replicaID, ShardID: shardID, HostID: a.hostID}
-	g, err := newReplicaGuest(t, r)
+	g, err := newReplicaGuest(t, r, a.log)
 	if err != nil {
 		return fmt.Errorf("restart deleted voting member %d of shard %d: %w", replicaID, shardID, err)
 	}

@@ -3,6 +3,7 @@ package zongzi
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
@@ -18,14 +19,16 @@ type replicaGuest struct {
 }
 
 // newReplicaGuest calls t's factory for r. A factory that returns nil is a
-// configuration error: Dragonboat would panic the host on it.
-func newReplicaGuest(t stateMachineType, r Replica) (replicaGuest, error) {
+// configuration error: Dragonboat would panic the host on it. What the
+// state machine reports and Dragonboat must not get goes to log.
+func newReplicaGuest(t stateMachineType, r Replica, log *slog.Logger) (replicaGuest, error) {
+	log = log.With("shard", r.ShardID, "replica", r.ID)
 	if t.disk != nil {
 		if s := t.disk(r.ShardID, r.ID); s != nil {
-			return replicaGuest{disk: newDiskGuest(s)}, nil
+			return replicaGuest{disk: newDiskGuest(s, log)}, nil
 		}
 	} else if s := t.memory(r.ShardID, r.ID); s != nil {
-		return replicaGuest{memory: newMemoryGuest(s)}, nil
+		return replicaGuest{memory: newMemoryGuest(s, log)}, nil
 	}
 	return replicaGuest{}, fmt.Errorf("%w: state machine factory returned nil", ErrInvalidConfig)
 }
@@ -53,10 +56,18 @@ func (g replicaGuest) start(nh *dragonboat.NodeHost, members map[uint64]dragonbo
 	return nil
 }
 
-// discard closes a state machine whose replica did not start.
+// discard closes a state machine whose replica did not start, and returns
+// the error of its Close.
 func (g replicaGuest) discard() error {
+	g.guest().closeWatches()
+	var err error
 	if g.disk != nil {
-		return g.disk.Close()
+		err = g.disk.sm.Close()
+	} else {
+		err = g.memory.sm.Close()
 	}
-	return g.memory.Close()
+	if err != nil {
+		return fmt.Errorf("zongzi: close state machine: %w", err)
+	}
+	return nil
 }

@@ -63,7 +63,8 @@ type StateMachine interface {
 	// panics on a snapshot that fails.
 	RecoverFromSnapshot(r io.Reader, close <-chan struct{}) error
 	// Close releases resources held by the state machine. It is also
-	// called, alone, on one whose replica failed to start.
+	// called, alone, on one whose replica failed to start. An error is
+	// logged by the agent; the replica stops all the same.
 	Close() error
 }
 
@@ -111,7 +112,8 @@ type StateMachinePersistent interface {
 	// panics on a snapshot that fails.
 	RecoverFromSnapshot(r io.Reader, close <-chan struct{}) error
 	// Close releases resources held by the state machine. It is also
-	// called, without Open, on one whose replica failed to start.
+	// called, without Open, on one whose replica failed to start. An
+	// error is logged by the agent; the replica stops all the same.
 	Close() error
 }
 
