@@ -38,6 +38,7 @@ const (
 	resultNotFound   uint64 = 2 // no record; Data is empty
 	resultMismatch   uint64 = 3 // expected version differs; Data is the stored version (0: none)
 	resultBadCommand uint64 = 4 // the command or query could not be decoded; nothing changed
+	resultTooLarge   uint64 = 5 // the command's key or value is over the limit; nothing changed
 )
 
 // errMalformed is wrapped by every decoding error.

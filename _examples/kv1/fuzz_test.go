@@ -46,7 +46,10 @@ func FuzzDecodeCommand(f *testing.F) {
 		if !bytes.Equal(again, b) {
 			t.Fatalf("re-encoded %x, input %x", again, b)
 		}
-		if code != resultOK && code != resultNotFound && code != resultMismatch {
+		if over := len(c.key) > defaultMaxKey || len(c.val) > defaultMaxVal; over != (code == resultTooLarge) {
+			t.Fatalf("command with a %d-byte key and a %d-byte value gave result %d", len(c.key), len(c.val), code)
+		}
+		if code != resultOK && code != resultNotFound && code != resultMismatch && code != resultTooLarge {
 			t.Fatalf("decodable command gave result %d", code)
 		}
 	})

@@ -221,6 +221,11 @@ func TestHandlerContract(t *testing.T) {
 			body: "Value too large (max 1048576 bytes)\n"},
 		{name: "small value limit", cfg: handlerConfig{MaxVal: 4}, req: putReq("/k?val=12345"), code: 413,
 			body: "Value too large (max 4 bytes)\n"},
+		// A handler with a higher limit proposes the value; the state
+		// machine refuses it.
+		{name: "value over the state machine's limit", cfg: handlerConfig{MaxVal: 2 << 20},
+			req: putReq("/k?val=" + strings.Repeat("v", 1<<20+1)), code: 413,
+			body: "Too large: the key or value is over the state machine's limit; nothing was applied\n", proposes: 1},
 		{name: "key at the limit", req: putReq("/" + strings.Repeat("k", 1023)), code: 200,
 			body: `{"key":"/` + strings.Repeat("k", 1023) + `","ver":6,"val":""}` + "\n", proposes: 1},
 		{name: "key over the limit", req: putReq("/" + strings.Repeat("k", 1024)), code: 414,

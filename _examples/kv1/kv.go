@@ -24,6 +24,7 @@ var (
 	errReadCanceled  = &httpError{status: http.StatusServiceUnavailable, msg: "Canceled", retry: true}
 	errBadResult     = &httpError{status: http.StatusInternalServerError, msg: "Internal error: undecodable result from the state machine"}
 	errBadCommand    = &httpError{status: http.StatusInternalServerError, msg: "Internal error: the state machine could not decode the request; nothing was applied"}
+	errTooLarge      = &httpError{status: http.StatusRequestEntityTooLarge, msg: "Too large: the key or value is over the state machine's limit; nothing was applied"}
 )
 
 // accepted is the body of a write answered once committed (stale=true).
@@ -134,6 +135,8 @@ func writeResult(rc *fasthttp.RequestCtx, value uint64, data []byte, p params) i
 			"Version mismatch ("+strconv.FormatUint(want, 10)+" != "+strconv.FormatUint(stored, 10)+")")
 	case resultBadCommand:
 		return writeError(rc, errBadCommand)
+	case resultTooLarge:
+		return writeError(rc, errTooLarge)
 	}
 	return writeError(rc, &httpError{status: http.StatusInternalServerError,
 		msg: "Internal error: unknown result code " + strconv.FormatUint(value, 10)})

@@ -66,7 +66,10 @@ func stripeIndex(key []byte) uint64 { return xxhash.Sum64(key) % stripes }
 // Update applies entries in order. Each entry's result is one of:
 // resultOK with the written or deleted record, resultNotFound (delete of a
 // missing key), resultMismatch with the stored version (0 when missing),
-// or resultBadCommand for an undecodable command, which is logged.
+// resultBadCommand for an undecodable command, or resultTooLarge for a
+// key over defaultMaxKey bytes or a value over defaultMaxVal, both logged.
+// The HTTP handler proposes no such command, but another client of the
+// shard could; the limits are constants, the same on every replica.
 //
 // Put without a version (or with version 0) creates: it mismatches when the
 // key exists. Put with version N succeeds when the stored version is N.
@@ -85,6 +88,10 @@ func (sm *stateMachine) apply(index uint64, cmd []byte) zongzi.Result {
 	if err != nil {
 		sm.log.Warn("kv1: rejected undecodable command", "index", index, "len", len(cmd), "err", err)
 		return zongzi.Result{Value: resultBadCommand}
+	}
+	if len(c.key) > defaultMaxKey || len(c.val) > defaultMaxVal {
+		sm.log.Warn("kv1: rejected command over the limits", "index", index, "key", len(c.key), "val", len(c.val))
+		return zongzi.Result{Value: resultTooLarge}
 	}
 	st := sm.stripeOf(c.key)
 	st.mu.Lock()

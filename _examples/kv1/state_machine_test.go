@@ -23,6 +23,12 @@ func cas(key, val string, ver uint64) []byte {
 func del(key string) []byte              { return appendDelete(nil, key, false, 0) }
 func delVer(key string, v uint64) []byte { return appendDelete(nil, key, true, v) }
 
+// maxKey and maxVal are a key and a value at the limits.
+var (
+	maxKey = "/" + strings.Repeat("k", defaultMaxKey-1)
+	maxVal = strings.Repeat("v", defaultMaxVal)
+)
+
 // wantRecord is the encoded result data of a record.
 func wantRecord(ver uint64, key, val string) []byte {
 	return appendRecord(nil, ver, []byte(key), []byte(val))
@@ -83,6 +89,16 @@ func TestStateMachineUpdate(t *testing.T) {
 			{10, put("/k", "v")[:5], resultBadCommand, nil},
 			{11, cas("/k", "w", 6), resultOK, wantRecord(11, "/k", "w")},
 		}},
+		// The handler refuses these, but another client of the shard
+		// could propose them.
+		{"over the limits changes nothing", []step{
+			{6, put("/k", "v"), resultOK, wantRecord(6, "/k", "v")},
+			{7, cas("/k", strings.Repeat("v", defaultMaxVal+1), 6), resultTooLarge, nil},
+			{8, put("/"+strings.Repeat("k", defaultMaxKey), "v"), resultTooLarge, nil},
+			{9, del("/" + strings.Repeat("k", defaultMaxKey)), resultTooLarge, nil},
+			{10, put(maxKey, maxVal), resultOK, wantRecord(10, maxKey, maxVal)},
+			{11, cas("/k", "w", 6), resultOK, wantRecord(11, "/k", "w")},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sm := newStateMachine(1, 1)
@@ -94,9 +110,9 @@ func TestStateMachineUpdate(t *testing.T) {
 					t.Fatalf("index %d: Update returned %d entries", s.index, len(out))
 				}
 				if r := out[0].Result; r.Value != s.code || !bytes.Equal(r.Data, s.data) {
-					t.Fatalf("index %d: result %d %x, want %d %x", s.index, r.Value, r.Data, s.code, s.data)
+					t.Fatalf("index %d: result %d %.64x (%d bytes), want %d %.64x", s.index, r.Value, r.Data, len(r.Data), s.code, s.data)
 				}
-				if logged := strings.Contains(log.String(), fmt.Sprintf("index=%d ", s.index)); logged != (s.code == resultBadCommand) {
+				if logged := strings.Contains(log.String(), fmt.Sprintf("index=%d ", s.index)); logged != (s.code == resultBadCommand || s.code == resultTooLarge) {
 					t.Fatalf("index %d: logged %v; log:\n%s", s.index, logged, log.String())
 				}
 			}
