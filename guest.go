@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -239,6 +240,12 @@ func (g *guest) prepare(user any, err error) (any, error) {
 	return guestCursor{applied: g.applied.Load(), user: user}, nil
 }
 
+// save writes the snapshot of cursor c with the state machine's save. When
+// the state machine fails after a write to w failed, the error is w's:
+// Dragonboat takes a stream to another host that broke
+// (statemachine.ErrSnapshotStreaming) as the end of that stream, not of
+// the process, but only when it gets that error, which a state machine
+// that wraps it with %v or returns its own hides.
 func (g *guest) save(c any, w io.Writer, done <-chan struct{}, save func(any, io.Writer, <-chan struct{}) error) error {
 	gc, ok := c.(guestCursor)
 	if !ok {
@@ -248,7 +255,26 @@ func (g *guest) save(c any, w io.Writer, done <-chan struct{}, save func(any, io
 	if _, err := w.Write(head); err != nil {
 		return snapshotErr(err, done)
 	}
-	return snapshotErr(save(gc.user, w, done), done)
+	ew := &errWriter{w: w}
+	err := save(gc.user, ew, done)
+	if err != nil && ew.err != nil && !errors.Is(err, ew.err) {
+		err = fmt.Errorf("%w (the state machine's error: %v)", ew.err, err)
+	}
+	return snapshotErr(err, done)
+}
+
+// errWriter is a writer that remembers the first error of w.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 func (g *guest) recover(r io.Reader, done <-chan struct{}, load func(io.Reader, <-chan struct{}) error) error {

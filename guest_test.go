@@ -3,8 +3,10 @@ package zongzi
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
@@ -87,5 +89,60 @@ func TestGuestUpdateRefusesWrongOrder(t *testing.T) {
 	}
 	if _, err := newMemoryGuest(&bytesSM{}, quiet).Update(ents); err != nil {
 		t.Errorf("an update answered in order: %v", err)
+	}
+}
+
+// failingWriter fails every write after the first n bytes with err.
+type failingWriter struct {
+	n   int
+	err error
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if len(p) > w.n {
+		n := w.n
+		w.n = 0
+		return n, w.err
+	}
+	w.n -= len(p)
+	return len(p), nil
+}
+
+// ownErrorDiskSM is a diskSMStub whose SaveSnapshot reports a failed write
+// with an error of its own, as many do (fmt.Errorf with %v, say).
+type ownErrorDiskSM struct{ diskSMStub }
+
+func (*ownErrorDiskSM) SaveSnapshot(_ any, w io.Writer, _ <-chan struct{}) error {
+	if _, err := w.Write(make([]byte, 100)); err != nil {
+		return errors.New("disk sm: write failed: " + err.Error())
+	}
+	return nil
+}
+
+// diskSMStub is a StateMachinePersistent that does nothing.
+type diskSMStub struct{ bytesSM }
+
+func (diskSMStub) Open(<-chan struct{}) (uint64, error) { return 0, nil }
+func (diskSMStub) Sync() error                          { return nil }
+
+// TestGuestSnapshotKeepsWriterError: a persistent state machine's snapshot
+// streamed to another host that goes away fails on a write with
+// Dragonboat's ErrSnapshotStreaming, which Dragonboat takes as the end of
+// the stream; any other error from SaveSnapshot stops the process with a
+// panic. A state machine that returns its own error for the failed write
+// gets that of the writer passed on, its own beside it.
+func TestGuestSnapshotKeepsWriterError(t *testing.T) {
+	g := newDiskGuest(&ownErrorDiskSM{}, quiet)
+	c, err := g.PrepareSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = g.SaveSnapshot(c, &failingWriter{n: 50, err: sm.ErrSnapshotStreaming}, nil)
+	if !errors.Is(err, sm.ErrSnapshotStreaming) || !strings.Contains(err.Error(), "disk sm: write failed") {
+		t.Errorf("snapshot to a broken stream: %v, want ErrSnapshotStreaming and the state machine's error", err)
+	}
+	c, _ = g.PrepareSnapshot()
+	if err := g.SaveSnapshot(c, io.Discard, nil); err != nil {
+		t.Errorf("snapshot: %v", err)
 	}
 }

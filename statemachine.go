@@ -55,7 +55,9 @@ type StateMachine interface {
 	// PrepareSnapshot captures a point-in-time cursor while updates are paused.
 	PrepareSnapshot() (cursor any, err error)
 	// SaveSnapshot writes the state captured by cursor to w. When close is
-	// closed (the replica is stopping) it may return early with any error.
+	// closed (the replica is stopping), or a write to w fails (the host a
+	// snapshot streams to went away), it may return early with any error:
+	// the agent reports w's.
 	SaveSnapshot(cursor any, w io.Writer, close <-chan struct{}) error
 	// RecoverFromSnapshot replaces the state with the snapshot read from r,
 	// and like SaveSnapshot may return early with any error once close is
@@ -104,7 +106,9 @@ type StateMachinePersistent interface {
 	// PrepareSnapshot captures a point-in-time cursor while updates are paused.
 	PrepareSnapshot() (cursor any, err error)
 	// SaveSnapshot writes the state captured by cursor to w. When close is
-	// closed (the replica is stopping) it may return early with any error.
+	// closed (the replica is stopping), or a write to w fails (the host a
+	// snapshot streams to went away), it may return early with any error:
+	// the agent reports w's.
 	SaveSnapshot(cursor any, w io.Writer, close <-chan struct{}) error
 	// RecoverFromSnapshot replaces the state with the snapshot read from r,
 	// and like SaveSnapshot may return early with any error once close is
