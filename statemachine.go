@@ -52,7 +52,8 @@ type StateMachine interface {
 	// also ends when the replica stops, and Close may come before Watch
 	// has returned. A nil result is skipped. Watch must not close results.
 	Watch(ctx context.Context, query []byte, results chan<- *Result)
-	// PrepareSnapshot captures a point-in-time cursor while updates are paused.
+	// PrepareSnapshot captures a point-in-time cursor while updates are
+	// paused. An error stops the process: Dragonboat panics on it.
 	PrepareSnapshot() (cursor any, err error)
 	// SaveSnapshot writes the state captured by cursor to w. When close is
 	// closed (the replica is stopping), or a write to w fails (the host a
@@ -101,9 +102,11 @@ type StateMachinePersistent interface {
 	// also ends when the replica stops, and Close may come before Watch
 	// has returned. A nil result is skipped. Watch must not close results.
 	Watch(ctx context.Context, query []byte, results chan<- *Result)
-	// Sync makes every applied entry durable.
+	// Sync makes every applied entry durable. An error stops the
+	// process: Dragonboat panics on it.
 	Sync() error
-	// PrepareSnapshot captures a point-in-time cursor while updates are paused.
+	// PrepareSnapshot captures a point-in-time cursor while updates are
+	// paused. An error stops the process: Dragonboat panics on it.
 	PrepareSnapshot() (cursor any, err error)
 	// SaveSnapshot writes the state captured by cursor to w. When close is
 	// closed (the replica is stopping), or a write to w fails (the host a
