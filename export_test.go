@@ -91,3 +91,10 @@ func RouteOf(a *Agent, shardID uint64) []string {
 // RoundTrip returns the round trip a's bus last measured to addr, and
 // whether it has one.
 func RoundTrip(a *Agent, addr string) (time.Duration, bool) { return a.pool.RTT(addr) }
+
+// RunsReplica reports whether the agent lists a replica of the shard as
+// running here (it may still be opening its state machine).
+func RunsReplica(a *Agent, shardID uint64) bool {
+	_, _, ok := a.localReplicaOf(shardID)
+	return ok
+}

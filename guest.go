@@ -52,18 +52,14 @@ func (g *guest) init(update func([]Entry) []Entry, query func(context.Context, [
 	g.opened = make(chan struct{})
 }
 
-// waitOpen waits until the state machine is open: nothing may be called
+// isOpen reports whether the state machine is open: nothing may be called
 // on a StateMachinePersistent before its Open returns, and Dragonboat opens
-// it after the replica started. It returns false when ctx is done first;
-// when the state machine is closed first it returns true, and startWatch
-// refuses the watch.
-func (g *guest) waitOpen(ctx context.Context) bool {
+// it after the replica started.
+func (g *guest) isOpen() bool {
 	select {
 	case <-g.opened:
 		return true
-	case <-g.closed.Done():
-		return true
-	case <-ctx.Done():
+	default:
 		return false
 	}
 }

@@ -136,17 +136,14 @@ func (a *Agent) localWatch(ctx context.Context, shardID uint64, query []byte, st
 			return err
 		}
 	}
+	if !r.guest.isOpen() {
+		// As a query, which Dragonboat refuses until then: a stale watch
+		// reads no index first, which would.
+		return fmt.Errorf("%w: shard %d: the replica here is opening its state machine", ErrShardNotReady, shardID)
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(r.stopped, cancel)() // the replica stops: so does the watch
-	// A stale watch reads no index first, which waits for the state
-	// machine to be open: it waits here.
-	if !r.guest.waitOpen(wctx) {
-		if ctx.Err() == nil {
-			return watchStopped(a.store.State(), shardID)
-		}
-		return nil
-	}
 	results := make(chan *Result, 16)
 	if !r.guest.startWatch(wctx, query, results) {
 		return fmt.Errorf("%w: shard %d: the replica serving the watch stopped", ErrShardNotReady, shardID)

@@ -2,6 +2,7 @@ package zongzi_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -34,12 +35,13 @@ func (s *slowOpenSM) Watch(ctx context.Context, q []byte, results chan<- *zongzi
 	s.diskSM.Watch(ctx, q, results)
 }
 
-// TestStaleWatchWaitsForOpen: nothing is called on a persistent state
+// TestStaleWatchBeforeOpen: nothing is called on a persistent state
 // machine before its Open returns (StateMachinePersistent), but a stale
 // Watch, which no raft read precedes, reached it as soon as its replica
 // was started, while Dragonboat was still opening it. A watch that comes
-// then waits for Open, and starts once it returned.
-func TestStaleWatchWaitsForOpen(t *testing.T) {
+// then is refused with ErrShardNotReady, as a query is, so that another
+// host can serve it; once Open returned, watches start.
+func TestStaleWatchBeforeOpen(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	logTo(t)
@@ -77,32 +79,34 @@ func TestStaleWatchWaitsForOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Start a stale watch until one stays: it reached the replica.
+	waitFor(t, settle, "replica running", func() bool { return zongzi.RunsReplica(a, s.ID) })
 	results := make(chan *zongzi.Result, 1)
-	deadline := time.Now().Add(settle)
-	for {
-		done := make(chan error, 1)
-		go func() { done <- a.Client(s.ID).Watch(ctx, nil, results, true) }()
-		select {
-		case <-done: // the replica does not run here yet
-			if time.Now().After(deadline) {
-				t.Fatal("no watch reached the replica")
-			}
-			time.Sleep(50 * time.Millisecond)
-			continue
-		case <-time.After(time.Second):
-		}
-		break
+	wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+	defer wcancel()
+	if err := a.Client(s.ID).Watch(wctx, nil, results, true); !errors.Is(err, zongzi.ErrShardNotReady) {
+		t.Errorf("watch while the state machine opens: %v, want ErrShardNotReady", err)
 	}
 	if sm.Load().watchEarly.Load() {
 		t.Fatal("Watch called on a persistent state machine before its Open returned")
 	}
 	close(release)
+	wctx, wcancel = context.WithCancel(ctx)
+	defer wcancel()
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for wctx.Err() == nil {
+			_ = a.Client(s.ID).Watch(wctx, nil, results, true)
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
 	select {
 	case <-results:
 	case <-time.After(settle):
-		t.Fatal("the watch did not start once Open returned")
+		t.Error("no watch started once Open returned")
 	}
+	wcancel()
+	<-watched
 	if sm.Load().watchEarly.Load() {
 		t.Error("Watch called on a persistent state machine before its Open returned")
 	}
