@@ -42,26 +42,12 @@ type guest struct {
 	watchMu sync.Mutex
 	closed  context.Context
 	close   context.CancelFunc
-	opened  chan struct{} // closed once Open returned, at once for a StateMachine
 }
 
 // init sets up a new guest for a state machine's methods, logging to log.
 func (g *guest) init(update func([]Entry) []Entry, query func(context.Context, []byte) *Result, watch func(context.Context, []byte, chan<- *Result), log *slog.Logger) {
 	g.update, g.query, g.watch, g.log = update, query, watch, log
 	g.closed, g.close = context.WithCancel(context.Background())
-	g.opened = make(chan struct{})
-}
-
-// isOpen reports whether the state machine is open: nothing may be called
-// on a StateMachinePersistent before its Open returns, and Dragonboat opens
-// it after the replica started.
-func (g *guest) isOpen() bool {
-	select {
-	case <-g.opened:
-		return true
-	default:
-		return false
-	}
 }
 
 // startWatch runs the state machine's Watch in a new goroutine with a
@@ -145,7 +131,6 @@ var _ sm.IConcurrentStateMachine = (*memoryGuest)(nil)
 func newMemoryGuest(s StateMachine, log *slog.Logger) *memoryGuest {
 	g := &memoryGuest{sm: s}
 	g.init(s.Update, s.Query, s.Watch, log)
-	close(g.opened)
 	return g
 }
 
@@ -195,11 +180,6 @@ func (g *diskGuest) Open(stopc <-chan struct{}) (uint64, error) {
 		}
 	}
 	g.applied.Store(i)
-	select { // Dragonboat opens a state machine once; be sure
-	case <-g.opened:
-	default:
-		close(g.opened)
-	}
 	return i, nil
 }
 

@@ -127,7 +127,7 @@ func (a *Agent) localIndex(ctx context.Context, shardID uint64) (uint64, error) 
 }
 
 func (a *Agent) localWatch(ctx context.Context, shardID uint64, query []byte, stale bool, send func(uint64, []byte) error) error {
-	_, r, ok := a.localReplicaOf(shardID)
+	nh, r, ok := a.localReplicaOf(shardID)
 	if !ok || r.guest == nil {
 		return fmt.Errorf("%w: shard %d has no replica on this host", ErrShardNotReady, shardID)
 	}
@@ -135,11 +135,11 @@ func (a *Agent) localWatch(ctx context.Context, shardID uint64, query []byte, st
 		if _, err := a.localIndex(ctx, shardID); err != nil {
 			return err
 		}
-	}
-	if !r.guest.isOpen() {
-		// As a query, which Dragonboat refuses until then: a stale watch
-		// reads no index first, which would.
-		return fmt.Errorf("%w: shard %d: the replica here is opening its state machine", ErrShardNotReady, shardID)
+	} else if _, err := nh.StaleRead(shardID, indexQuery{}); err != nil {
+		// As a stale query, refused until the replica is initialised (its
+		// persistent state machine open, or its snapshot recovered): no
+		// read of the index precedes a stale watch, which would be.
+		return fmt.Errorf("shard %d: watch: %w", shardID, mapError(err))
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
