@@ -241,11 +241,13 @@ func (g *guest) prepare(user any, err error) (any, error) {
 }
 
 // save writes the snapshot of cursor c with the state machine's save. When
-// the state machine fails after a write to w failed, the error is w's:
-// Dragonboat takes a stream to another host that broke
+// a write to w failed, the error is w's, whatever the state machine
+// returned: Dragonboat takes a stream to another host that broke
 // (statemachine.ErrSnapshotStreaming) as the end of that stream, not of
 // the process, but only when it gets that error, which a state machine
-// that wraps it with %v or returns its own hides.
+// that wraps it with %v or returns its own hides; and a state machine
+// that ignored the error would have a snapshot missing what it wrote
+// taken for a whole one.
 func (g *guest) save(c any, w io.Writer, done <-chan struct{}, save func(any, io.Writer, <-chan struct{}) error) error {
 	gc, ok := c.(guestCursor)
 	if !ok {
@@ -257,7 +259,11 @@ func (g *guest) save(c any, w io.Writer, done <-chan struct{}, save func(any, io
 	}
 	ew := &errWriter{w: w}
 	err := save(gc.user, ew, done)
-	if err != nil && ew.err != nil && !errors.Is(err, ew.err) {
+	switch {
+	case ew.err == nil:
+	case err == nil:
+		err = fmt.Errorf("zongzi: save snapshot: the state machine ignored a failed write: %w", ew.err)
+	case !errors.Is(err, ew.err):
 		err = fmt.Errorf("%w (the state machine's error: %v)", ew.err, err)
 	}
 	return snapshotErr(err, done)

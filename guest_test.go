@@ -146,3 +146,26 @@ func TestGuestSnapshotKeepsWriterError(t *testing.T) {
 		t.Errorf("snapshot: %v", err)
 	}
 }
+
+// ignoringDiskSM is a diskSMStub whose SaveSnapshot ignores write errors.
+type ignoringDiskSM struct{ diskSMStub }
+
+func (*ignoringDiskSM) SaveSnapshot(_ any, w io.Writer, _ <-chan struct{}) error {
+	_, _ = w.Write(make([]byte, 100))
+	return nil
+}
+
+// TestGuestSnapshotIgnoredWriteFails: a snapshot whose state machine
+// ignored a failed write is missing what it wrote; it fails with the
+// writer's error instead of passing for a whole one.
+func TestGuestSnapshotIgnoredWriteFails(t *testing.T) {
+	g := newDiskGuest(&ignoringDiskSM{}, quiet)
+	c, err := g.PrepareSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = g.SaveSnapshot(c, &failingWriter{n: 50, err: sm.ErrSnapshotStreaming}, nil)
+	if !errors.Is(err, sm.ErrSnapshotStreaming) {
+		t.Errorf("snapshot with an ignored failed write: %v, want ErrSnapshotStreaming", err)
+	}
+}
