@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/lni/dragonboat/v4"
 	sm "github.com/lni/dragonboat/v4/statemachine"
 )
 
@@ -42,6 +43,7 @@ type guest struct {
 	watchMu sync.Mutex
 	closed  context.Context
 	close   context.CancelFunc
+	closing atomic.Bool // Close was called: no query starts
 }
 
 // init sets up a new guest for a state machine's methods, logging to log.
@@ -70,8 +72,10 @@ func (g *guest) startWatch(ctx context.Context, query []byte, results chan<- *Re
 	return true
 }
 
-// closeWatches ends the watches on the state machine before it closes.
+// closeWatches ends the watches on the state machine before it closes,
+// and keeps queries from starting.
 func (g *guest) closeWatches() {
+	g.closing.Store(true)
 	g.watchMu.Lock()
 	defer g.watchMu.Unlock()
 	g.close()
@@ -108,11 +112,23 @@ func (g *guest) Update(ents []sm.Entry) ([]sm.Entry, error) {
 	return ents, nil
 }
 
+// Lookup answers a query of the local replica. Dragonboat can still call
+// it once the state machine is closing: a read that found the replica
+// before it stopped looks up a concurrent state machine without checking
+// that it was closed meanwhile. A query that comes then is refused with
+// dragonboat.ErrShardClosed (the read goes on elsewhere) instead of
+// reaching a state machine that may have released what Query reads.
 func (g *guest) Lookup(q any) (any, error) {
 	switch q := q.(type) {
 	case guestQuery:
+		if g.closing.Load() {
+			return nil, dragonboat.ErrShardClosed
+		}
 		return g.query(q.ctx, q.query), nil
 	case []byte:
+		if g.closing.Load() {
+			return nil, dragonboat.ErrShardClosed
+		}
 		return g.query(context.Background(), q), nil
 	case indexQuery:
 		return g.applied.Load(), nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lni/dragonboat/v4"
 	sm "github.com/lni/dragonboat/v4/statemachine"
 )
 
@@ -167,5 +168,40 @@ func TestGuestSnapshotIgnoredWriteFails(t *testing.T) {
 	err = g.SaveSnapshot(c, &failingWriter{n: 50, err: sm.ErrSnapshotStreaming}, nil)
 	if !errors.Is(err, sm.ErrSnapshotStreaming) {
 		t.Errorf("snapshot with an ignored failed write: %v, want ErrSnapshotStreaming", err)
+	}
+}
+
+// queryCountSM is a bytesSM that counts its queries.
+type queryCountSM struct {
+	bytesSM
+	queries int
+}
+
+func (s *queryCountSM) Query(context.Context, []byte) *Result {
+	s.queries++
+	return &Result{}
+}
+
+// TestGuestRefusesQueryOnceClosed: Dragonboat looks up a concurrent state
+// machine without checking that it was closed (NativeSM.ConcurrentLookup),
+// so a read that found the replica before it stopped can reach it after
+// Close. The query is refused with ErrShardClosed, which a read takes as
+// a replica that cannot serve it, and never reaches the state machine.
+func TestGuestRefusesQueryOnceClosed(t *testing.T) {
+	s := &queryCountSM{}
+	g := newMemoryGuest(s, quiet)
+	if _, err := g.Lookup(guestQuery{ctx: context.Background(), query: []byte("q")}); err != nil || s.queries != 1 {
+		t.Fatalf("query of an open state machine: %v, %d queries", err, s.queries)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []any{guestQuery{ctx: context.Background(), query: []byte("q")}, []byte("q")} {
+		if _, err := g.Lookup(q); !errors.Is(err, dragonboat.ErrShardClosed) {
+			t.Errorf("query %T of a closed state machine: %v, want ErrShardClosed", q, err)
+		}
+	}
+	if s.queries != 1 {
+		t.Errorf("a closed state machine got %d more queries", s.queries-1)
 	}
 }
