@@ -189,7 +189,13 @@ func (a *Agent) nodeHostConfig(ctx context.Context) (config.NodeHostConfig, erro
 	// TLS (NewAgent refused a host config that brings either).
 	//lint:ignore SA1019 a config may still set the deprecated field; Dragonboat refuses both set
 	if nhc.Expert.TransportFactory == nil && nhc.RaftRPCFactory == nil && !nhc.MutualTLS {
-		nhc.Expert.TransportFactory = raftnet.Factory{Learn: learn, TLS: a.tls}
+		// Hosts keeps snapshots for replicas that never started here from
+		// Dragonboat's chunk handler, which panics on them.
+		hosts := func(shardID, replicaID uint64) bool {
+			nh := a.nh.Load()
+			return nh != nil && nh.HasNodeInfo(shardID, replicaID)
+		}
+		nhc.Expert.TransportFactory = raftnet.Factory{Learn: learn, TLS: a.tls, Hosts: hosts}
 	}
 	if a.gossipAddr != "" {
 		seeds, err := a.gossipSeeds(ctx)

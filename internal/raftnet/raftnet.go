@@ -12,10 +12,11 @@
 // peers whose certificates the config verifies. It bounds what a peer
 // costs, though: a connection holds no read buffer before its first header
 // comes, one silent for idleTimeout is closed, a frame whose header
-// promises too much is refused before its payload is read, and a batch
+// promises too much is refused before its payload is read, a batch
 // that Dragonboat's decoder would panic or loop forever on is refused
-// (decodeBatch). Batches, retries, connection reuse and snapshot chunking
-// stay Dragonboat's; this module only moves bytes.
+// (decodeBatch), and so is a snapshot chunk that Dragonboat's chunk
+// handler would panic on (handChunk). Batches, retries, connection reuse
+// and snapshot chunking stay Dragonboat's; this module only moves bytes.
 //
 // With Factory.TLS set, every connection is TLS, both ends authenticated
 // by that config: the receiver runs the server side of the handshake in
@@ -136,6 +137,12 @@ type Factory struct {
 	// against the host of the address it dials, as tls.Dialer does.
 	// The module works on a clone, with its own ALPN protocol.
 	TLS *tls.Config
+	// Hosts, when set, says whether a replica was started on this host
+	// and its data not removed since: a snapshot for one it denies is
+	// refused at its first chunk. Dragonboat's chunk handler panics on a
+	// snapshot for a replica that never started on the host, whose
+	// directory is missing.
+	Hosts func(shardID, replicaID uint64) bool
 }
 
 var _ config.TransportFactory = Factory{}
@@ -149,7 +156,8 @@ func (f Factory) Create(nhc config.NodeHostConfig, onBatch raftio.MessageHandler
 	}
 	return &Transport{
 		addr: nhc.GetListenAddress(), advertise: nhc.RaftAddress, learn: f.Learn, deployment: nhc.GetDeploymentID(),
-		onBatch: onBatch, onChunk: onChunk, idle: idleTimeout, tls: tlsConfig, conns: map[net.Conn]struct{}{},
+		onBatch: onBatch, onChunk: onChunk, idle: idleTimeout, tls: tlsConfig, hosts: f.Hosts,
+		conns: map[net.Conn]struct{}{}, owners: map[chunkKey]*chunkOwner{},
 	}
 }
 
@@ -176,10 +184,12 @@ type Transport struct {
 	onChunk    raftio.ChunkHandler
 	idle       time.Duration // idleTimeout; tests shorten it before Start
 	tls        *tls.Config   // nil: plain TCP
+	hosts      func(shardID, replicaID uint64) bool
 
 	mu     sync.Mutex
 	ln     net.Listener
 	conns  map[net.Conn]struct{} // accepted, open (the TCP connections under TLS)
+	owners map[chunkKey]*chunkOwner
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -250,7 +260,8 @@ func (t *Transport) accept(ln net.Listener) {
 }
 
 // serve hands the frames of one connection over in order until the
-// connection ends, a frame is bad, a chunk is refused or frameEnd came.
+// connection ends, a frame is bad, a chunk is refused (handChunk) or
+// frameEnd came.
 // With TLS, the handshake comes first.
 func (t *Transport) serve(raw net.Conn) {
 	defer t.wg.Done()
@@ -280,6 +291,8 @@ func (t *Transport) serve(raw net.Conn) {
 	r := bufio.NewReaderSize(src, readBufferSize)
 	var buf []byte
 	var from, learnt string // the sender's address, and the source last learnt at it
+	var chunks chunkStream
+	defer t.endChunks(&chunks)
 	for {
 		kind, payload, err := readBody(r, hdr[:], buf)
 		if err != nil {
@@ -307,7 +320,7 @@ func (t *Transport) serve(raw net.Conn) {
 			t.onBatch(b) // copies what it keeps: buf is reused
 		case frameChunk:
 			ch, err := decodeChunk(payload)
-			if err != nil || !t.onChunk(ch) {
+			if err != nil || !t.handChunk(&chunks, ch) {
 				return
 			}
 		case frameEnd:
