@@ -58,6 +58,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lni/dragonboat/v4/config"
@@ -89,6 +90,9 @@ const (
 	keepBuffer = 4 << 20
 	// dialTimeout bounds a connection attempt when ctx has no deadline.
 	dialTimeout = 5 * time.Second
+	// refusedPause is the pause between the dials of a message connection
+	// to a host that refuses them (dial).
+	refusedPause = 50 * time.Millisecond
 	// writeTimeout bounds one frame's write: a peer that stops reading
 	// (stopped, or partitioned) fails the send, and Dragonboat reconnects.
 	writeTimeout = 10 * time.Second
@@ -429,7 +433,7 @@ func readPayload(r io.Reader, buf []byte, n int) ([]byte, error) {
 // GetConnection implements raftio.ITransport. The connection starts with
 // a hello that says where this host listens.
 func (t *Transport) GetConnection(ctx context.Context, target string) (raftio.IConnection, error) {
-	c, err := t.dial(ctx, target)
+	c, err := t.dial(ctx, target, true)
 	if err != nil {
 		return nil, err
 	}
@@ -445,7 +449,7 @@ func (t *Transport) GetConnection(ctx context.Context, target string) (raftio.IC
 
 // GetSnapshotConnection implements raftio.ITransport.
 func (t *Transport) GetSnapshotConnection(ctx context.Context, target string) (raftio.ISnapshotConnection, error) {
-	c, err := t.dial(ctx, target)
+	c, err := t.dial(ctx, target, false)
 	if err != nil {
 		return nil, err
 	}
@@ -453,24 +457,45 @@ func (t *Transport) GetSnapshotConnection(ctx context.Context, target string) (r
 }
 
 // dial connects to target, with a TLS handshake when the transport has
-// TLS, within ctx's deadline or dialTimeout.
-func (t *Transport) dial(ctx context.Context, target string) (c net.Conn, err error) {
+// TLS, within ctx's deadline or dialTimeout. With retryRefused, a dial the
+// target refuses (nothing listens there: its host is down, or restarting)
+// is made again every refusedPause until that deadline.
+//
+// Dragonboat takes a failed dial as a failure of the target's circuit
+// breaker, which then drops every message to the target for 250 ms to
+// 1.5 s; a dial that succeeds does not close it again. A host that
+// restarted would hear nothing from the others until their breakers let a
+// message through: most of the time it takes it to serve again. A dial
+// that waits for the target's restart connects as soon as it listens, and
+// by then the breaker's last failure is old enough for it to let the
+// messages through. A dial to a host that does not answer at all already
+// takes that long.
+func (t *Transport) dial(ctx context.Context, target string, retryRefused bool) (c net.Conn, err error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, dialTimeout)
 		defer cancel()
 	}
-	if t.tls != nil {
-		d := tls.Dialer{Config: t.tls}
-		c, err = d.DialContext(ctx, "tcp", target)
-	} else {
-		var d net.Dialer
-		c, err = d.DialContext(ctx, "tcp", target)
+	for {
+		if t.tls != nil {
+			d := tls.Dialer{Config: t.tls}
+			c, err = d.DialContext(ctx, "tcp", target)
+		} else {
+			var d net.Dialer
+			c, err = d.DialContext(ctx, "tcp", target)
+		}
+		if err == nil {
+			return c, nil
+		}
+		if !retryRefused || !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("raftnet: dial %s: %w", target, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("raftnet: dial %s: %w", target, err)
+		case <-time.After(refusedPause):
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("raftnet: dial %s: %w", target, err)
-	}
-	return c, nil
 }
 
 // Connection sends message batches to one host. Dragonboat uses each from

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -762,4 +763,46 @@ func dialTCP(t *testing.T, addr string) net.Conn {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// TestDialWaitsForARestartingHost dials a message connection to an
+// address where nothing listens yet, as after a host's restart: the dial
+// connects once the host listens, instead of failing at once, which
+// Dragonboat's circuit breaker would answer by dropping every message to
+// the host for up to 1.5 s. A snapshot connection's dial still fails at
+// once, and so does a message connection's once its context ends.
+func TestDialWaitsForARestartingHost(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	r := startReceiver(t) // the sender, here
+	if _, err := r.GetSnapshotConnection(context.Background(), addr); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("snapshot connection to a closed port: %v, want it refused", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(200 * time.Millisecond); cancel() }()
+	if _, err := r.GetConnection(ctx, addr); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("connection to a closed port, context cancelled: %v, want it refused", err)
+	}
+	// The host comes back on its address a while after the dial began.
+	restarted := make(chan *Transport, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		tr := Factory{}.Create(config.NodeHostConfig{RaftAddress: addr, DeploymentID: 7},
+			func(pb.MessageBatch) {}, func(pb.Chunk) bool { return true }).(*Transport)
+		if err := tr.Start(); err != nil {
+			t.Error(err)
+		}
+		restarted <- tr
+	}()
+	conn, err := r.GetConnection(context.Background(), addr)
+	tr := <-restarted
+	defer tr.Close()
+	if err != nil {
+		t.Fatalf("connection to a restarting host: %v, want it made once the host listens", err)
+	}
+	conn.Close()
 }
