@@ -552,9 +552,10 @@ func (a *Agent) startPrime(members map[uint64]dragonboat.Target, join bool, rec 
 // has its deletion, and it is ready too, as a host deleted while running
 // goes on once its prime replica left: its held members run until they
 // may leave. A prime replica that left before it applied its own removal
-// replays none: no leader comes either. While there is none, the host asks
-// the prime shard's other hosts once a second whether its prime replica
-// is a member (leftElsewhere). If not, it is ready when its registry has
+// replays none: no leader comes either. While there is none, and once its
+// replayed registry stayed the same for a second, the host asks the prime
+// shard's other hosts once a second whether its prime replica is a member
+// (leftElsewhere). If not, it is ready when its registry has
 // its deletion; when it does not (the host was deleted while down), Start
 // fails and says to wipe the host, as its registry can never catch up.
 //
@@ -564,7 +565,10 @@ func (a *Agent) startPrime(members map[uint64]dragonboat.Target, join bool, rec 
 func (a *Agent) awaitPrime(ctx context.Context, peersChecked <-chan struct{}) error {
 	nh := a.NodeHost()
 	rejoining := a.Status() == AgentStatusRejoining
-	var asked time.Time
+	var (
+		asked      time.Time
+		askedIndex uint64
+	)
 	for {
 		checked := true
 		if peersChecked != nil {
@@ -580,8 +584,11 @@ func (a *Agent) awaitPrime(ctx context.Context, peersChecked <-chan struct{}) er
 		deleted := !found && rejoining && st.Index() > 0
 		removed := deleted && errors.Is(err, dragonboat.ErrShardNotFound)
 		if rejoining && !ok && !removed && st.Index() > 0 && time.Since(asked) >= time.Second {
-			asked = time.Now()
-			if id := a.primeID.Load(); a.leftElsewhere(ctx, st, 0, id) {
+			// The registry is replayed from the log meanwhile: what it says
+			// of this host counts once it stayed the same for a second.
+			settled := st.Index() == askedIndex
+			asked, askedIndex = time.Now(), st.Index()
+			if id := a.primeID.Load(); settled && a.leftElsewhere(ctx, st, 0, id) {
 				if !deleted {
 					return fmt.Errorf("%w: prime replica %d left the prime shard while this host was down, which its "+
 						"registry does not know: the host was deleted from the cluster; wipe the raft dir %s to join it again",
