@@ -83,14 +83,24 @@ func TestStaleWatchBeforeOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, settle, "replica running", func() bool { return zongzi.RunsReplica(a, s.ID) })
+	watchOnceReleased(ctx, t, a.Client(s.ID), &sm.Load().watchEarly, release, "the state machine opens")
+}
+
+// watchOnceReleased checks what the two tests above have in common: a
+// stale watch of c's shard made while its state machine is not ready
+// (what) is refused with ErrShardNotReady, and Watch is not called on the
+// state machine before (early); once the test closes release, a watch
+// made again starts. It returns the watch's first result.
+func watchOnceReleased(ctx context.Context, t *testing.T, c *zongzi.ShardClient, early *atomic.Bool, release chan struct{}, what string) *zongzi.Result {
+	t.Helper()
 	results := make(chan *zongzi.Result, 1)
 	wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
 	defer wcancel()
-	if err := a.Client(s.ID).Watch(wctx, nil, results, true); !errors.Is(err, zongzi.ErrShardNotReady) {
-		t.Errorf("watch while the state machine opens: %v, want ErrShardNotReady", err)
+	if err := c.Watch(wctx, nil, results, true); !errors.Is(err, zongzi.ErrShardNotReady) {
+		t.Errorf("watch while %s: %v, want ErrShardNotReady", what, err)
 	}
-	if sm.Load().watchEarly.Load() {
-		t.Fatal("Watch called on a persistent state machine before its Open returned")
+	if early.Load() {
+		t.Fatalf("Watch called on the state machine while %s", what)
 	}
 	close(release)
 	wctx, wcancel = context.WithCancel(ctx)
@@ -99,20 +109,22 @@ func TestStaleWatchBeforeOpen(t *testing.T) {
 	go func() {
 		defer close(watched)
 		for wctx.Err() == nil {
-			_ = a.Client(s.ID).Watch(wctx, nil, results, true)
+			_ = c.Watch(wctx, nil, results, true)
 			time.Sleep(50 * time.Millisecond)
 		}
 	}()
+	var r *zongzi.Result
 	select {
-	case <-results:
+	case r = <-results:
 	case <-time.After(settle):
-		t.Error("no watch started once Open returned")
+		t.Errorf("no watch started once %s no more", what)
 	}
 	wcancel()
 	<-watched
-	if sm.Load().watchEarly.Load() {
-		t.Error("Watch called on a persistent state machine before its Open returned")
+	if early.Load() {
+		t.Errorf("Watch called on the state machine while %s", what)
 	}
+	return r
 }
 
 // slowRecoverSM is a logSM whose RecoverFromSnapshot waits for release,
@@ -201,34 +213,7 @@ func TestStaleWatchBeforeRecovery(t *testing.T) {
 		return m
 	})
 	waitFor(t, settle, "replica running", func() bool { return zongzi.RunsReplica(a, s.ID) })
-	results := make(chan *zongzi.Result, 1)
-	wctx, wcancel = context.WithTimeout(ctx, 2*time.Second)
-	defer wcancel()
-	if err := a.Client(s.ID).Watch(wctx, nil, results, true); !errors.Is(err, zongzi.ErrShardNotReady) {
-		t.Errorf("watch while the replica recovers: %v, want ErrShardNotReady", err)
+	if r := watchOnceReleased(ctx, t, a.Client(s.ID), &sm.Load().watchEarly, release, "the replica recovers"); r != nil && r.Value != 1 {
+		t.Errorf("watch after recovery: count %d, want 1", r.Value)
 	}
-	if sm.Load().watchEarly.Load() {
-		t.Fatal("Watch called on a state machine before it recovered its snapshot")
-	}
-	close(release)
-	wctx, wcancel = context.WithCancel(ctx)
-	defer wcancel()
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		for wctx.Err() == nil {
-			_ = a.Client(s.ID).Watch(wctx, nil, results, true)
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
-	select {
-	case r := <-results:
-		if r.Value != 1 {
-			t.Errorf("watch after recovery: count %d, want 1", r.Value)
-		}
-	case <-time.After(settle):
-		t.Error("no watch started once the snapshot was recovered")
-	}
-	wcancel()
-	<-watched
 }
