@@ -37,6 +37,39 @@ func (c *staleController) Reconcile(*zongzi.State) zongzi.Plan {
 	return p
 }
 
+func newStaleController() *staleController {
+	return &staleController{planning: make(chan struct{}), release: make(chan struct{})}
+}
+
+// planning starts three hosts whose shard controller is ctrl, with sc its
+// state and opts besides, creates the shard "planned", and returns once
+// the controller makes its plan for it, which waits for sc.release.
+func planning(ctx context.Context, t *testing.T, ctrl zongzi.ShardController, sc *staleController, opts ...zongzi.AgentOption) (*cluster, zongzi.Shard) {
+	t.Helper()
+	c := newCluster(t, "a", "b", "c")
+	for _, n := range c.nodes {
+		n.opts = append(append(n.opts, zongzi.WithShardController(ctrl)), opts...)
+	}
+	t.Cleanup(c.stop)
+	c.startAll(ctx, c.nodes...)
+	a := c.nodes[0].agent
+	s, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("planned"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.shardID.Store(s.ID)
+	if _, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("wakes-the-controller")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sc.planning:
+	case <-time.After(30 * time.Second):
+		close(sc.release)
+		t.Fatal("the controller made no plan")
+	}
+	return c, s
+}
+
 // TestStalePlanRefused: a placement plan made from the registry as it was
 // before another write applied is refused, not applied beside that write.
 // A plan whose proposal timed out may commit after the next plan was made
@@ -44,28 +77,10 @@ func (c *staleController) Reconcile(*zongzi.State) zongzi.Plan {
 func TestStalePlanRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ctrl := &staleController{planning: make(chan struct{}), release: make(chan struct{})}
-	c := newCluster(t, "a", "b", "c")
-	for _, n := range c.nodes {
-		n.opts = append(n.opts, zongzi.WithShardController(ctrl))
-	}
-	c.startAll(ctx, c.nodes...)
+	ctrl := newStaleController()
+	c, s := planning(ctx, t, ctrl, ctrl)
 	defer c.stop()
 	a := c.nodes[0].agent
-	s, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("planned"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctrl.shardID.Store(s.ID)
-	if _, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("wakes-the-controller")); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-ctrl.planning:
-	case <-time.After(30 * time.Second):
-		close(ctrl.release)
-		t.Fatal("the controller made no plan")
-	}
 	if _, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("written-meanwhile")); err != nil {
 		close(ctrl.release)
 		t.Fatal(err)
@@ -85,7 +100,7 @@ func TestStalePlanRefused(t *testing.T) {
 // unchangedController plans shard shardID's status "placed" until it has
 // it; its first such plan waits for the test to write to the registry.
 type unchangedController struct {
-	staleController
+	*staleController
 }
 
 func (c *unchangedController) Reconcile(st *zongzi.State) zongzi.Plan {
@@ -109,29 +124,11 @@ func (c *unchangedController) Reconcile(st *zongzi.State) zongzi.Plan {
 func TestPlanRefusedByAnEntryThatChangedNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ctrl := &unchangedController{staleController{planning: make(chan struct{}), release: make(chan struct{})}}
-	c := newCluster(t, "a", "b", "c")
-	for _, n := range c.nodes {
-		// No sweep within the test: only a change or the retry can place.
-		n.opts = append(n.opts, zongzi.WithShardController(ctrl), zongzi.WithSweep(time.Hour))
-	}
-	c.startAll(ctx, c.nodes...)
+	ctrl := &unchangedController{newStaleController()}
+	// No sweep within the test: only a change or the retry can place.
+	c, s := planning(ctx, t, ctrl, ctrl.staleController, zongzi.WithSweep(time.Hour))
 	defer c.stop()
 	a := c.nodes[0].agent
-	s, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("planned"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctrl.shardID.Store(s.ID)
-	if _, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("wakes-the-controller")); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-ctrl.planning:
-	case <-time.After(30 * time.Second):
-		close(ctrl.release)
-		t.Fatal("the controller made no plan")
-	}
 	index := a.State().Index()
 	again, created, err := a.ShardCreate(ctx, testType, zongzi.WithName("planned"))
 	close(ctrl.release)
