@@ -364,17 +364,7 @@ func TestDeletedHostRestartsAfterItsPrimeReplicaLeft(t *testing.T) {
 	if err := a.HostDelete(ctx, D.agent.HostID()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, settle, "D's prime replica out of the prime shard", func() bool {
-		mctx, mcancel := context.WithTimeout(ctx, time.Second)
-		defer mcancel()
-		m, err := a.NodeHost().SyncGetShardMembership(mctx, 0)
-		if err != nil {
-			return false
-		}
-		_, voting := m.Nodes[dPrime]
-		_, nonVoting := m.NonVotings[dPrime]
-		return !voting && !nonVoting
-	})
+	waitPrimeReplicaOut(ctx, t, a, dPrime, "D")
 	writeEventually(ctx, t, a, s.ID, "a write with D deleted and B down")
 	checkHeldRestart(ctx, t, c, a, s.ID, dReplica, D, B, "D")
 }
@@ -398,16 +388,7 @@ func TestHostDeletedWhileDownFailsToStart(t *testing.T) {
 	if err := a.HostDelete(ctx, D.agent.HostID()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, settle, "D's prime replica out of the prime shard", func() bool {
-		mctx, mcancel := context.WithTimeout(ctx, time.Second)
-		defer mcancel()
-		m, err := a.NodeHost().SyncGetShardMembership(mctx, 0)
-		if err != nil {
-			return false
-		}
-		_, nonVoting := m.NonVotings[dPrime]
-		return dPrime != 0 && !nonVoting
-	})
+	waitPrimeReplicaOut(ctx, t, a, dPrime, "D")
 	d, err := c.newAgent(D)
 	if err != nil {
 		t.Fatal(err)
@@ -450,6 +431,28 @@ func checkHeldRestart(ctx context.Context, t *testing.T, c *cluster, a *zongzi.A
 	})
 	waitFor(t, settle, name+"'s data removed", func() bool { return !held.agent.NodeHost().HasNodeInfo(shardID, id) })
 	writeEventually(ctx, t, a, shardID, "a write after "+name+" left")
+}
+
+// waitPrimeReplicaOut waits until a's linearizable read of the prime
+// shard's membership lists replica id, that of the host named name, in no
+// role.
+func waitPrimeReplicaOut(ctx context.Context, t *testing.T, a *zongzi.Agent, id uint64, name string) {
+	t.Helper()
+	if id == 0 {
+		t.Fatalf("%s has no prime replica", name)
+	}
+	waitFor(t, settle, name+"'s prime replica out of the prime shard", func() bool {
+		mctx, mcancel := context.WithTimeout(ctx, time.Second)
+		defer mcancel()
+		m, err := a.NodeHost().SyncGetShardMembership(mctx, 0)
+		if err != nil {
+			return false
+		}
+		_, voting := m.Nodes[id]
+		_, nonVoting := m.NonVotings[id]
+		_, witness := m.Witnesses[id]
+		return !voting && !nonVoting && !witness
+	})
 }
 
 // primeReplicaOf returns the ID of the host's prime replica in st, 0 if none.
