@@ -208,26 +208,34 @@ func TestStopInUseLeavesNoGoroutine(t *testing.T) {
 	}
 }
 
+// aloneAgent starts an agent that is its own only peer, at addrs (API
+// address, raft address), with its raft data in dir, once register has
+// registered its state machine types. It stops when the test ends.
+func aloneAgent(ctx context.Context, t *testing.T, addrs []string, dir string, register func(*zongzi.Agent) error) *zongzi.Agent {
+	t.Helper()
+	a, err := zongzi.NewAgent("kv1", addrs[:1], zongzi.WithAddrApi(addrs[0]), zongzi.WithAddrRaft(addrs[1]),
+		zongzi.WithDirRaft(dir),
+		zongzi.WithLogger(slog.New(slog.NewTextHandler(testWriter{}, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	if err := register(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 // startAlone starts a one-peer cluster whose agent has the state machine
 // factory f registered as shard type typ, and a shard of that type with
 // one member, and returns the agent and the shard.
 func startAlone(ctx context.Context, t *testing.T, typ string, f zongzi.StateMachineFactory) (*zongzi.Agent, zongzi.Shard) {
 	t.Helper()
 	logTo(t)
-	addrs := freeAddrs(t, 2)
-	a, err := zongzi.NewAgent("kv1", addrs[:1], zongzi.WithAddrApi(addrs[0]), zongzi.WithAddrRaft(addrs[1]),
-		zongzi.WithDirRaft(t.TempDir()),
-		zongzi.WithLogger(slog.New(slog.NewTextHandler(testWriter{}, &slog.HandlerOptions{Level: slog.LevelWarn}))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Stop)
-	if err := a.StateMachineRegister(typ, f); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a := aloneAgent(ctx, t, freeAddrs(t, 2), t.TempDir(), func(a *zongzi.Agent) error { return a.StateMachineRegister(typ, f) })
 	s, _, err := a.ShardCreate(ctx, typ, zongzi.WithName("alone"), zongzi.WithPlacementMembers(1))
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,35 +48,16 @@ func TestStaleWatchBeforeOpen(t *testing.T) {
 	defer cancel()
 	logTo(t)
 	const typ = "zongzi://test/slowopen"
-	release := make(chan struct{})
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	}()
+	release := newRelease(t)
 	var sm atomic.Pointer[slowOpenSM]
-	addrs := freeAddrs(t, 2)
-	a, err := zongzi.NewAgent("kv1", addrs[:1], zongzi.WithAddrApi(addrs[0]), zongzi.WithAddrRaft(addrs[1]),
-		zongzi.WithDirRaft(t.TempDir()),
-		zongzi.WithLogger(slog.New(slog.NewTextHandler(testWriter{}, &slog.HandlerOptions{Level: slog.LevelWarn}))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Stop()
 	dir := t.TempDir()
-	err = a.StateMachineRegisterPersistent(typ, func(shardID, replicaID uint64) zongzi.StateMachinePersistent {
-		m := &slowOpenSM{diskSM: newDiskSM(dir)(shardID, replicaID).(*diskSM), release: release}
-		sm.Store(m)
-		return m
+	a := aloneAgent(ctx, t, freeAddrs(t, 2), t.TempDir(), func(a *zongzi.Agent) error {
+		return a.StateMachineRegisterPersistent(typ, func(shardID, replicaID uint64) zongzi.StateMachinePersistent {
+			m := &slowOpenSM{diskSM: newDiskSM(dir)(shardID, replicaID).(*diskSM), release: release}
+			sm.Store(m)
+			return m
+		})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	s, _, err := a.ShardCreate(ctx, typ, zongzi.WithName("slow-open"), zongzi.WithPlacementMembers(1))
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +66,21 @@ func TestStaleWatchBeforeOpen(t *testing.T) {
 	watchOnceReleased(ctx, t, a.Client(s.ID), &sm.Load().watchEarly, release, "the state machine opens")
 }
 
-// watchOnceReleased checks what the two tests above have in common: a
+// newRelease returns a channel that a test closes to let its state machine
+// go on; one the test did not close is closed when it ends.
+func newRelease(t *testing.T) chan struct{} {
+	release := make(chan struct{})
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	return release
+}
+
+// watchOnceReleased checks what the two stale-watch tests share: a
 // stale watch of c's shard made while its state machine is not ready
 // (what) is refused with ErrShardNotReady, and Watch is not called on the
 // state machine before (early); once the test closes release, a watch
@@ -167,20 +161,7 @@ func TestStaleWatchBeforeRecovery(t *testing.T) {
 	const typ = "zongzi://test/slowrecover"
 	addrs, dir := freeAddrs(t, 2), t.TempDir()
 	start := func(f zongzi.StateMachineFactory) *zongzi.Agent {
-		a, err := zongzi.NewAgent("kv1", addrs[:1], zongzi.WithAddrApi(addrs[0]), zongzi.WithAddrRaft(addrs[1]),
-			zongzi.WithDirRaft(dir),
-			zongzi.WithLogger(slog.New(slog.NewTextHandler(testWriter{}, &slog.HandlerOptions{Level: slog.LevelWarn}))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(a.Stop)
-		if err := a.StateMachineRegister(typ, f); err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return a
+		return aloneAgent(ctx, t, addrs, dir, func(a *zongzi.Agent) error { return a.StateMachineRegister(typ, f) })
 	}
 	a := start(newLogSM)
 	s, _, err := a.ShardCreate(ctx, typ, zongzi.WithName("slow-recover"), zongzi.WithPlacementMembers(1))
@@ -198,14 +179,7 @@ func TestStaleWatchBeforeRecovery(t *testing.T) {
 	}
 	a.Stop()
 
-	release := make(chan struct{})
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	}()
+	release := newRelease(t)
 	var sm atomic.Pointer[slowRecoverSM]
 	a = start(func(_, replicaID uint64) zongzi.StateMachine {
 		m := &slowRecoverSM{logSM: newLogSM(0, replicaID).(*logSM), release: release}
