@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/raftio"
 
 	"github.com/zongzi-kv/zongzi/internal/bus/pb"
 	"github.com/zongzi-kv/zongzi/internal/registry"
@@ -56,7 +57,13 @@ func (a *Agent) reconcileHost(ctx context.Context) {
 		}
 	}
 	running := a.local.Snapshot()
-	late := a.lateShards(want, running)
+	// The replicas with data here, read from the log DB once per pass: stops
+	// leave their data, which removeDeletedData removes.
+	var logInfo []raftio.NodeInfo
+	if nh := a.NodeHost(); nh != nil {
+		logInfo = nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{}).LogInfo
+	}
+	late := lateShards(want, running, logInfo)
 	shards := slices.Sorted(maps.Keys(want))
 	for _, shardID := range shards {
 		r := want[shardID]
@@ -74,7 +81,7 @@ func (a *Agent) reconcileHost(ctx context.Context) {
 		}
 	}
 	stops.Wait()
-	a.removeDeletedData(ctx, st) // before a new replica of the same shard starts
+	a.removeDeletedData(ctx, st, logInfo) // before a new replica of the same shard starts
 	a.pruneMembers(ctx, running)
 	for _, shardID := range shards {
 		if late[shardID] {
@@ -85,20 +92,16 @@ func (a *Agent) reconcileHost(ctx context.Context) {
 
 // lateShards returns the shards of the wanted replicas that must wait for
 // stopReplica and removeDeletedData: another replica of the shard runs
-// here, or left its data here. A host runs one replica of a shard, and
-// the data of a deleted one goes before a new one starts.
-func (a *Agent) lateShards(want map[uint64]Replica, running map[uint64]*localReplica) map[uint64]bool {
+// here, or left its data here (logInfo). A host runs one replica of a
+// shard, and the data of a deleted one goes before a new one starts.
+func lateShards(want map[uint64]Replica, running map[uint64]*localReplica, logInfo []raftio.NodeInfo) map[uint64]bool {
 	late := map[uint64]bool{}
 	for shardID, lr := range running {
 		if r, ok := want[shardID]; ok && r.ID != lr.replicaID {
 			late[shardID] = true
 		}
 	}
-	nh := a.NodeHost()
-	if nh == nil {
-		return late
-	}
-	for _, ni := range nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{}).LogInfo {
+	for _, ni := range logInfo {
 		if r, ok := want[ni.ShardID]; ok && r.ID != ni.ReplicaID {
 			late[ni.ShardID] = true
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/raftio"
 
 	"github.com/zongzi-kv/zongzi/internal/bus/pb"
 )
@@ -30,14 +31,15 @@ var errRemovalHeld error = &childError{msg: "zongzi: shard not ready: removal he
 // (restartHeld), until stopReplica can take it out. The shard's other
 // hosts are asked (voteElsewhere); its data goes only once one of them
 // reads the membership linearizably without it as a voter. The data of a
-// deleted shard's replicas is removed at once.
-func (a *Agent) removeDeletedData(ctx context.Context, st *State) {
+// deleted shard's replicas is removed at once. logInfo lists the replicas
+// with data on this host.
+func (a *Agent) removeDeletedData(ctx context.Context, st *State, logInfo []raftio.NodeInfo) {
 	nh := a.NodeHost()
 	if nh == nil {
 		return
 	}
 	running := a.local.Snapshot()
-	for _, ni := range nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{}).LogInfo {
+	for _, ni := range logInfo {
 		if ni.ShardID == 0 || ni.ReplicaID > st.LastReplicaID() {
 			continue
 		}
