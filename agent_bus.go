@@ -141,24 +141,17 @@ func (h busHandler) Membership(ctx context.Context, req *pb.MembershipRequest) e
 	}
 	wctx, cancel := context.WithTimeout(ctx, joinWait)
 	defer cancel()
-	for {
-		changed := h.a.store.Changed()
-		st := h.a.store.State()
-		r, ok := st.Replica(req.ReplicaId)
-		if ok && r.ShardID == req.ShardId && r.HostID == req.HostId && r.IsNonVoting == req.NonVoting {
-			return h.a.changeMembership(ctx, req)
-		}
-		behind := !ok && req.ReplicaId > st.LastReplicaID() // else deleted, or not as asked
-		if behind {
-			select {
-			case <-changed:
-				continue
-			case <-wctx.Done():
-			}
-		}
-		return fmt.Errorf("%w: shard %d: replica %d of host %s is not in this host's registry",
-			ErrShardNotReady, req.ShardId, req.ReplicaId, req.HostId)
+	// Not listed and not allocated yet: this host's registry is behind.
+	// Allocated and not listed, it was deleted.
+	st, _ := h.a.awaitRegistry(wctx, func(st *State) bool {
+		_, ok := st.Replica(req.ReplicaId)
+		return ok || req.ReplicaId <= st.LastReplicaID()
+	})
+	if r, ok := st.Replica(req.ReplicaId); ok && r.ShardID == req.ShardId && r.HostID == req.HostId && r.IsNonVoting == req.NonVoting {
+		return h.a.changeMembership(ctx, req)
 	}
+	return fmt.Errorf("%w: shard %d: replica %d of host %s is not in this host's registry",
+		ErrShardNotReady, req.ShardId, req.ReplicaId, req.HostId)
 }
 
 // guestShard refuses a command or query from another host to the prime

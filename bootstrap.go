@@ -446,7 +446,9 @@ func (a *Agent) learnPeers(ctx context.Context, refuse context.CancelCauseFunc) 
 					if info.ClusterName != a.clusterName || info.PrimeReplicaId == 0 {
 						return
 					}
-					st, err := a.replayedRegistry(ctx)
+					// Wait for the registry's first entry: this host's prime
+					// replica replays its log from its data.
+					st, err := a.awaitRegistry(ctx, func(st *State) bool { return st.Index() > 0 })
 					if err != nil {
 						return
 					}
@@ -480,17 +482,17 @@ func (a *Agent) learnPeers(ctx context.Context, refuse context.CancelCauseFunc) 
 	}, checkedc
 }
 
-// replayedRegistry waits until the registry has its first entry (this
-// host's prime replica replays its log from its data) and returns it.
-func (a *Agent) replayedRegistry(ctx context.Context) (*State, error) {
+// awaitRegistry waits until the registry is as ready says, and returns
+// it then; or, once ctx is done, as it is, with ctx's error.
+func (a *Agent) awaitRegistry(ctx context.Context, ready func(*State) bool) (*State, error) {
 	for {
 		changed := a.store.Changed()
-		if st := a.store.State(); st.Index() > 0 {
+		if st := a.store.State(); ready(st) {
 			return st, nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return a.store.State(), ctx.Err()
 		case <-changed:
 		}
 	}
