@@ -200,6 +200,8 @@ func (h busHandler) Watch(ctx context.Context, shardID uint64, query []byte, sta
 // below). A host with a new ID at the API address of a registered
 // one (its data was wiped) replaces it: the old host and its replicas leave
 // the registry and the membership, and the new host joins as a new replica.
+// While the registered one still answers at that address, the join is
+// refused (ErrInvalidConfig): two processes were given one address.
 // A fresh host (JoinRequest.fresh) keeps the prime replica the registry
 // lists for it.
 func (a *Agent) addHost(ctx context.Context, req *pb.JoinRequest) (uint64, error) {
@@ -249,6 +251,10 @@ func (a *Agent) addHost(ctx context.Context, req *pb.JoinRequest) (uint64, error
 		batch := registry.Command{Op: registry.OpBatch}
 		for _, old := range st.Hosts() {
 			if old.ApiAddress == req.ApiAddress && old.ID != req.HostId {
+				if a.answersAt(ctx, old) {
+					return 0, fmt.Errorf("%w: join: host %s gives API address %s, where host %s still answers",
+						ErrInvalidConfig, req.HostId, req.ApiAddress, old.ID)
+				}
 				batch.Batch = append(batch.Batch, registry.Command{Op: registry.OpHostDelete, HostID: old.ID})
 			}
 		}
@@ -271,6 +277,14 @@ func (a *Agent) addHost(ctx context.Context, req *pb.JoinRequest) (uint64, error
 		return 0, fmt.Errorf("join: %w", err)
 	}
 	return id, nil
+}
+
+// answersAt reports whether host h answers the bus at its API address: a
+// joiner that gives that address is not h come back with its data wiped
+// (a new host ID), but another process given h's address by mistake.
+func (a *Agent) answersAt(ctx context.Context, h Host) bool {
+	info, err := a.info(ctx, h.ApiAddress)
+	return err == nil && info.HostId == h.ID
 }
 
 // primeReplica returns the ID of the host's prime replica, 0 if none.

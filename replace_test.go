@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -607,4 +608,39 @@ func waitReplacedSelf(t *testing.T, a *zongzi.Agent, oldID string, shardID uint6
 		return !oldThere && st.HostCount() == 3 && allActive(st, shardID, 3) &&
 			slices.Equal(sorted(voting), []string{"a", "b", "c"})
 	})
+}
+
+// TestJoinAtALiveHostsAddressIsRefused: a new host that gives the API
+// address of a registered host that still answers there (two processes
+// given one address by mistake) is refused; the registered host is not
+// taken for a wiped one and deleted with its replicas.
+func TestJoinAtALiveHostsAddressIsRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	a1 := c.nodes[0].agent
+	id1 := a1.HostID()
+
+	n4 := c.addNode("a")
+	n4.opts = []zongzi.AgentOption{zongzi.WithAddrApi(c.nodes[0].api, n4.api)}
+	a4, err := c.newAgent(n4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a4.Stop()
+	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+	defer scancel()
+	err = a4.Start(sctx)
+	if err == nil || !strings.Contains(err.Error(), "still answers") {
+		t.Fatalf("start at a live host's API address: got %v, want a refusal that says the host still answers", err)
+	}
+	for _, n := range c.nodes[:3] {
+		if _, ok := n.agent.State().Host(id1); !ok {
+			t.Fatalf("host %s was deleted from the registry of %s", id1, n.api)
+		}
+		if _, ok := n.agent.State().Host(a4.HostID()); ok {
+			t.Fatalf("host %s at a live host's address was registered on %s", a4.HostID(), n.api)
+		}
+	}
 }
