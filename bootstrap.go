@@ -369,7 +369,8 @@ func (a *Agent) join(ctx context.Context, nonVoting, fresh bool) error {
 		Tags: a.hostTags, ShardTypes: a.shardTypes(), NonVoting: nonVoting, ClusterName: a.clusterName,
 		Fresh: fresh,
 	}
-	var last error // the last peer's answer, for the error on giving up
+	var last error                 // the last peer's answer, for the error on giving up
+	refused := map[string]string{} // by peer, the last refusal logged
 	for {
 		for _, p := range a.peers {
 			if p == a.apiAddr {
@@ -389,7 +390,13 @@ func (a *Agent) join(ctx context.Context, nonVoting, fresh bool) error {
 			if ctx.Err() == nil {
 				last = err
 			}
-			a.log.Debug("zongzi: join", "peer", p, "err", err)
+			if errors.Is(err, ErrInvalidConfig) && err.Error() != refused[p] {
+				// Not healed by waiting: say why now, once per peer and reason.
+				refused[p] = err.Error()
+				a.log.Warn("zongzi: join refused", "peer", p, "err", err)
+			} else {
+				a.log.Debug("zongzi: join", "peer", p, "err", err)
+			}
 		}
 		if err := sleep(ctx, retryInterval); err != nil {
 			return fmt.Errorf("%w: joining through peers %v: %w%s", ErrBootstrap, a.peers, err, lastError(last))
