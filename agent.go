@@ -109,6 +109,11 @@ type localReplica struct {
 	// watches on it end.
 	stopped context.Context
 	stop    context.CancelFunc
+	// joined: the replica started empty, joining its shard's members.
+	joined bool
+	// caughtUp is set once a read barrier passed on the replica (catchUp):
+	// it has applied what its shard had committed when it started.
+	caughtUp atomic.Bool
 }
 
 // leaderInfo is a shard's leader as reported by a raft event.

@@ -135,8 +135,10 @@ type node struct {
 	raft   string
 	gossip string // empty: gossip off
 	opts   []zongzi.AgentOption
-	dir    string
-	agent  *zongzi.Agent
+	// register, when set, registers more state machine types on the agent.
+	register func(*zongzi.Agent) error
+	dir      string
+	agent    *zongzi.Agent
 }
 
 // cluster is a set of agents on loopback in one process.
@@ -214,6 +216,11 @@ func (c *cluster) newAgent(n *node) (*zongzi.Agent, error) {
 	}
 	if err := a.StateMachineRegister(testNilType, newNilSM); err != nil {
 		return nil, err
+	}
+	if n.register != nil {
+		if err := n.register(a); err != nil {
+			return nil, err
+		}
 	}
 	return a, a.StateMachineRegister(testType, newLogSM)
 }

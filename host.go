@@ -229,15 +229,34 @@ func (a *Agent) shardType(st *State, shardID uint64) (stateMachineType, error) {
 func (a *Agent) runReplica(nh *dragonboat.NodeHost, r Replica, g replicaGuest, members map[uint64]dragonboat.Target, join bool) error {
 	cfg := a.replicaConfig
 	cfg.ShardID, cfg.ReplicaID, cfg.IsNonVoting = r.ShardID, r.ID, r.IsNonVoting
-	lr := &localReplica{replicaID: r.ID, nonVoting: r.IsNonVoting, guest: g.guest()}
+	lr := &localReplica{replicaID: r.ID, nonVoting: r.IsNonVoting, guest: g.guest(), joined: join}
 	lr.stopped, lr.stop = context.WithCancel(a.bg)
 	if err := g.start(nh, members, join, cfg); err != nil {
 		lr.stop()
 		return fmt.Errorf("start replica %d: %w", r.ID, err)
 	}
 	a.local.Update(func(m map[uint64]*localReplica) { m[r.ShardID] = lr })
+	go a.catchUp(nh, r.ShardID, lr)
 	a.log.Info("zongzi: replica started", "shard", r.ShardID, "replica", r.ID, "join", join, "nonVoting", r.IsNonVoting)
 	return nil
+}
+
+// catchUp marks lr caught up once a read barrier has passed on it, and
+// so it has applied what its shard had committed when it started. Until
+// then this host's requests for the shard go to other hosts' replicas
+// first (see ShardClient.localTurn): a replica that joined, or restarted
+// after a long time down, may still be applying the shard's log or its
+// snapshot, and would answer a stale read from a state far behind the
+// others', and a write or a linearizable read only once it has applied
+// it all.
+func (a *Agent) catchUp(nh *dragonboat.NodeHost, shardID uint64, lr *localReplica) {
+	for lr.stopped.Err() == nil {
+		if a.barrier(shardID).wait(lr.stopped, nh, shardID) == nil {
+			lr.caughtUp.Store(true)
+			return
+		}
+		_ = sleep(lr.stopped, retryMaxPause) // no leader yet, say
+	}
 }
 
 // deleteLostReplica deletes from the registry a replica that ran here (its

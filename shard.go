@@ -24,8 +24,9 @@ const (
 )
 
 // ShardClient proposes commands to and reads from one shard. It uses this
-// host's replica when there is one and otherwise forwards the request over
-// the message bus to the nearest host that has one. It is safe for
+// host's replica when there is one (once it has caught up with the shard,
+// see localTurn) and otherwise forwards the request over the message bus
+// to the nearest host that has one. It is safe for
 // concurrent use and cheap to keep. A client of the prime shard (shard 0)
 // serves Leader and Index only. A command may be reused once its call
 // returns; a query too, unless the call ended with its ctx (a read
@@ -241,7 +242,9 @@ const (
 )
 
 // attempt runs a request where t says: on the local replica, else on the
-// other hosts with an active replica, in t's order, until one serves it.
+// other hosts with an active replica, in t's order, until one serves it,
+// and on a local replica still catching up only once none of them can
+// (localTurn).
 // It moves on only when a host says it cannot serve the shard, which means
 // nothing was proposed. When the registry changed while it tried them (a
 // Watch may have gone on for hours at the first), it takes the route again
@@ -251,7 +254,8 @@ func (c *ShardClient) attempt(ctx context.Context, t target, local func() error,
 	if c.a.Status() != AgentStatusReady {
 		return ErrAgentNotReady
 	}
-	if c.servesLocally(t == leaderOnly) {
+	first, last := c.localTurn(t == leaderOnly)
+	if first {
 		err := local()
 		if !errors.Is(err, ErrShardNotReady) {
 			return err
@@ -286,6 +290,9 @@ func (c *ShardClient) attempt(ctx context.Context, t target, local func() error,
 			break
 		}
 	}
+	if last && ctx.Err() == nil {
+		return local()
+	}
 	if err == nil {
 		err = fmt.Errorf("%w: shard %d has no active replica on another host", ErrShardNotReady, c.shardID)
 	}
@@ -318,21 +325,33 @@ func (c *ShardClient) leaderAddr(rt *shardRoute) string {
 	return rt.leader
 }
 
-// servesLocally says whether this host serves the request itself.
-func (c *ShardClient) servesLocally(leader bool) bool {
+// localTurn says when this host serves the request itself: first, before
+// the other hosts; last, once none of them could; or, both false, not at
+// all. It comes last while its replica catches up (see Agent.catchUp):
+// one that joined its shard, from its start; one that started from its
+// data, once it knows a leader. Until then that one is as good as any:
+// the other hosts are likely out of reach too, and a stale read gets the
+// state it had. A leader request is served here, first, only by a replica
+// that leads (or knows no leader yet).
+func (c *ShardClient) localTurn(leader bool) (first, last bool) {
 	var replicaID uint64
+	caughtUp := true
 	if c.shardID == 0 {
 		replicaID = c.a.primeID.Load()
 	} else if _, lr, ok := c.a.localReplicaOf(c.shardID); ok {
 		replicaID = lr.replicaID
+		if !lr.caughtUp.Load() {
+			_, known := c.a.localLeader(c.shardID)
+			caughtUp = !lr.joined && !known
+		}
 	} else {
-		return false
+		return false, false
 	}
-	if !leader {
-		return true
+	if leader {
+		li, known := c.a.localLeader(c.shardID)
+		return !known || li.leader == replicaID, false
 	}
-	li, known := c.a.localLeader(c.shardID)
-	return !known || li.leader == replicaID
+	return caughtUp, !caughtUp
 }
 
 // shardRoute is where requests for a shard go when this host has no
