@@ -1,6 +1,7 @@
 package zongzi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -165,31 +166,48 @@ func guestShard(shardID uint64, call string) error {
 	return nil
 }
 
+// caughtUp refuses a request from another host to a replica here that is
+// behind (Agent.behind), with ErrShardNotReady: nothing is proposed or
+// read, and the caller goes on to another host, as this host's own
+// requests do.
+func (h busHandler) caughtUp(shardID uint64) error {
+	if _, lr, ok := h.a.localReplicaOf(shardID); ok && h.a.behind(shardID, lr) {
+		return fmt.Errorf("%w: shard %d: the replica here is catching up", ErrShardNotReady, shardID)
+	}
+	return nil
+}
+
 func (h busHandler) Apply(ctx context.Context, shardID uint64, cmd []byte) (uint64, []byte, error) {
-	if err := guestShard(shardID, "apply"); err != nil {
+	if err := cmp.Or(guestShard(shardID, "apply"), h.caughtUp(shardID)); err != nil {
 		return 0, nil, err
 	}
 	return h.a.localApply(ctx, shardID, cmd)
 }
 
 func (h busHandler) Commit(ctx context.Context, shardID uint64, cmd []byte) error {
-	if err := guestShard(shardID, "commit"); err != nil {
+	if err := cmp.Or(guestShard(shardID, "commit"), h.caughtUp(shardID)); err != nil {
 		return err
 	}
 	return h.a.localCommit(ctx, shardID, cmd)
 }
 
 func (h busHandler) Read(ctx context.Context, shardID uint64, query []byte, stale, _ bool) (uint64, []byte, error) {
-	if err := guestShard(shardID, "read"); err != nil {
+	if err := cmp.Or(guestShard(shardID, "read"), h.caughtUp(shardID)); err != nil {
 		return 0, nil, err
 	}
 	return h.a.localRead(ctx, shardID, query, stale)
 }
 
 func (h busHandler) Index(ctx context.Context, shardID uint64) (uint64, error) {
+	if err := h.caughtUp(shardID); err != nil {
+		return 0, err
+	}
 	return h.a.localIndex(ctx, shardID)
 }
 
+// Watch is not refused while the replica here catches up (caughtUp): the
+// caller's Watch does not try again after a pause, and a watch that goes
+// on shows the replica's state as it catches up.
 func (h busHandler) Watch(ctx context.Context, shardID uint64, query []byte, stale bool, send func(uint64, []byte) error) error {
 	return h.a.localWatch(ctx, shardID, query, stale, send)
 }

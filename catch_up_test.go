@@ -2,11 +2,13 @@ package zongzi_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/zongzi-kv/zongzi"
+	"github.com/zongzi-kv/zongzi/internal/bus"
 )
 
 // testCatchType is logSM registered by the catch-up test: slow to apply
@@ -37,7 +39,8 @@ func registerCatch(pause time.Duration) func(*zongzi.Agent) error {
 // host and is still applying the shard's log leaves that host's requests
 // to the replicas of other hosts, which have applied it: a stale read
 // there sees the writes made before the replica started, and a write
-// there does not wait for the replica to apply the whole log first.
+// there does not wait for the replica to apply the whole log first. Other
+// hosts' requests forwarded to that host are refused, and go elsewhere.
 func TestCatchingUpReplicaLeavesRequestsToOthers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -69,6 +72,14 @@ func TestCatchingUpReplicaLeavesRequestsToOthers(t *testing.T) {
 	c.startAll(ctx, n4)
 	a4 := n4.agent
 	waitFor(t, settle, "the cover replica runs on the new host", func() bool { return zongzi.RunsReplica(a4, s.ID) })
+	pool := bus.NewPool(zongzi.BusCodes)
+	defer pool.Close()
+	bctx, bcancel := context.WithTimeout(ctx, time.Second)
+	count, _, err := pool.Read(bctx, n4.api, s.ID, nil, true, false)
+	bcancel()
+	if !errors.Is(err, zongzi.ErrShardNotReady) {
+		t.Fatalf("stale read from another host of the new host's replica: %d commands, %v; want ErrShardNotReady", count, err)
+	}
 	rctx, rcancel := context.WithTimeout(ctx, time.Second)
 	count, last, err := a4.Client(s.ID).Read(rctx, nil, true)
 	rcancel()

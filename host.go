@@ -259,6 +259,20 @@ func (a *Agent) catchUp(nh *dragonboat.NodeHost, shardID uint64, lr *localReplic
 	}
 }
 
+// behind reports whether lr, this host's replica of shardID, may be
+// catching up (see catchUp): one that joined its shard, until the first
+// read barrier passed on it; one that started from its data, once it
+// knows a leader and until then. Before it knows one, a replica that
+// started from its data is as good as any: the other hosts are likely out
+// of reach too, and a stale read gets the state it had.
+func (a *Agent) behind(shardID uint64, lr *localReplica) bool {
+	if lr.caughtUp.Load() {
+		return false
+	}
+	_, known := a.localLeader(shardID)
+	return lr.joined || known
+}
+
 // deleteLostReplica deletes from the registry a replica that ran here (its
 // host marked it started or active) but whose data this host no longer has: it was
 // wiped or lost. Started again under its ID with an empty log, a voting one

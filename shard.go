@@ -326,24 +326,17 @@ func (c *ShardClient) leaderAddr(rt *shardRoute) string {
 }
 
 // localTurn says when this host serves the request itself: first, before
-// the other hosts; last, once none of them could; or, both false, not at
-// all. It comes last while its replica catches up (see Agent.catchUp):
-// one that joined its shard, from its start; one that started from its
-// data, once it knows a leader. Until then that one is as good as any:
-// the other hosts are likely out of reach too, and a stale read gets the
-// state it had. A leader request is served here, first, only by a replica
-// that leads (or knows no leader yet).
+// the other hosts; last, once none of them could, while its replica is
+// behind (see Agent.behind); or, both false, not at all. A leader
+// request is served here, first, only by a replica that leads (or knows
+// no leader yet).
 func (c *ShardClient) localTurn(leader bool) (first, last bool) {
 	var replicaID uint64
 	caughtUp := true
 	if c.shardID == 0 {
 		replicaID = c.a.primeID.Load()
 	} else if _, lr, ok := c.a.localReplicaOf(c.shardID); ok {
-		replicaID = lr.replicaID
-		if !lr.caughtUp.Load() {
-			_, known := c.a.localLeader(c.shardID)
-			caughtUp = !lr.joined && !known
-		}
+		replicaID, caughtUp = lr.replicaID, !c.a.behind(c.shardID, lr)
 	} else {
 		return false, false
 	}
