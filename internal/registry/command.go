@@ -38,6 +38,18 @@ const (
 )
 
 // Command is one registry change, proposed to the prime shard.
+//
+// A binary ignores the fields it does not know, in a command (DecodeCommand)
+// as in a snapshot (Store.Load), so that during a rolling upgrade a replica
+// of an older binary applies a newer one's command as the same change less
+// the new fields, assigning the same IDs as the newer replicas, and ends
+// with the same registry whether it applied the log or recovered from a
+// snapshot. Refusing them would make it reject a command that the others
+// apply, its IDs then differing from theirs, and fail on a snapshot, which
+// Dragonboat answers by panicking. A field added later must therefore be
+// one that older binaries may ignore; a new Op, or a change they must not
+// ignore, must not be proposed before every host runs a binary that knows
+// it.
 type Command struct {
 	Op        Op        `json:"op"`
 	Kind      Kind      `json:"kind,omitempty"`
@@ -81,7 +93,8 @@ func (c Command) Encode() []byte {
 	return append([]byte{commandVersion}, b...)
 }
 
-// DecodeCommand parses the wire form written by Encode.
+// DecodeCommand parses the wire form written by Encode. Fields it does not
+// know are ignored (see Command).
 func DecodeCommand(b []byte) (Command, error) {
 	var c Command
 	if len(b) == 0 {

@@ -11,5 +11,6 @@
 // Readers take a State: a snapshot-isolated, read-only view that never
 // blocks the writer. State.Save writes the JSON-lines snapshot format (the
 // README's registry snapshots), and Store.Load reads it back, validating it as strictly as
-// Apply validates commands.
+// Apply validates commands. Both ignore the JSON fields they do not know,
+// which a newer binary may write (see Command).
 package registry

@@ -76,8 +76,10 @@ func ReadState(r io.Reader) (*State, error) {
 // header's counts must match the lines that follow, records must come in
 // increasing ID order and satisfy what Apply guarantees (replicas refer to
 // existing hosts and shards, one per shard and host, names unique, IDs
-// within the counters). On error, which wraps ErrBadSnapshot or the
-// reader's error, the store is unchanged.
+// within the counters). A field this binary does not know, which a newer
+// binary may write, is ignored, as DecodeCommand ignores it in a command
+// (see Command). On error, which wraps ErrBadSnapshot or the reader's
+// error, the store is unchanged.
 func (s *Store) Load(r io.Reader) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -193,9 +195,9 @@ func newLineReader(r io.Reader) *lineReader {
 	return &lineReader{r: bufio.NewReader(r)}
 }
 
-// next decodes the next non-blank line into v: a JSON object with no field
-// unknown to v. At the end of the input it returns io.EOF when v is a
-// *json.RawMessage (the input may end there), else an error.
+// next decodes the next non-blank line into v: a JSON object, whose fields
+// unknown to v are ignored. At the end of the input it returns io.EOF when
+// v is a *json.RawMessage (the input may end there), else an error.
 func (lr *lineReader) next(v any) error {
 	for {
 		b, err := lr.r.ReadBytes('\n')
@@ -217,7 +219,6 @@ func (lr *lineReader) next(v any) error {
 			return lr.bad(errors.New("not a JSON object"))
 		}
 		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
 		if err := dec.Decode(v); err != nil {
 			return lr.bad(err)
 		}
