@@ -74,9 +74,9 @@ func ReadState(r io.Reader) (*State, error) {
 // Load replaces the whole content of the store with the snapshot read from
 // r, written by State.Save. The snapshot is validated as it is read: the
 // header's counts must match the lines that follow, records must come in
-// increasing ID order and satisfy what Apply guarantees (replicas refer to
-// existing hosts and shards, one per shard and host, names unique, IDs
-// within the counters). A field this binary does not know, which a newer
+// increasing ID order and satisfy what Apply guarantees (the prime shard
+// first if there are shards, replicas referring to existing hosts and
+// shards, one per shard and host, names unique, IDs within the counters). A field this binary does not know, which a newer
 // binary may write, is ignored, as DecodeCommand ignores it in a command
 // (see Command). On error, which wraps ErrBadSnapshot or the reader's
 // error, the store is unchanged.
@@ -124,6 +124,11 @@ func (t *tx) load(lr *lineReader) error {
 	}
 	err = loadRecords(t, lr, tableShards, h.Shards, func(prev, shard *Shard) error {
 		switch {
+		case prev == nil && shard.ID != 0:
+			// Shards are created once the prime shard is (init), which
+			// is never deleted. Without it, the registry could neither
+			// be initialised nor get a shard.
+			return fmt.Errorf("shard %d before the prime shard 0", shard.ID)
 		case prev != nil && shard.ID <= prev.ID:
 			return errors.New("shards out of ID order")
 		case shard.ID > h.LastShardID:
