@@ -76,7 +76,8 @@ func ReadState(r io.Reader) (*State, error) {
 // header's counts must match the lines that follow, records must come in
 // increasing ID order and satisfy what Apply guarantees (the prime shard
 // first if there are shards, replicas referring to existing hosts and
-// shards, one per shard and host, names unique, IDs within the counters). A field this binary does not know, which a newer
+// shards, one per shard and host, names unique, IDs within the counters,
+// created and updated between 1 and the index, in that order). A field this binary does not know, which a newer
 // binary may write, is ignored, as DecodeCommand ignores it in a command
 // (see Command). On error, which wraps ErrBadSnapshot or the reader's
 // error, the store is unchanged.
@@ -179,6 +180,12 @@ func loadRecords[T any, P recordPtr[T]](t *tx, lr *lineReader, table string, n u
 			return err
 		}
 		P(rec).normalize()
+		// Records are written by entries from 1 to the header's index. A
+		// record with Updated 0 would make a write conditional on it
+		// (IfUpdated) unconditional.
+		if c := P(rec).common(); *c.created == 0 || *c.created > *c.updated || *c.updated > t.index {
+			return lr.bad(fmt.Errorf("created %d, updated %d at index %d", *c.created, *c.updated, t.index))
+		}
 		if err := check(prev, rec); err != nil {
 			return lr.bad(err)
 		}

@@ -88,12 +88,12 @@ func TestLoadRejects(t *testing.T) {
 		{"header negative count", `{"hosts":-1}` + "\n", "cannot unmarshal"},
 		{"header garbage after", hdr0 + " {}\n", "data after the JSON object"},
 		{"fewer lines", lines(hdr(2, 2, 2, 2, 1), h1, h2, s0, s1, r1), "line 7: unexpected end of input"},
-		{"huge count", lines(`{"hosts":18446744073709551615}`, h1), "unexpected end of input"},
+		{"huge count", lines(`{"index":1,"hosts":18446744073709551615}`, h1), "unexpected end of input"},
 		{"more lines", lines(hdr(2, 2, 1, 1, 1), h1, h2, s0, s1, r1, r1), "line 7: more lines than the header counts"},
 		{"shard where a host goes", lines(hdr(2, 2, 1, 1, 1), h1, s0, s0, s1, r1), "line 3: json: cannot unmarshal number"},
 		{"replica where a shard goes", lines(hdr(2, 2, 1, 1, 1), h1, h2, r1, s1, r1), "line 4: shard 1 before the prime shard 0"},
 		{"shard where a replica goes", lines(hdr(2, 1, 2, 1, 1), h1, h2, s0, s1, r1), `line 5: host "" not found`},
-		{"host with empty ID", lines(hdr(1, 0, 0, 0, 0), `{"id":""}`), "empty or contains NUL"},
+		{"host with empty ID", lines(hdr(1, 0, 0, 0, 0), strings.Replace(h1, `"h1"`, `""`, 1)), "empty or contains NUL"},
 		{"hosts out of order", lines(hdr(2, 0, 0, 0, 0), h2, h1), "hosts out of ID order"},
 		{"duplicate host", lines(hdr(2, 0, 0, 0, 0), h1, h1), "hosts out of ID order"},
 		{"shards out of order", lines(hdr(0, 3, 0, 0, 2), s0, strings.NewReplacer(`"id":1`, `"id":2`, `"a"`, `"b"`).Replace(s1), s1), "line 4: shards out of ID order"},
@@ -106,6 +106,9 @@ func TestLoadRejects(t *testing.T) {
 		{"replica of missing shard", lines(hdr(1, 1, 1, 1, 0), h1, s0, strings.Replace(r1, `"shardID":0`, `"shardID":1`, 1)), "shard 1 not found"},
 		{"guest shard without the prime shard", lines(hdr(0, 1, 0, 0, 1), s1), "line 2: shard 1 before the prime shard 0"},
 		{"two replicas of a shard on a host", lines(hdr(1, 1, 2, 2, 0), h1, s0, r1, strings.Replace(r1, `"id":1`, `"id":2`, 1)), "already has replica 1"},
+		{"record without versions", lines(hdr(1, 0, 0, 0, 0), `{"id":"h1"}`), "line 2: created 0, updated 0 at index 9"},
+		{"updated before created", lines(hdr(1, 1, 0, 0, 0), h1, strings.Replace(s0, `"created":1`, `"created":2`, 1)), "line 3: created 2, updated 1 at index 9"},
+		{"updated after the index", lines(hdr(1, 1, 1, 1, 0), h1, s0, strings.Replace(r1, `"updated":1`, `"updated":10`, 1)), "line 4: created 1, updated 10 at index 9"},
 		{"truncated line", lines(hdr(1, 0, 0, 0, 0), h1[:20]), "line 2: unexpected EOF"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,7 +129,7 @@ func TestLoadLenience(t *testing.T) {
 	// Blank lines, CRLF, a missing final newline and empty maps are fine;
 	// empty maps and slices load as nil, so the state saves canonically.
 	in := "\r\n" + `{"index":3,"hosts":1,"shards":0,"replicas":0,"lastHostID":"h"}` + "\r\n\n" +
-		`{"id":"h","tags":{},"shardTypes":[]}`
+		`{"id":"h","created":2,"updated":3,"tags":{},"shardTypes":[]}`
 	st, err := ReadState(strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
