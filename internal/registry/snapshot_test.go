@@ -186,3 +186,22 @@ func TestUnknownFieldsIgnoredAlike(t *testing.T) {
 		t.Fatalf("recovered from the snapshot:\n%s\nfrom the log:\n%s", save(t, rec.State()), save(t, fromLog))
 	}
 }
+
+// TestDesignSnapshotExample: the example of DESIGN §4, verbatim but for
+// the header's counts (the example is an excerpt), loads and saves to the
+// same bytes.
+func TestDesignSnapshotExample(t *testing.T) {
+	const example = `{"index":54,"hosts":1,"shards":2,"replicas":1,"lastReplicaID":15,"lastShardID":4,"lastHostID":"69f6…"}
+{"id":"69f6…","created":9,"updated":50,"status":"active","tags":{"geo:region":"us-central1","geo:zone":"us-west-1a"},"apiAddress":"127.0.0.1:17013","raftAddress":"127.0.0.1:17012","shardTypes":["zongzi://…/_examples/kv1"]}
+{"id":0,"created":6,"updated":26,"status":"","tags":null,"type":"zongzi://…","name":"zongzi"}
+{"id":1,"created":15,"updated":51,"status":"new","tags":{"placement:member":"3;geo:region=us-central1","placement:vary":"geo:zone"},"type":"zongzi://…/_examples/kv1","name":"kv1-00001"}
+{"id":1,"created":10,"updated":10,"status":"active","tags":null,"hostID":"69f6…","isNonVoting":false,"isWitness":false,"shardID":0}
+`
+	st, err := ReadState(strings.NewReader(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(save(t, st)); got != example {
+		t.Errorf("Save =\n%s\nwant\n%s", got, example)
+	}
+}
