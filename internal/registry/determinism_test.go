@@ -151,3 +151,43 @@ func randomSimpleCommand(rng *rand.Rand, st *State) Command {
 		return Command{Op: OpShardLeader, ShardID: shardID(), Leader: replicaID(), Term: uint64(rng.IntN(5))}
 	}
 }
+
+// TestVersionsAreTheApplyingIndex: on every op, batches included, a record
+// an entry inserts has Created and Updated equal to the entry's index, and
+// one it changes keeps Created (unless the entry deleted it and inserted it
+// again) and has Updated equal to the index; a record it leaves alone
+// keeps both. Random command sequences, fixed seed.
+func TestVersionsAreTheApplyingIndex(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	for seq := range 100 {
+		s := New()
+		s.Apply(1, Command{Op: OpInit, Hosts: threeHosts(), Replicas: threePrimeReplicas()}.Encode())
+		for index := uint64(2); index < 62; index++ {
+			before := s.State()
+			cmd := randomCommand(rng, before)
+			s.Apply(index, cmd.Encode())
+			after := s.State()
+			check := func(kind string, id any, old, rec any, existed bool, oc, c, u uint64) {
+				t.Helper()
+				switch {
+				case !existed && (c != index || u != index):
+					t.Fatalf("seq %d, %s: new %s %v: created %d, updated %d at index %d", seq, cmd.Op, kind, id, c, u, index)
+				case existed && !reflect.DeepEqual(old, rec) && (u != index || c != oc && c != index):
+					t.Fatalf("seq %d, %s: %s %v changed from %+v to %+v at index %d", seq, cmd.Op, kind, id, old, rec, index)
+				}
+			}
+			for _, r := range after.Hosts() {
+				o, ok := before.Host(r.ID)
+				check("host", r.ID, o, r, ok, o.Created, r.Created, r.Updated)
+			}
+			for _, r := range after.Shards() {
+				o, ok := before.Shard(r.ID)
+				check("shard", r.ID, o, r, ok, o.Created, r.Created, r.Updated)
+			}
+			for _, r := range after.Replicas() {
+				o, ok := before.Replica(r.ID)
+				check("replica", r.ID, o, r, ok, o.Created, r.Created, r.Updated)
+			}
+		}
+	}
+}
