@@ -90,11 +90,13 @@ func (r *registrySession) propose(ctx context.Context, nh *dragonboat.NodeHost, 
 }
 
 // retry makes attempts until one is applied or rejected, one fails for a
-// reason a retry cannot mend, or ctx leaves no time for another. Once an
-// attempt may have been proposed, an error wraps ErrOutcomeUnknown: that
-// proposal may yet apply, or have applied, whatever a later attempt says;
-// it no longer wraps ErrRejected (a session the prime shard evicted), which
-// would say that nothing applied.
+// reason a retry cannot mend, or ctx leaves no time for another. An attempt
+// refused because the prime shard evicted the session (ErrRejected) applied
+// nothing: when no earlier attempt may have been proposed either, cmd is
+// proposed again under a new session. Once an attempt may have been
+// proposed, an error wraps ErrOutcomeUnknown: that proposal may yet apply,
+// or have applied, whatever a later attempt says; it no longer wraps
+// ErrRejected, which would say that nothing applied.
 func (r *registrySession) retry(ctx context.Context, nh *dragonboat.NodeHost, cmd []byte) (sm.Result, error) {
 	proposed := false
 	fail := func(err error) error {
@@ -112,6 +114,9 @@ func (r *registrySession) retry(ctx context.Context, nh *dragonboat.NodeHost, cm
 			return res, nil
 		}
 		proposed = proposed || made
+		if errors.Is(err, ErrRejected) && !proposed && r.session == nil {
+			continue // the session was evicted; attempt registers a new one
+		}
 		if !errors.Is(err, ErrOutcomeUnknown) && !errors.Is(err, ErrShardNotReady) {
 			return res, fail(err)
 		}
@@ -174,9 +179,9 @@ func (r *registrySession) attempt(ctx context.Context, nh *dragonboat.NodeHost, 
 		return res, false, fmt.Errorf("%w: %w", ErrShardNotReady, err)
 	case errors.Is(err, dragonboat.ErrRejected):
 		// The prime shard no longer knows the session (its LRU evicted
-		// it): the next command registers a new one. This one is not
-		// proposed again under it, as an earlier attempt may have applied
-		// before the eviction.
+		// it), and applied nothing: the next attempt registers a new one.
+		// retry makes it only if no earlier attempt of cmd was proposed,
+		// as one may have applied before the eviction.
 		r.session = nil
 	}
 	return res, proposalMade(err), mapError(err)

@@ -266,3 +266,68 @@ func TestRegistryProposalAfterLeaderStops(t *testing.T) {
 		t.Fatalf("ShardCreate on a follower just after the prime leader stopped: %v", err)
 	}
 }
+
+// TestRegistryWriteAfterSessionEvicted: the prime shard keeps the 4,096
+// client sessions used last and forgets the others; a host's registry
+// session is forgotten once that many were registered since it last
+// wrote, which restarts (each agent registers one, and none is closed)
+// and registrations that timed out add up to. The host's next registry
+// write was refused by the prime shard without being applied, and
+// returned as ErrRejected, as if the registry had refused the command:
+// nothing under the forgotten session could have applied, so it is
+// proposed again under a new one.
+func TestRegistryWriteAfterSessionEvicted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, a := startOne(ctx, t)
+	defer c.stop()
+	if _, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("first")); err != nil {
+		t.Fatal(err)
+	}
+	// This host's own registry writes are done: none uses the session
+	// while the others are registered.
+	waitFor(t, settle, "the host's record and the prime shard's leader in the registry", func() bool {
+		st := a.State()
+		h, _ := st.Host(a.HostID())
+		prime, _ := st.Shard(0)
+		return h.Status == zongzi.HostStatusActive && prime.Leader != 0
+	})
+	session := zongzi.RegistrySessionID(a)
+	if session == 0 {
+		t.Fatal("no registry session after a registry write")
+	}
+	// As many sessions registered since as the prime shard keeps.
+	nh := a.NodeHost()
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for w := range 32 {
+		wg.Go(func() {
+			for range 4096 / 32 {
+				rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+				_, err := nh.SyncGetSession(rctx, 0)
+				rcancel()
+				if err != nil {
+					errs <- fmt.Errorf("worker %d: register a session: %w", w, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	s, created, err := a.ShardCreate(wctx, testType, zongzi.WithName("after-eviction"))
+	if err != nil {
+		t.Fatalf("registry write once the host's session was evicted: %v", err)
+	}
+	if !created || s.Name != "after-eviction" {
+		t.Fatalf("registry write once the host's session was evicted: shard %+v, created %v", s, created)
+	}
+	if id := zongzi.RegistrySessionID(a); id == session || id == 0 {
+		t.Fatalf("registry session %d after its eviction, was %d", id, session)
+	}
+}
