@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -89,6 +90,30 @@ func e2eDo(t *testing.T, n *kv1proc.Node, method, target string, form url.Values
 	}
 	return r
 }
+
+// e2eDoBody sends method target to n with body as it is, of content type
+// ctype, and fails the test on a transport error.
+func e2eDoBody(t *testing.T, n *kv1proc.Node, method, target, ctype, body string) kv1proc.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, n.URL(target), strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", ctype)
+	resp, err := e2eClient.Do(req)
+	if err != nil {
+		t.Fatalf("node %d: %s %.80s: %v", n.N, method, target, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("node %d: %s %.80s: %v", n.N, method, target, err)
+	}
+	return kv1proc.Response{Status: resp.StatusCode, Header: resp.Header, Body: string(b)}
+}
+
+// e2eClient sends e2eDoBody's requests.
+var e2eClient = &http.Client{Timeout: 10 * time.Second}
 
 // e2eGet, e2ePut and e2eDelete send a request without a body.
 func e2eGet(t *testing.T, n *kv1proc.Node, target string) kv1proc.Response {

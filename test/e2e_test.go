@@ -154,6 +154,9 @@ func e2eErrors(t *testing.T, bin string) {
 
 	// DELETE: 200 with the deleted record, 404 missing, 409 mismatch.
 	rec := e2eExpectRecord(t, "create", e2ePut(t, n1, "/delkey?val=d"), "/delkey", "d")
+	// A GET's body is ignored, whatever it holds.
+	e2eExpect(t, "GET with a multipart body", e2eDoBody(t, n3, http.MethodGet, "/delkey", e2eMultipartType, "not multipart"),
+		http.StatusOK, rec.JSON())
 	e2eExpect(t, "DELETE mismatch", e2eDelete(t, n3, "/delkey?ver="+fmt.Sprint(rec.Ver+1)), http.StatusConflict, e2eMismatch(rec.Ver+1, rec.Ver))
 	e2eExpect(t, "DELETE", e2eDelete(t, n3, "/delkey?ver="+fmt.Sprint(rec.Ver)), http.StatusOK, rec.JSON())
 	e2eExpect(t, "DELETE missing", e2eDelete(t, n3, "/delkey"), http.StatusNotFound, "Not found\n")
@@ -172,6 +175,13 @@ func e2eErrors(t *testing.T, bin string) {
 
 	e2eProposesNothing(t, c, n1)
 }
+
+// e2eMultipartType and e2eMultipartVal are a multipart/form-data body
+// holding val, as a browser sends a FormData: kv1 refuses it (415).
+const (
+	e2eMultipartType = "multipart/form-data; boundary=kv1"
+	e2eMultipartVal  = "--kv1\r\nContent-Disposition: form-data; name=\"val\"\r\n\r\nx\r\n--kv1--\r\n"
+)
 
 // e2eProposesNothing checks on the real cluster that kv1 proposes nothing
 // for a bad request (DESIGN §7): a write of a key just before a run of bad
@@ -233,6 +243,18 @@ func e2eProposesNothing(t *testing.T, c *kv1proc.Cluster, n *kv1proc.Node) {
 			r := e2eDo(t, n, b.method, key+b.target, b.form)
 			if r.Status != b.status {
 				t.Fatalf("%s %s%.60s: %v, want %d", b.method, key, b.target, r, b.status)
+			}
+		}
+		// Bodies of another type than urlencoded: 415.
+		for _, b := range []struct{ method, ctype, body string }{
+			{http.MethodPut, "text/plain", "val=x"},
+			{http.MethodPut, e2eMultipartType, e2eMultipartVal},
+			{http.MethodPut, e2eMultipartType, "not multipart"},
+			{http.MethodDelete, e2eMultipartType, "not multipart"},
+		} {
+			r := e2eDoBody(t, n, b.method, fmt.Sprintf("%s?ver=%d", key, v), b.ctype, b.body)
+			if r.Status != http.StatusUnsupportedMediaType {
+				t.Fatalf("%s %s with a %s body %q: %v, want 415", b.method, key, b.ctype, b.body, r)
 			}
 		}
 		after := e2eExpectRecord(t, "CAS "+key, e2ePut(t, n, key+"?val=after&ver="+fmt.Sprint(v)), key, "after").Ver

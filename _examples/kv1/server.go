@@ -68,6 +68,12 @@ func newHTTPServer(serve fasthttp.RequestHandler, maxVal int, log *slog.Logger) 
 		WriteTimeout:       writeTimeout,
 		IdleTimeout:        2 * time.Minute,
 		CloseOnShutdown:    true,
+
+		// fasthttp parses a multipart/form-data body before the handler
+		// by default, and answers 400 to one it cannot parse; the
+		// handler refuses any body but an urlencoded one with 415, and
+		// ignores a GET's.
+		DisablePreParseMultipartForm: true,
 	}
 }
 
