@@ -635,7 +635,8 @@ func e2ePollStarting(t *testing.T, c *kv1proc.Cluster, n *kv1proc.Node, tag stri
 // neither commit nor fail for sure: each must answer 503 within about the
 // 1 s request timeout, saying that the write may or may not have applied,
 // with Retry-After. Once the peers resume, each such key is either missing
-// or holds its value.
+// or holds its value. Meanwhile /healthz says why the node cannot serve,
+// and /_status still answers.
 func e2eTimeout(t *testing.T, bin string) {
 	c := e2eStart(t, bin)
 	survivor := c.Nodes[0]
@@ -678,6 +679,17 @@ func e2eTimeout(t *testing.T, bin string) {
 		if !e2eRetryAfter(r) {
 			t.Errorf("%s: %v without a Retry-After header (headers %v)", what, r, r.Header)
 		}
+	}
+
+	// /healthz says why the survivor cannot serve; /_status, from local
+	// state, still answers (DESIGN §7).
+	h := e2eGet(t, survivor, "/healthz")
+	if h.Status != http.StatusServiceUnavailable || !strings.HasPrefix(h.Body, "Not ready: ") ||
+		!strings.HasSuffix(h.Body, "\n") || !e2eRetryAfter(h) {
+		t.Errorf("/healthz with 2 of 3 peers paused: %v (headers %v), want 503 \"Not ready: <reason>\" with Retry-After", h, h.Header)
+	}
+	if st, err := survivor.HostStatus(t.Context()); err != nil || st.Status != "ready" || len(st.Shards) != e2eShards+1 {
+		t.Errorf("/_status with 2 of 3 peers paused: %+v, %v; want this host's view of %d shards", st, err, e2eShards+1)
 	}
 
 	for _, n := range c.Nodes[1:] {
