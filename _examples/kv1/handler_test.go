@@ -611,6 +611,26 @@ func TestHandlerOverHTTP(t *testing.T) {
 		body != "Value too large (max 1048576 bytes)\n" {
 		t.Fatalf("huge PUT: %d %q", code, body)
 	}
+	// A request line over headerLimit (a value that needs escapes, say)
+	// gets 431 before the handler sees it (README); a header likewise.
+	const want431 = "Request line and headers too large (max 1052672 bytes)\n"
+	if code, body, _ := exchange("PUT", "/testkey?val="+strings.Repeat("%C3%A9", 1<<18), "", nil); code != 431 || body != want431 {
+		t.Fatalf("PUT with a request line over the limit: %d %q", code, trunc(body))
+	}
+	req, err := http.NewRequest("GET", base+"/testkey", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Huge", strings.Repeat("h", headerLimit))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 431 || string(b) != want431 {
+		t.Fatalf("GET with a header over the limit: %d %q %v", resp.StatusCode, trunc(string(b)), err)
+	}
 	if code, body, hdr := exchange("PATCH", "/testkey", "", nil); code != 405 || body != "Method not supported\n" ||
 		hdr.Get("Allow") != "GET, PUT, DELETE" {
 		t.Fatalf("PATCH: %d %q %v", code, body, hdr)
