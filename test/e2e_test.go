@@ -323,8 +323,9 @@ func e2eServerPaths(t *testing.T, bin string) {
 	e2eGet(t, n, "/metered")
 	e2eGet(t, n, "/unmetered")
 	r := e2eGet(t, n, "/metrics")
-	if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
-		t.Fatalf("/metrics: %d %q", r.Status, r.Header.Get("Content-Type"))
+	if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") || !strings.HasSuffix(r.Body, "\n") {
+		t.Fatalf("/metrics: %d %q, body ending %q; want 200 text, newline-terminated", r.Status, r.Header.Get("Content-Type"),
+			r.Body[max(0, len(r.Body)-40):])
 	}
 	for _, want := range []string{
 		"# TYPE kv1_http_requests_total counter\n",
@@ -346,8 +347,8 @@ func e2eServerPaths(t *testing.T, bin string) {
 func e2eCheckStatus(t *testing.T, n *kv1proc.Node) {
 	t.Helper()
 	r := e2eGet(t, n, "/_status")
-	if r.Status != http.StatusOK || r.Header.Get("Content-Type") != "application/json" {
-		t.Fatalf("node %d /_status: %v %q", n.N, r, r.Header.Get("Content-Type"))
+	if r.Status != http.StatusOK || r.Header.Get("Content-Type") != "application/json" || !strings.HasSuffix(r.Body, "}\n") {
+		t.Fatalf("node %d /_status: %v %q; want a JSON object and a newline", n.N, r, r.Header.Get("Content-Type"))
 	}
 	var raw struct {
 		HostID string           `json:"hostID"`
