@@ -16,8 +16,10 @@ type Plan = placement.Plan
 // replica leads the prime shard calls Reconcile whenever the registry
 // changes and proposes the returned plan as one registry entry, which the
 // registry refuses if anything else was applied since the state Reconcile
-// was given (the change wakes the next call). Reconcile must be a pure
-// function of the state: no I/O, no proposals.
+// was given (the change wakes the next call). A plan that the registry
+// would refuse at that state (a replica on a host that is not registered,
+// say) is not proposed but logged at Warn with the reason. Reconcile must
+// be a pure function of the state: no I/O, no proposals.
 type ShardController interface {
 	Reconcile(state *State) Plan
 }
@@ -54,7 +56,7 @@ func (a *Agent) placeReplicas(ctx context.Context) {
 			return
 		}
 		st := a.store.State()
-		if !a.applyPlan(ctx, st.Index(), a.controller.Reconcile(st)) {
+		if !a.applyPlan(ctx, st, a.controller.Reconcile(st)) {
 			return
 		}
 	}
@@ -69,13 +71,16 @@ func (a *Agent) leadsPrime() bool {
 	return err == nil && ok && leader == a.primeID.Load()
 }
 
-// applyPlan proposes a plan computed from the registry at index as one
-// batch, which the registry applies only if nothing else was applied since:
-// a plan whose proposal timed out may yet commit, and the next plan, made
-// without it, must not act beside it (remove a second member, say). A plan
-// refused so is made again from the registry as it is now: applyPlan then
-// reports true.
-func (a *Agent) applyPlan(ctx context.Context, index uint64, p Plan) (refused bool) {
+// applyPlan proposes a plan computed from the registry st as one batch,
+// which the registry applies only if nothing else was applied since: a plan
+// whose proposal timed out may yet commit, and the next plan, made without
+// it, must not act beside it (remove a second member, say). A plan refused
+// so is made again from the registry as it is now: applyPlan then reports
+// true. A plan that st itself refuses (a controller's replica on a host
+// that is not registered, say) is not proposed: it is logged, and would be
+// refused again however often it were made.
+func (a *Agent) applyPlan(ctx context.Context, st *State, p Plan) (refused bool) {
+	index := st.Index()
 	batch := registry.Command{Op: registry.OpBatch, IfIndex: index}
 	for i := range p.Add {
 		batch.Batch = append(batch.Batch, registry.Command{Op: registry.OpReplicaPut, Replica: &p.Add[i]})
@@ -87,6 +92,10 @@ func (a *Agent) applyPlan(ctx context.Context, index uint64, p Plan) (refused bo
 		batch.Batch = append(batch.Batch, registry.Command{Op: registry.OpStatusSet, Kind: registry.KindShard, ShardID: shardID, Status: status})
 	}
 	if len(batch.Batch) == 0 {
+		return false
+	}
+	if err := registry.Check(st, batch); err != nil {
+		a.log.Warn("zongzi: invalid placement plan", "adds", len(p.Add), "removes", len(p.Remove), "err", err)
 		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)

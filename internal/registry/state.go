@@ -134,3 +134,14 @@ func count(txn *memdb.Txn, table string) int {
 	}
 	return n
 }
+
+// Check returns the error Apply would reject c with, were c the entry after
+// the last one st holds, or nil when c would apply. It changes nothing: not
+// st, nor the Store st came from. (A function rather than a method: State
+// is exported as the agent's read-only view.)
+func Check(st *State, c Command) error {
+	t := &tx{txn: st.db.Snapshot().Txn(true), index: st.meta.Index + 1, meta: st.meta}
+	defer t.txn.Abort()
+	_, err := t.apply(c, false)
+	return err
+}

@@ -156,3 +156,32 @@ func TestConcurrentReaders(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestCheck: Check says what Apply would say of a command as the next
+// entry, batch condition included, and changes nothing.
+func TestCheck(t *testing.T) {
+	f := newFixture(t)
+	st := f.store.State()
+	good := Command{Op: OpBatch, IfIndex: st.Index(), Batch: []Command{{Op: OpReplicaPut, Replica: &Replica{ShardID: 0, HostID: "h1"}}}}
+	if err := Check(st, good); err == nil {
+		t.Fatal("a second replica of shard 0 on h1 checked as valid")
+	}
+	good.Batch[0].Replica = &Replica{ShardID: 0, HostID: "h4"}
+	if err := Check(st, good); err == nil {
+		t.Fatal("a replica on an unknown host checked as valid")
+	}
+	f.must(Command{Op: OpHostPut, Host: &Host{ID: "h4", Status: HostStatusNew}})
+	st = f.store.State()
+	good.IfIndex = st.Index()
+	if err := Check(st, good); err != nil {
+		t.Fatalf("check of a valid batch: %v", err)
+	}
+	stale := good
+	stale.IfIndex = st.Index() - 1
+	if err := Check(st, stale); err == nil {
+		t.Fatal("a batch made at an older index checked as valid")
+	}
+	if len(st.ShardReplicas(0)) != 3 || len(f.store.State().ShardReplicas(0)) != 3 || f.store.State().Index() != st.Index() {
+		t.Fatal("Check changed the state or the store")
+	}
+}
