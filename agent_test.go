@@ -93,6 +93,8 @@ func TestShardOptionsRejectBadValues(t *testing.T) {
 		"negative replicas":      zongzi.WithPlacementReplicas("readers", -1),
 		"vary without keys":      zongzi.WithPlacementVary(),
 		"vary with a filter":     zongzi.WithPlacementVary("zone=a"),
+		"vary with an empty key": zongzi.WithPlacementVary("zone", ""),
+		"vary key with a comma":  zongzi.WithPlacementVary("zone,rack"),
 		"cover without filters":  zongzi.WithPlacementCover(),
 		"filter with semicolon":  zongzi.WithPlacementCover("a=b;c"),
 		"unknown placement tag":  zongzi.WithTag("placement:spread", "zone"),

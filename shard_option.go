@@ -78,8 +78,14 @@ func WithPlacementReplicas(group string, n int, hostTags ...string) ShardOption 
 }
 
 // WithPlacementVary spreads each group of replicas across distinct values
-// of these host tag keys; members never share a value.
+// of these host tag keys; members never share a value. A key that is empty
+// or holds a ',' (which the tag reads as two keys) is refused.
 func WithPlacementVary(tagKeys ...string) ShardOption {
+	for _, k := range tagKeys {
+		if strings.TrimSpace(k) == "" || strings.Contains(k, ",") {
+			return invalid("%s: tag key %q is empty or holds a ','", TagPlacementVary, k)
+		}
+	}
 	return placementTag(TagPlacementVary, tagKeys)
 }
 
