@@ -60,7 +60,8 @@
 // the group could use are held back from the shard's later groups, so the
 // reason stays the same until the topology changes. A shard becomes
 // "active" once all its wanted replicas exist and are active; a stale
-// "unsatisfied" status goes back to "new" while the replicas are placed.
+// "unsatisfied" status goes back to "new" while the replicas are placed,
+// or once the shard's placement tags are removed.
 //
 // # Determinism
 //

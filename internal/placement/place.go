@@ -40,16 +40,22 @@ func (p Plan) Empty() bool {
 
 // Place returns the plan that reconciles the registry in with the placement
 // tags of every shard. It skips the prime shard (shard 0, managed by
-// bootstrap) and shards without placement tags. Shards are planned in ID
-// order, each seeing the host loads left by the ones before it.
+// bootstrap) and shards without placement tags, but for the status of one
+// whose tags were removed while they could not be met: it goes back to
+// "new", as no reason holds any more. Shards are planned in ID order, each
+// seeing the host loads left by the ones before it.
 func Place(in Input) Plan {
 	p := newPlanner(in)
 	shards := slices.SortedFunc(slices.Values(in.Shards), func(a, b registry.Shard) int {
 		return cmp.Compare(a.ID, b.ID)
 	})
 	for _, s := range shards {
-		if s.ID != 0 && HasRules(s.Tags) {
+		switch {
+		case s.ID == 0:
+		case HasRules(s.Tags):
 			p.placeShard(s)
+		case strings.HasPrefix(s.Status, registry.ShardStatusUnsatisfied):
+			p.setStatus(s, registry.ShardStatusNew)
 		}
 	}
 	slices.SortFunc(p.plan.Add, func(a, b registry.Replica) int {

@@ -470,3 +470,24 @@ func TestPlaceVaryValuesWithNUL(t *testing.T) {
 		t.Fatalf("plan %+v, want a member on each of h1 and h2", p)
 	}
 }
+
+// TestPlaceRulesRemovedClearStatus: a shard whose placement could not be
+// met keeps the reason in its status only while it has placement tags.
+// Once its tags are removed (WithoutTag, to manage its replicas by hand)
+// nothing is asked of placement, and the status goes back to "new"; it
+// said "unsatisfied" forever.
+func TestPlaceRulesRemovedClearStatus(t *testing.T) {
+	in := Input{Hosts: hosts("h1:zone=a h2:zone=b"), Shards: []registry.Shard{shard(1, "member=3 vary=zone")}}
+	in = converge(t, in, 2)
+	if got := in.Shards[0].Status; !strings.HasPrefix(got, registry.ShardStatusUnsatisfied) {
+		t.Fatalf("status %q, want unsatisfied", got)
+	}
+	in.Shards[0].Tags = map[string]string{"owner": "me"}
+	p := Place(in)
+	if want := (Plan{Status: map[uint64]string{1: registry.ShardStatusNew}}); fmt.Sprint(p) != fmt.Sprint(want) {
+		t.Fatalf("plan %+v, want only status new", p)
+	}
+	if p := Place(apply(in, p)); !p.Empty() {
+		t.Fatalf("placing again plans %+v", p)
+	}
+}
