@@ -3,6 +3,7 @@ package zongzi
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/zongzi-kv/zongzi/internal/placement"
@@ -107,6 +108,22 @@ func (a *Agent) applyPlan(ctx context.Context, st *State, p Plan) (refused bool)
 		return true
 	case err != nil && ctxAlive(err):
 		a.log.Warn("zongzi: apply placement plan", "adds", len(p.Add), "removes", len(p.Remove), "err", err)
+	case err == nil:
+		a.logStatuses(st, p.Status)
 	}
 	return false
+}
+
+// logStatuses logs the shard statuses an applied plan changed from st's
+// that say the shard's placement cannot be met, or no longer says so.
+func (a *Agent) logStatuses(st *State, statuses map[uint64]string) {
+	for id, status := range statuses {
+		old, _ := st.Shard(id)
+		switch reason, ok := strings.CutPrefix(status, ShardStatusUnsatisfied+": "); {
+		case ok:
+			a.log.Warn("zongzi: shard placement unsatisfied", "shard", id, "name", old.Name, "reason", reason)
+		case strings.HasPrefix(old.Status, ShardStatusUnsatisfied):
+			a.log.Info("zongzi: shard placement satisfiable again", "shard", id, "name", old.Name, "status", status)
+		}
+	}
 }
