@@ -82,6 +82,7 @@ func TestShardOptionsRejectBadValues(t *testing.T) {
 	members := zongzi.WithPlacementMembers(3)
 	for name, opt := range map[string]zongzi.ShardOption{
 		"empty name":             zongzi.WithName(""),
+		"name with a NUL":        zongzi.WithName("a\x00b"),
 		"empty tag key":          zongzi.WithTag("", "v"),
 		"zero members":           zongzi.WithPlacementMembers(0),
 		"bad member filter":      zongzi.WithPlacementMembers(3, "=x"),

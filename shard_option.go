@@ -30,11 +30,12 @@ const (
 )
 
 // WithName names the shard. Names are unique: creating a shard with a name
-// that exists returns the existing shard.
+// that exists returns the existing shard. A name that is empty or holds a
+// NUL byte is refused.
 func WithName(name string) ShardOption {
 	return func(s *Shard) error {
-		if name == "" {
-			return fmt.Errorf("%w: empty shard name", ErrInvalidConfig)
+		if name == "" || strings.ContainsRune(name, 0) {
+			return fmt.Errorf("%w: shard name %q is empty or holds a NUL", ErrInvalidConfig, name)
 		}
 		s.Name = name
 		return nil
