@@ -196,7 +196,9 @@ func WithHostMemoryLimit(bytes uint64) AgentOption {
 }
 
 // WithShardController replaces the placement controller that runs on the
-// prime shard's leader.
+// prime shard's leader. Give it to every agent of a cluster: the leader
+// may move to any peer, and one without it runs the default controller,
+// which places the shards that have placement tags by those tags.
 func WithShardController(c ShardController) AgentOption {
 	return func(a *Agent) error {
 		if c == nil {
