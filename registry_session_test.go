@@ -104,12 +104,7 @@ func TestRegistryWriteCancelledWhilePending(t *testing.T) {
 	}
 	// This host's own registry writes are done: none holds the turn
 	// while applies wait.
-	waitFor(t, settle, "the host's record and the prime shard's leader in the registry", func() bool {
-		st := a.State()
-		h, _ := st.Host(a.HostID())
-		prime, _ := st.Shard(0)
-		return h.Status == zongzi.HostStatusActive && prime.Leader != 0
-	})
+	waitOwnRegistryWrites(t, a)
 	session := zongzi.RegistrySessionID(a)
 	nh := a.NodeHost()
 	logs, err := nh.GetLogReader(0)
@@ -286,12 +281,7 @@ func TestRegistryWriteAfterSessionEvicted(t *testing.T) {
 	}
 	// This host's own registry writes are done: none uses the session
 	// while the others are registered.
-	waitFor(t, settle, "the host's record and the prime shard's leader in the registry", func() bool {
-		st := a.State()
-		h, _ := st.Host(a.HostID())
-		prime, _ := st.Shard(0)
-		return h.Status == zongzi.HostStatusActive && prime.Leader != 0
-	})
+	waitOwnRegistryWrites(t, a)
 	session := zongzi.RegistrySessionID(a)
 	if session == 0 {
 		t.Fatal("no registry session after a registry write")
@@ -330,4 +320,17 @@ func TestRegistryWriteAfterSessionEvicted(t *testing.T) {
 	if id := zongzi.RegistrySessionID(a); id == session || id == 0 {
 		t.Fatalf("registry session %d after its eviction, was %d", id, session)
 	}
+}
+
+// waitOwnRegistryWrites waits until the registry holds a's host record as
+// active and the prime shard's leader: the registry writes a makes of
+// itself once it starts are done.
+func waitOwnRegistryWrites(t *testing.T, a *zongzi.Agent) {
+	t.Helper()
+	waitFor(t, settle, "the host's record and the prime shard's leader in the registry", func() bool {
+		st := a.State()
+		h, _ := st.Host(a.HostID())
+		prime, _ := st.Shard(0)
+		return h.Status == zongzi.HostStatusActive && prime.Leader != 0
+	})
 }
