@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,10 +28,15 @@ func (s slowApplySM) Update(entries []zongzi.Entry) []zongzi.Entry {
 }
 
 // registerCatch registers testCatchType, applying each entry after pause.
-func registerCatch(pause time.Duration) func(*zongzi.Agent) error {
+// made, when not nil, gets the last state machine made.
+func registerCatch(pause time.Duration, made *atomic.Pointer[logSM]) func(*zongzi.Agent) error {
 	return func(a *zongzi.Agent) error {
 		return a.StateMachineRegister(testCatchType, func(shardID, replicaID uint64) zongzi.StateMachine {
-			return slowApplySM{logSM: newLogSM(shardID, replicaID).(*logSM), pause: pause}
+			s := newLogSM(shardID, replicaID).(*logSM)
+			if made != nil {
+				made.Store(s)
+			}
+			return slowApplySM{logSM: s, pause: pause}
 		})
 	}
 }
@@ -40,13 +46,14 @@ func registerCatch(pause time.Duration) func(*zongzi.Agent) error {
 // to the replicas of other hosts, which have applied it: a stale read
 // there sees the writes made before the replica started, and a write
 // there does not wait for the replica to apply the whole log first. Other
-// hosts' requests forwarded to that host are refused, and go elsewhere.
+// hosts' requests forwarded to that host are refused, and go elsewhere;
+// the registry records the replica as active only once it caught up.
 func TestCatchingUpReplicaLeavesRequestsToOthers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := newCluster(t, "a", "b", "c")
 	for _, n := range c.nodes {
-		n.register = registerCatch(0)
+		n.register = registerCatch(0, nil)
 	}
 	c.startAll(ctx, c.nodes...)
 	defer c.stop()
@@ -68,7 +75,8 @@ func TestCatchingUpReplicaLeavesRequestsToOthers(t *testing.T) {
 	}
 
 	n4 := c.addNode("d")
-	n4.register = registerCatch(100 * time.Millisecond) // 3 s to apply the log
+	var sm4 atomic.Pointer[logSM]
+	n4.register = registerCatch(100*time.Millisecond, &sm4) // 3 s to apply the log
 	c.startAll(ctx, n4)
 	a4 := n4.agent
 	waitFor(t, settle, "the cover replica runs on the new host", func() bool { return zongzi.RunsReplica(a4, s.ID) })
@@ -91,5 +99,22 @@ func TestCatchingUpReplicaLeavesRequestsToOthers(t *testing.T) {
 	acancel()
 	if err != nil {
 		t.Fatalf("write on the new host: %v", err)
+	}
+	// Marked active, it is one that others send requests to: only once it
+	// has applied the log. What it applied is read just after the mark is
+	// seen: marked as it started applying, it would have applied a few
+	// commands by then, far from all.
+	var applied uint64
+	waitFor(t, settle, "the new host's replica marked active", func() bool {
+		for _, r := range a1.State().ShardReplicas(s.ID) {
+			if r.HostID == a4.HostID() && r.Status == zongzi.ReplicaStatusActive {
+				applied = sm4.Load().Query(ctx, nil).Value
+				return true
+			}
+		}
+		return false
+	})
+	if applied < writes {
+		t.Fatalf("the new host's replica was marked active when it had applied %d of %d commands", applied, writes)
 	}
 }

@@ -69,7 +69,7 @@ func (a *Agent) reconcileHost(ctx context.Context) {
 		r := want[shardID]
 		switch lr, ok := running[shardID]; {
 		case ok && lr.replicaID == r.ID:
-			a.logErr(a.markActive(ctx, r), "mark replica active", shardID)
+			a.logErr(a.markActive(ctx, r, lr), "mark replica active", shardID)
 		case !late[shardID]:
 			a.logErr(a.startReplica(ctx, st, r), "start replica", shardID)
 		}
@@ -147,14 +147,17 @@ func (a *Agent) registerSelf(ctx context.Context, st *State) {
 	a.logErr(err, "register host", 0)
 }
 
-// markActive records a running replica as active once its shard has a
-// leader. The leader is the one the raft events reported, which wake the
-// host controller (hostKick): Dragonboat's GetLeaderID learns it later.
-func (a *Agent) markActive(ctx context.Context, r Replica) error {
+// markActive records r, running here as lr, as active once its shard has a
+// leader and it has caught up (catchUp): other hosts then send it requests,
+// and placement counts it as a member that can take the place of another.
+// The leader is the one the raft events reported, which wake the host
+// controller (hostKick), as catchUp does: Dragonboat's GetLeaderID learns
+// it later.
+func (a *Agent) markActive(ctx context.Context, r Replica, lr *localReplica) error {
 	if r.Status == registry.ReplicaStatusActive || a.holdActive != nil && a.holdActive(r) {
 		return nil
 	}
-	if li, ok := a.localLeader(r.ShardID); !ok || li.replicaID != r.ID {
+	if li, ok := a.localLeader(r.ShardID); !ok || li.replicaID != r.ID || !lr.caughtUp.Load() {
 		return nil
 	}
 	return a.setReplicaStatus(ctx, r, registry.ReplicaStatusActive)
@@ -253,6 +256,7 @@ func (a *Agent) catchUp(nh *dragonboat.NodeHost, shardID uint64, lr *localReplic
 	for lr.stopped.Err() == nil {
 		if a.barrier(shardID).wait(lr.stopped, nh, shardID) == nil {
 			lr.caughtUp.Store(true)
+			kick(a.hostKick) // markActive can act now
 			return
 		}
 		_ = sleep(lr.stopped, retryMaxPause) // no leader yet, say

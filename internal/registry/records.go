@@ -68,7 +68,7 @@ const (
 
 // Replica statuses: new when placed, started once its host is about to
 // start it for the first time (from then on it may hold data), active once
-// its host runs it and its shard has a leader.
+// its host runs it, its shard has a leader and it has caught up with it.
 const (
 	ReplicaStatusNew     = "new"
 	ReplicaStatusStarted = "started"
