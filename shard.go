@@ -30,7 +30,7 @@ const (
 // concurrent use and cheap to keep. A client of the prime shard (shard 0)
 // serves Leader and Index only. A command may be reused once its call
 // returns; a query too, unless the call ended with its ctx (a read
-// forwarded in a batch may still hold it). Data returned by the local
+// forwarded on the bus may still hold it). Data returned by the local
 // replica is the state machine's own (see Result), not to be changed.
 type ShardClient struct {
 	a       *Agent

@@ -202,8 +202,8 @@ func (b *readBatcher) openStream(ctx context.Context) (*readStream, error) {
 // the stream breaks or ctx, which has a deadline, is done. It marks the
 // reads it answered; the error is for the others. A Send that blocks until
 // the deadline (a host that stopped reading) breaks the stream; a caller
-// that gives up meanwhile does not, nor a batch whose deadline passed
-// before it could be sent, which fails alone.
+// that gives up meanwhile does not, and returns at once, nor a batch whose
+// deadline passed before it could be sent, which fails alone.
 func (rs *readStream) send(ctx context.Context, c *batchCall, req *pb.ReadBatchRequest, answered []bool) error {
 	sb := &streamBatch{c: c, answered: answered, done: make(chan struct{})}
 	rs.mu.Lock()
@@ -241,13 +241,9 @@ func (rs *readStream) send(ctx context.Context, c *batchCall, req *pb.ReadBatchR
 		return unsent(status.Error(codes.DeadlineExceeded, "bus: read batch: its deadline passed before it was sent"))
 	}
 	req.TimeoutMs = uint32(min(left.Milliseconds()+1, math.MaxUint32))
-	stuck := time.AfterFunc(left, func() { rs.fail(errSendStuck) })
-	err := rs.stream.Send(req)
-	stuck.Stop()
-	<-rs.sendTurn
-	if err != nil && err != io.EOF {
-		rs.fail(err)
-	} // on io.EOF the stream ended: receive learns why, and fails the batch
+	// Sent on a goroutine of its own, so that a caller that gives up while
+	// the Send blocks returns at once; the Send ends by the deadline.
+	go rs.sendInTurn(req, left)
 
 	select {
 	case <-sb.done:
@@ -261,6 +257,20 @@ func (rs *readStream) send(ctx context.Context, c *batchCall, req *pb.ReadBatchR
 		delete(rs.batches, id)
 		return rs.b.p.err(rs.b.addr, status.FromContextError(ctx.Err()).Err())
 	}
+}
+
+// sendInTurn sends req, whose deadline is left from now, and then gives
+// up the turn to send, which it was given. A Send that blocks until the
+// deadline breaks the stream, as does one that fails: every batch on it
+// fails.
+func (rs *readStream) sendInTurn(req *pb.ReadBatchRequest, left time.Duration) {
+	stuck := time.AfterFunc(left, func() { rs.fail(errSendStuck) })
+	err := rs.stream.Send(req)
+	stuck.Stop()
+	<-rs.sendTurn
+	if err != nil && err != io.EOF {
+		rs.fail(err)
+	} // on io.EOF the stream ended: receive learns why, and fails the batch
 }
 
 // receive hands results to their reads until the stream breaks.

@@ -284,3 +284,46 @@ func deafBus(t *testing.T) (*Pool, string) {
 	batcher(t, p, addr).stallAfter = 10 * time.Millisecond
 	return p, addr
 }
+
+// TestReadStreamBlockedSendHonoursCancel checks that a read that goes
+// alone on a stream, and whose Send blocks because the host stopped
+// reading it, returns as soon as its caller cancels it, not at its
+// deadline: the caller may have given up on the host to try another.
+func TestReadStreamBlockedSendHonoursCancel(t *testing.T) {
+	p, addr := deafBus(t)
+	b := batcher(t, p, addr)
+	query := make([]byte, 400<<10) // three fill the 1 MiB window
+	sending := func() bool {       // a Send holds the stream's turn
+		b.mu.Lock()
+		rs := b.rs
+		b.mu.Unlock()
+		return rs != nil && len(rs.sendTurn) == 1
+	}
+	for i := range 10 {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := p.Read(ctx, addr, 1, query, true, false)
+			done <- err
+		}()
+		time.Sleep(200 * time.Millisecond) // sent, or blocked in Send; alone either way once stalled
+		if !sending() {
+			continue // sent: it waits for a result that never comes, until cancelled
+		}
+		t.Logf("read %d blocks in Send", i)
+		start := time.Now()
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("cancelled read: %v, want %v", err, context.Canceled)
+			}
+		case <-time.After(time.Second):
+			t.Fatalf("a read cancelled while its Send blocked still waits after 1 s")
+		}
+		t.Logf("returned %v after its cancel", time.Since(start).Round(time.Millisecond))
+		return
+	}
+	t.Fatal("no read's Send blocked")
+}
