@@ -155,3 +155,63 @@ func TestLeaderReadGoesToTheLeaderItsReplicaKnows(t *testing.T) {
 		t.Fatalf("leader read with the old leader's host silent: %v", err)
 	}
 }
+
+// Reads forwarded to a host that went silent, on a read stream whose Send
+// then blocked (its flow-control window full) until a shorter read's
+// deadline, are tried at another host with a replica while their own
+// deadlines leave time: the stream broke because the host stopped
+// reading it, which says nothing of their deadlines. They failed with
+// ErrTimeout at the shorter read's deadline, seconds before their own.
+func TestReadsOnStuckStreamGoElsewhere(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	var near string
+	var quiet func()
+	c.peers = nil
+	for i, n := range c.nodes {
+		delay := 20 * time.Millisecond
+		if i == 0 {
+			delay = 0
+		}
+		proxy, silence := testproxy.Silent(t, n.api, delay)
+		n.opts = append(n.opts, zongzi.WithAddrApi(proxy, n.api))
+		c.peers = append(c.peers, proxy)
+		if i == 0 {
+			near, quiet = proxy, silence
+		}
+	}
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	s := c.createActive(ctx, c.nodes[0].agent, testType, "stuck")
+	d := c.addNode("d")
+	c.startAll(ctx, d)
+	client := d.agent.Client(s.ID)
+	read := func(timeout time.Duration, query []byte) error {
+		rctx, rcancel := context.WithTimeout(ctx, timeout)
+		defer rcancel()
+		_, _, err := client.Read(rctx, query, true)
+		return err
+	}
+	waitFor(t, settle, "reads from host d, routed to host a first", func() bool {
+		route := zongzi.RouteOf(d.agent, s.ID)
+		return len(route) == 3 && route[0] == near && read(time.Second, nil) == nil
+	})
+	quiet()
+	start := time.Now()
+	// Three reads of 400 KiB fill the stream's 1 MiB window, and the
+	// Send of the next blocks until that read's deadline.
+	query := make([]byte, 400<<10)
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { errs <- read(10*time.Second, query) }()
+		time.Sleep(150 * time.Millisecond) // each goes in a call of its own
+	}
+	_ = read(300*time.Millisecond, nil)
+	for i := range 3 {
+		if err := <-errs; err != nil {
+			t.Errorf("read %d, with 10 s to go, failed after %v: %v", i, time.Since(start).Round(time.Millisecond), err)
+		}
+	}
+	t.Logf("the reads returned %v after host a went silent", time.Since(start).Round(time.Millisecond))
+}

@@ -149,6 +149,11 @@ func (b *readBatcher) read(ctx context.Context, req *pb.ReadRequest) (uint64, []
 	if errors.Is(r.err, errNoBatch) {
 		return b.p.readUnary(ctx, b.addr, b.pe, req)
 	}
+	if r.err != nil {
+		if err := ctxErr(ctx); err != nil { // the batch may have failed for its deadline, which was this read's
+			return 0, nil, fmt.Errorf("bus %s: read: %w", b.addr, err)
+		}
+	}
 	return r.value, r.data, r.err
 }
 

@@ -136,8 +136,10 @@ var (
 	// errStreamEnded is a stream that its host ended without an error.
 	errStreamEnded = errors.New("bus: read stream ended")
 	// errSendStuck is a stream whose Send blocked until a batch's
-	// deadline: the host stopped reading it.
-	errSendStuck = status.Error(codes.DeadlineExceeded, "bus: read stream: send blocked past the batch's deadline")
+	// deadline: the host stopped reading it. Unavailable, as when the
+	// connection breaks: the other batches on it, whose deadlines may be
+	// far off, may go to another host.
+	errSendStuck = status.Error(codes.Unavailable, "bus: read stream: the host stopped reading it (a send blocked past a batch's deadline)")
 )
 
 // stream returns the ReadStream to b's address, opening one if there is
