@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -177,10 +178,15 @@ func (a *Agent) startControllers(ctx context.Context) {
 	}
 }
 
-// runProber measures the round trip to every other host, for routing.
+// runProber measures the round trip to every other host, for routing, and
+// closes the bus's connections to addresses at which neither the registry
+// lists a host nor a peer was configured (a host deleted, or back at
+// another address), once no call is in progress on them.
 func (a *Agent) runProber(ctx context.Context) {
 	every(ctx, 2*time.Second, nil, nil, func() {
+		listed := map[string]bool{}
 		for _, h := range a.store.State().Hosts() {
+			listed[h.ApiAddress] = true
 			if h.ID == a.hostID || h.ApiAddress == "" {
 				continue
 			}
@@ -189,6 +195,7 @@ func (a *Agent) runProber(ctx context.Context) {
 			cancel()
 		}
 		a.routes.Update(func(m map[uint64]*shardRoute) { clear(m) }) // re-sort by the new round trips
+		a.pool.Retain(func(addr string) bool { return listed[addr] || slices.Contains(a.peers, addr) })
 	})
 }
 

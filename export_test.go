@@ -88,6 +88,9 @@ func RouteOf(a *Agent, shardID uint64) []string {
 	return rt.addrs
 }
 
+// BusConnected says whether a's bus holds a connection to addr.
+func BusConnected(a *Agent, addr string) bool { return a.pool.Has(addr) }
+
 // RoundTrip returns the round trip a's bus last measured to addr, and
 // whether it has one.
 func RoundTrip(a *Agent, addr string) (time.Duration, bool) { return a.pool.RTT(addr) }

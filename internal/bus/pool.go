@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zongzi-kv/zongzi/internal/bus/pb"
@@ -41,6 +42,7 @@ type peer struct {
 	client pb.BusClient
 	rtt    time.Duration // zero until measured
 	reads  *readBatcher
+	calls  atomic.Int64 // calls in progress (see use); counted in under Pool.mu
 }
 
 // windowSize is the HTTP/2 flow-control window of every bus stream and
@@ -92,9 +94,54 @@ func NewPool(c Codes, opts ...grpc.DialOption) *Pool {
 	return &Pool{codes: c, opts: opts, peers: map[string]*peer{}}
 }
 
+// use returns the peer at addr, as get does, counting a call in progress
+// on it until done: Retain closes no connection that has one.
+func (p *Pool) use(addr string) (*peer, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pe, err := p.getLocked(addr)
+	if err == nil {
+		pe.calls.Add(1)
+	}
+	return pe, err
+}
+
+// done counts out a call that use counted in.
+func (p *Pool) done(pe *peer) { pe.calls.Add(-1) }
+
+// Retain closes the connections to the addresses for which keep is false
+// and on which no call is in progress, and forgets what it knew of them: a
+// host that left the registry (deleted, or back at another address) is
+// kept no connection, nor read stream, open. A call made to such an
+// address later connects again.
+func (p *Pool) Retain(keep func(addr string) bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, pe := range p.peers {
+		if pe.calls.Load() == 0 && !keep(addr) {
+			_ = pe.conn.Close()
+			delete(p.peers, addr)
+		}
+	}
+}
+
+// Has says whether the pool holds a connection to addr.
+func (p *Pool) Has(addr string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.peers[addr]
+	return ok
+}
+
+// get returns the peer at addr, connecting to it if the pool has none.
 func (p *Pool) get(addr string) (*peer, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.getLocked(addr)
+}
+
+// getLocked is get with p.mu held.
+func (p *Pool) getLocked(addr string) (*peer, error) {
 	if pe, ok := p.peers[addr]; ok {
 		return pe, nil
 	}
@@ -221,10 +268,11 @@ func (p *Pool) InfoShard(ctx context.Context, addr string, shardID uint64) (*pb.
 }
 
 func (p *Pool) info(ctx context.Context, addr string, req *pb.InfoRequest) (*pb.InfoResponse, error) {
-	pe, err := p.get(addr)
+	pe, err := p.use(addr)
 	if err != nil {
 		return nil, err
 	}
+	defer p.done(pe)
 	start := time.Now()
 	res, err := pe.client.Info(ctx, req)
 	if err != nil {
@@ -246,10 +294,11 @@ func (p *Pool) info(ctx context.Context, addr string, req *pb.InfoRequest) (*pb.
 
 // Join asks the host at addr to add the caller to the prime shard.
 func (p *Pool) Join(ctx context.Context, addr string, req *pb.JoinRequest) (uint64, error) {
-	pe, err := p.get(addr)
+	pe, err := p.use(addr)
 	if err != nil {
 		return 0, err
 	}
+	defer p.done(pe)
 	res, err := pe.client.Join(ctx, req)
 	if err != nil {
 		return 0, p.err(addr, err)
@@ -259,20 +308,22 @@ func (p *Pool) Join(ctx context.Context, addr string, req *pb.JoinRequest) (uint
 
 // Membership asks the host at addr to change a shard's membership.
 func (p *Pool) Membership(ctx context.Context, addr string, req *pb.MembershipRequest) error {
-	pe, err := p.get(addr)
+	pe, err := p.use(addr)
 	if err != nil {
 		return err
 	}
+	defer p.done(pe)
 	_, err = pe.client.Membership(ctx, req)
 	return p.err(addr, err)
 }
 
 // Members asks the host at addr for a shard's membership.
 func (p *Pool) Members(ctx context.Context, addr string, shardID uint64) (*pb.MembersResponse, error) {
-	pe, err := p.get(addr)
+	pe, err := p.use(addr)
 	if err != nil {
 		return nil, err
 	}
+	defer p.done(pe)
 	m, err := pe.client.Members(ctx, &pb.MembersRequest{ShardId: shardID})
 	if err != nil {
 		return nil, p.err(addr, err)
@@ -286,10 +337,11 @@ func (p *Pool) Apply(ctx context.Context, addr string, shardID uint64, cmd []byt
 	if len(cmd) > maxPayload {
 		return 0, nil, p.tooLarge("command", len(cmd))
 	}
-	pe, err := p.get(addr)
+	pe, err := p.use(addr)
 	if err != nil {
 		return 0, nil, err
 	}
+	defer p.done(pe)
 	res, err := pe.client.Apply(ctx, &pb.ApplyRequest{ShardId: shardID, Cmd: cmd})
 	if err != nil {
 		return 0, nil, p.writeErr(addr, err)
@@ -302,10 +354,11 @@ func (p *Pool) Commit(ctx context.Context, addr string, shardID uint64, cmd []by
 	if len(cmd) > maxPayload {
 		return p.tooLarge("command", len(cmd))
 	}
-	pe, err := p.get(addr)
+	pe, err := p.use(addr)
 	if err != nil {
 		return err
 	}
+	defer p.done(pe)
 	_, err = pe.client.Commit(ctx, &pb.ApplyRequest{ShardId: shardID, Cmd: cmd})
 	return p.writeErr(addr, err)
 }
@@ -315,10 +368,11 @@ func (p *Pool) Commit(ctx context.Context, addr string, shardID uint64, cmd []by
 // batch, on the address's ReadStream (see readBatcher); each returns when
 // its own result arrives or its ctx is done.
 func (p *Pool) Read(ctx context.Context, addr string, shardID uint64, query []byte, stale, leader bool) (uint64, []byte, error) {
-	pe, err := p.get(addr)
+	pe, err := p.use(addr)
 	if err != nil {
 		return 0, nil, err
 	}
+	defer p.done(pe)
 	return pe.reads.read(ctx, &pb.ReadRequest{ShardId: shardID, Query: query, Stale: stale, Leader: leader})
 }
 
@@ -333,10 +387,11 @@ func (p *Pool) readUnary(ctx context.Context, addr string, pe *peer, req *pb.Rea
 
 // Index asks the host at addr for the shard's applied index.
 func (p *Pool) Index(ctx context.Context, addr string, shardID uint64) (uint64, error) {
-	pe, err := p.get(addr)
+	pe, err := p.use(addr)
 	if err != nil {
 		return 0, err
 	}
+	defer p.done(pe)
 	res, err := pe.client.Index(ctx, &pb.IndexRequest{ShardId: shardID})
 	if err != nil {
 		return 0, p.err(addr, err)
@@ -347,10 +402,11 @@ func (p *Pool) Index(ctx context.Context, addr string, shardID uint64) (uint64, 
 // Watch streams results of query from the host at addr to send until ctx
 // is done, the stream ends or send fails.
 func (p *Pool) Watch(ctx context.Context, addr string, shardID uint64, query []byte, stale bool, send func(uint64, []byte) error) error {
-	pe, err := p.get(addr)
+	pe, err := p.use(addr)
 	if err != nil {
 		return err
 	}
+	defer p.done(pe)
 	stream, err := pe.client.Watch(ctx, &pb.ReadRequest{ShardId: shardID, Query: query, Stale: stale})
 	if err != nil {
 		return p.err(addr, err)

@@ -20,3 +20,38 @@ func TestPoolClosedMakesNoConnection(t *testing.T) {
 		t.Fatalf("Info after Close: %v, want Codes.Closed", err)
 	}
 }
+
+// TestPoolRetainSparesCallsInProgress checks that Retain closes the
+// connection to an address it is not to keep once no call is in progress
+// on it, not while one is: a read on it is answered.
+func TestPoolRetainSparesCallsInProgress(t *testing.T) {
+	h := newFakeHandler()
+	h.entered = make(chan uint64, 1)
+	addr, _, p := startBus(t, h)
+	ctx := testContext(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := p.Read(ctx, addr, shardStuck, nil, true, false)
+		errc <- err
+	}()
+	<-h.entered
+	p.Retain(func(string) bool { return false })
+	if !p.Has(addr) {
+		t.Fatal("Retain closed a connection with a read in progress")
+	}
+	close(h.unstick)
+	if err := <-errc; err != nil {
+		t.Fatalf("read in progress: %v", err)
+	}
+	p.Retain(func(string) bool { return true })
+	if !p.Has(addr) {
+		t.Fatal("Retain closed a connection it was to keep")
+	}
+	p.Retain(func(string) bool { return false })
+	if p.Has(addr) {
+		t.Fatal("Retain kept an idle connection it was not to keep")
+	}
+	if _, _, err := p.Read(ctx, addr, 1, []byte("q"), true, false); err != nil {
+		t.Fatalf("read after Retain closed the connection: %v", err)
+	}
+}
