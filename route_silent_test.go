@@ -2,6 +2,7 @@ package zongzi_test
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,23 +21,7 @@ func TestForwardedReadsLeaveSilentHost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := newCluster(t, "a", "b", "c")
-	// The bus of host a answers at once, those of b and c 20 ms late, so
-	// that host a is the nearest from host d.
-	var near string
-	var quiet func()
-	c.peers = nil
-	for i, n := range c.nodes {
-		delay := 20 * time.Millisecond
-		if i == 0 {
-			delay = 0
-		}
-		proxy, silence := testproxy.Silent(t, n.api, delay)
-		n.opts = append(n.opts, zongzi.WithAddrApi(proxy, n.api))
-		c.peers = append(c.peers, proxy)
-		if i == 0 {
-			near, quiet = proxy, silence
-		}
-	}
+	near, quiet := nearestFirst(t, c) // host a is the nearest from host d
 	c.startAll(ctx, c.nodes...)
 	defer c.stop()
 	s := c.createActive(ctx, c.nodes[0].agent, testType, "forwarded")
@@ -166,21 +151,7 @@ func TestReadsOnStuckStreamGoElsewhere(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := newCluster(t, "a", "b", "c")
-	var near string
-	var quiet func()
-	c.peers = nil
-	for i, n := range c.nodes {
-		delay := 20 * time.Millisecond
-		if i == 0 {
-			delay = 0
-		}
-		proxy, silence := testproxy.Silent(t, n.api, delay)
-		n.opts = append(n.opts, zongzi.WithAddrApi(proxy, n.api))
-		c.peers = append(c.peers, proxy)
-		if i == 0 {
-			near, quiet = proxy, silence
-		}
-	}
+	near, quiet := nearestFirst(t, c)
 	c.startAll(ctx, c.nodes...)
 	defer c.stop()
 	s := c.createActive(ctx, c.nodes[0].agent, testType, "stuck")
@@ -214,4 +185,69 @@ func TestReadsOnStuckStreamGoElsewhere(t *testing.T) {
 		}
 	}
 	t.Logf("the reads returned %v after host a went silent", time.Since(start).Round(time.Millisecond))
+}
+
+// Reads forwarded from one host to another, as many stuck as the calls
+// the bus may have outstanding to that host (here queries that wait for
+// their deadline; a shard without a leader holds reads as long), hold
+// back no other read to that host: it waited in the queue for a stuck
+// call's deadline. Host a is the nearest from host d, so that every read
+// goes there.
+func TestStuckReadsHoldBackNoOther(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	near, _ := nearestFirst(t, c)
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	s := c.createActive(ctx, c.nodes[0].agent, testType, "stuck-reads")
+	d := c.addNode("d")
+	c.startAll(ctx, d)
+	client := d.agent.Client(s.ID)
+	read := func(timeout time.Duration, query string) error {
+		rctx, rcancel := context.WithTimeout(ctx, timeout)
+		defer rcancel()
+		_, _, err := client.Read(rctx, []byte(query), true)
+		return err
+	}
+	waitFor(t, settle, "reads from host d, routed to host a first", func() bool {
+		route := zongzi.RouteOf(d.agent, s.ID)
+		return len(route) == 3 && route[0] == near && read(time.Second, "") == nil
+	})
+	stuck, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
+	for range 70 { // each in a call of its own, once the one before stalled
+		wg.Go(func() {
+			rctx, rcancel := context.WithTimeout(stuck, time.Minute)
+			defer rcancel()
+			_, _, _ = client.Read(rctx, []byte(waitQuery), true)
+		})
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := read(time.Second, ""); err != nil {
+		t.Fatalf("a read with 70 reads stuck: %v", err)
+	}
+}
+
+// nearestFirst puts the buses of c's hosts behind proxies, that of the
+// first host without delay and the others 20 ms late, so that the first
+// is the nearest from any other host. It returns the first's address, and
+// the function that silences it.
+func nearestFirst(t *testing.T, c *cluster) (addr string, silence func()) {
+	c.peers = nil
+	for i, n := range c.nodes {
+		delay := 20 * time.Millisecond
+		if i == 0 {
+			delay = 0
+		}
+		proxy, quiet := testproxy.Silent(t, n.api, delay)
+		n.opts = append(n.opts, zongzi.WithAddrApi(proxy, n.api))
+		c.peers = append(c.peers, proxy)
+		if i == 0 {
+			addr, silence = proxy, quiet
+		}
+	}
+	return addr, silence
 }

@@ -31,6 +31,9 @@ const (
 	// 53–54 µs per read against 43, unary reads 35–38).
 	batchLive = 1
 	// batchMaxCalls bounds the calls to one address, stalled ones included.
+	// Reads that find that many outstanding go as unary Reads rather than
+	// wait for one to end: reads stuck on one shard (one without a leader)
+	// may hold them all until their deadlines.
 	batchMaxCalls = 64
 	// batchStallAfter is how long a call may go without any result before
 	// it stops holding back the next batch (plus twice the measured round
@@ -45,8 +48,8 @@ const (
 	olderPeer = 30 * time.Second
 )
 
-// errNoBatch tells a waiting read that its host lacks ReadBatch, so it
-// should go again as a unary Read.
+// errNoBatch tells a waiting read to go again as a unary Read: its host
+// lacks ReadBatch, or every call to it that may be is outstanding.
 var errNoBatch = errors.New("bus: peer does not serve ReadBatch")
 
 // readBatcher coalesces the reads forwarded to one address. A read that
@@ -55,9 +58,11 @@ var errNoBatch = errors.New("bus: peer does not serve ReadBatch")
 // goroutine. Otherwise it queues, and everything queued (up to
 // batchMaxReads reads or batchMaxBytes of queries) goes in one batch as soon
 // as an outstanding call brings back its first results, finishes, or
-// stalls. Batches, a read alone too, go on one long-lived ReadStream per
-// address (readStream), which costs no call of its own per batch; to an
-// older host, in a ReadBatch call each, or one unary Read per read. Results
+// stalls; while batchMaxCalls calls are outstanding, as unary Reads
+// instead, which wait for none of them. Batches, a read alone too, go on
+// one long-lived ReadStream per address (readStream), which costs no call
+// of its own per batch; to an older host, in a ReadBatch call each, or one
+// unary Read per read. Results
 // come back tagged with their read's position, so each read gets its own,
 // and returns when it arrives or when its own ctx is done.
 //
@@ -198,9 +203,10 @@ func (b *readBatcher) unaryLocked() bool {
 	return time.Now().Before(b.unaryTill) // false while unset: the zero time has passed
 }
 
-// startLocked sends queued reads while calls may start. b.mu is held.
+// startLocked sends queued reads while calls may start, or as unary Reads
+// when none may (see batchMaxCalls). b.mu is held.
 func (b *readBatcher) startLocked() {
-	if b.unaryLocked() {
+	if b.unaryLocked() || b.calls >= batchMaxCalls {
 		for _, r := range b.queue {
 			r.err = errNoBatch
 			close(r.done)

@@ -494,3 +494,32 @@ func TestReadBatchRejectsOversizedBatch(t *testing.T) {
 		t.Errorf("oversized batch on a stream: %v (%d results), want %v", err, len(res.GetResults()), codes.InvalidArgument)
 	}
 }
+
+// TestReadBatchStuckShardHoldsBackNoOther checks that reads stuck on one
+// shard (one without a leader, say), each in a call of its own once the
+// one before stalled, hold back no read of another shard when they are
+// as many as the calls an address may have: that read goes as a unary
+// Read, instead of waiting in the queue for a stuck call's deadline.
+func TestReadBatchStuckShardHoldsBackNoOther(t *testing.T) {
+	h := newFakeHandler()
+	h.entered = make(chan uint64, 2*batchMaxCalls)
+	addr, _, p := startBus(t, h)
+	batcher(t, p, addr).stallAfter = 10 * time.Millisecond
+	ctx := testContext(t)
+	var stuck sync.WaitGroup
+	t.Cleanup(func() { close(h.unstick); stuck.Wait() })
+	for i := range batchMaxCalls {
+		stuck.Go(func() { _, _, _ = p.Read(ctx, addr, shardStuck, nil, false, false) })
+		select {
+		case <-h.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("stuck read %d never reached the handler", i)
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	v, d, err := p.Read(rctx, addr, 1, []byte("q"), false, false)
+	if err := checkRead(1, "q", readResult{v, d, err}); err != nil {
+		t.Fatalf("with %d reads stuck on another shard: %v", batchMaxCalls, err)
+	}
+}
