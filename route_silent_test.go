@@ -251,3 +251,45 @@ func nearestFirst(t *testing.T, c *cluster) (addr string, silence func()) {
 	}
 	return addr, silence
 }
+
+// Forwarded reads whose callers cancel them while the host serves them
+// (queries that wait, callers without deadlines that give up) leave no
+// other read to that host waiting: the bus stopped counting such a read
+// at once, sent the host more than it serves on a read stream at once,
+// and the host stopped reading the stream until their batches' deadlines.
+func TestCancelledReadsHoldBackNoOther(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	near, _ := nearestFirst(t, c)
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	s := c.createActive(ctx, c.nodes[0].agent, testType, "cancelled-reads")
+	d := c.addNode("d")
+	c.startAll(ctx, d)
+	client := d.agent.Client(s.ID)
+	read := func(timeout time.Duration) error {
+		rctx, rcancel := context.WithTimeout(ctx, timeout)
+		defer rcancel()
+		_, _, err := client.Read(rctx, nil, true)
+		return err
+	}
+	waitFor(t, settle, "reads from host d, routed to host a first", func() bool {
+		route := zongzi.RouteOf(d.agent, s.ID)
+		return len(route) == 3 && route[0] == near && read(time.Second) == nil
+	})
+	for range 150 {
+		rctx, rcancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _, _ = client.Read(rctx, []byte(waitQuery), true)
+		}()
+		time.Sleep(20 * time.Millisecond) // at the host
+		rcancel()
+		<-done
+	}
+	if err := read(time.Second); err != nil {
+		t.Fatalf("a read after 150 cancelled ones: %v", err)
+	}
+}

@@ -80,11 +80,14 @@ var errNoBatch = errors.New("bus: peer does not serve ReadBatch")
 // batch or its round. A read whose caller gave up returns its ctx's error,
 // never a late result.
 //
-// Cancellation. A batch carries no caller's cancellation but a read alone
-// does: a batch's deadline is the latest among its reads' (reads without
-// one count as batchNoDeadline), and the serving host serves it under that
-// deadline, so one caller giving up cancels no other's read. A read has no
-// side effect, so giving up early is safe. A batch that fails as a whole
+// Cancellation. A batch carries no caller's cancellation, nor does a read
+// alone on a stream (it does in a call of its own, to an older host): a
+// batch's deadline is the latest among its reads' (reads without one count
+// as batchNoDeadline), and the serving host serves it under that deadline,
+// so one caller giving up cancels no other's read. A read has no side
+// effect, so giving up early is safe; its call counts until the host is
+// done with it all the same, so that callers giving up send the host no
+// more batches at once than it serves. A batch that fails as a whole
 // (the host is down, say) fails every read it carried that has no result
 // yet, with the error a unary Read would get.
 type readBatcher struct {
@@ -164,7 +167,8 @@ func (b *readBatcher) read(ctx context.Context, req *pb.ReadRequest) (uint64, []
 
 // readAlone makes a read that found nothing queued and a call free: it goes
 // at once, alone, under its caller's ctx, on the caller's goroutine. It
-// counts as a call like any other.
+// counts as a call like any other, until the host is done with it even
+// when its caller cancelled it.
 func (b *readBatcher) readAlone(ctx context.Context, req *pb.ReadRequest) (uint64, []byte, error) {
 	r := &pendingRead{req: req, done: make(chan struct{})}
 	r.deadline, _ = ctx.Deadline()
@@ -173,6 +177,14 @@ func (b *readBatcher) readAlone(ctx context.Context, req *pb.ReadRequest) (uint6
 	answered := []bool{false}
 	err := c.call(ctx, answered)
 	stall.Stop()
+	if c.linger != nil { // the read may still be answered: answered and r are not ours
+		c.release()
+		go func() {
+			c.linger()
+			c.end()
+		}()
+		return 0, nil, fmt.Errorf("bus %s: read: %w", b.addr, ctx.Err())
+	}
 	c.end()
 	if answered[0] && r.err == nil {
 		return r.value, r.data, nil
@@ -255,6 +267,9 @@ type batchCall struct {
 	b        *readBatcher
 	reads    []*pendingRead
 	released bool // no longer counted in b.liveCalls; guarded by b.mu
+	// linger, when set by call, waits until the host is done with a batch
+	// that its caller cancelled, so that the call counts until then.
+	linger func()
 }
 
 // release stops the call from holding back the next batch.

@@ -256,8 +256,32 @@ func (rs *readStream) send(ctx context.Context, c *batchCall, req *pb.ReadBatchR
 		if rs.batches[id] != sb { // answered or failed meanwhile
 			return sb.err
 		}
-		delete(rs.batches, id)
+		if time.Now().Before(deadline) {
+			// Cancelled: the host serves the batch until its deadline all the
+			// same, and the call must count until it is done (batchMaxCalls).
+			c.linger = func() { rs.linger(id, sb, deadline) }
+		} else {
+			delete(rs.batches, id)
+		}
 		return rs.b.p.err(rs.b.addr, status.FromContextError(ctx.Err()).Err())
+	}
+}
+
+// linger waits until the host is done with batch id, sent, whose caller
+// gave up on it: the batch is answered, the stream breaks, or its deadline
+// passes.
+func (rs *readStream) linger(id uint64, sb *streamBatch, deadline time.Time) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-sb.done:
+		return
+	case <-t.C:
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.batches[id] == sb {
+		delete(rs.batches, id)
 	}
 }
 

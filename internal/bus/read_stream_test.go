@@ -327,3 +327,38 @@ func TestReadStreamBlockedSendHonoursCancel(t *testing.T) {
 	}
 	t.Fatal("no read's Send blocked")
 }
+
+// TestReadStreamCancelledReadsHoldNoSlot checks that reads whose callers
+// cancel them while the host serves them on the stream (a stuck shard,
+// callers without deadlines that give up) count as calls until the host
+// is done with them. They stopped counting at once, so more were sent
+// than the host serves on a stream at once (serveStreamBatches): it then
+// stopped reading the stream, and a read of any other shard on that host
+// waited behind them.
+func TestReadStreamCancelledReadsHoldNoSlot(t *testing.T) {
+	h := newFakeHandler()
+	h.entered = make(chan uint64, 1)
+	addr, _, p := startBus(t, h)
+	t.Cleanup(func() { close(h.unstick) })
+	for i := range serveStreamBatches {
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _, _ = p.Read(ctx, addr, shardStuck, nil, false, false)
+		}()
+		select {
+		case <-h.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("stuck read %d never reached the handler", i)
+		}
+		cancel()
+		<-done
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	v, d, err := p.Read(ctx, addr, 1, []byte("q"), false, false)
+	if err := checkRead(1, "q", readResult{v, d, err}); err != nil {
+		t.Fatalf("after %d cancelled stuck reads: %v", serveStreamBatches, err)
+	}
+}
