@@ -62,9 +62,9 @@ var errNoBatch = errors.New("bus: peer does not serve ReadBatch")
 // instead, which wait for none of them. Batches, a read alone too, go on
 // one long-lived ReadStream per address (readStream), which costs no call
 // of its own per batch; to an older host, in a ReadBatch call each, or one
-// unary Read per read. Results
-// come back tagged with their read's position, so each read gets its own,
-// and returns when it arrives or when its own ctx is done.
+// unary Read per read. Results come back tagged with their read's
+// position, so each read gets its own, and returns when it arrives or when
+// its own ctx is done.
 //
 // Linearizability. A linearizable read must observe every write
 // acknowledged before the read was issued. A read joins only a batch sent
@@ -298,7 +298,7 @@ func (c *batchCall) run() {
 	b := c.b
 	stall := time.AfterFunc(b.stallAfter+2*b.p.rttOf(b.pe), c.release)
 	answered := make([]bool, len(c.reads))
-	err := c.call(context.Background(), answered)
+	err := c.call(context.Background(), answered) // ends by its deadline: sets no linger
 	stall.Stop()
 	if err != nil {
 		for i, r := range c.reads {
