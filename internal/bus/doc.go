@@ -1,7 +1,8 @@
 // Package bus is the host-to-host message bus of a Zongzi cluster, built on
 // gRPC: bootstrap (Info, Join), membership changes and forwarded shard
 // requests. It knows nothing of the agent: a Server serves a Handler, and a
-// Pool keeps one connection per remote address with its measured round trip.
+// Pool keeps one connection per remote address with its measured round
+// trip, until told to let go of it (Retain).
 //
 // Forwarded reads to one address coalesce: reads made while a batch to it
 // is outstanding travel together in the next batch, whose results stream
