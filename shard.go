@@ -24,10 +24,10 @@ const (
 )
 
 // ShardClient proposes commands to and reads from one shard. It uses this
-// host's replica when there is one (once it has caught up with the shard,
-// see localTurn) and otherwise forwards the request over the message bus
-// to the nearest host that has one. It is safe for
-// concurrent use and cheap to keep. A client of the prime shard (shard 0)
+// host's replica when there is one, and otherwise forwards the request over
+// the message bus to the nearest host that has one; a replica here that is
+// still catching up with its shard comes after the other hosts' replicas.
+// It is safe for concurrent use and cheap to keep. A client of the prime shard (shard 0)
 // serves Leader and Index only. A command may be reused once its call
 // returns; a query too, unless the call ended with its ctx (a read
 // forwarded on the bus may still hold it). Data returned by the local
