@@ -122,7 +122,7 @@ func (sm *stateMachine) RecoverFromSnapshot(r io.Reader, stop <-chan struct{}) e
 		sm.stripes[i].mu.Lock()
 	}
 	for i := range sm.stripes {
-		sm.stripes[i].m = maps[i]
+		sm.stripes[i].m, sm.stripes[i].peak = maps[i], len(maps[i])
 	}
 	for i := range sm.stripes {
 		sm.stripes[i].mu.Unlock()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
@@ -22,11 +23,41 @@ type record struct {
 	val []byte
 }
 
-// stripe is one locked part of the key space.
+// stripe is one locked part of the key space. A Go map never gives back
+// the table of the most records it held, so the map is rebuilt once it
+// holds under 1/shrinkRatio of that peak: otherwise a store that once held
+// many keys would keep their memory after they were deleted.
 type stripe struct {
-	mu sync.RWMutex
-	m  map[string]record
-	_  [32]byte // keep neighbouring locks off one cache line
+	mu   sync.RWMutex
+	m    map[string]record
+	peak int      // the most records m held since it was made
+	_    [32]byte // keep neighbouring locks off one cache line
+}
+
+// shrinkRatio and shrinkMin decide when a stripe's map is rebuilt: once
+// its peak is at least shrinkMin records and it holds under
+// 1/shrinkRatio of them. A rebuild copies fewer records than were deleted
+// since the peak, so a delete stays O(1) amortised.
+const (
+	shrinkRatio = 4
+	shrinkMin   = 256
+)
+
+// put stores rec under key.
+func (st *stripe) put(key string, rec record) {
+	st.m[key] = rec
+	st.peak = max(st.peak, len(st.m))
+}
+
+// delete removes key, and rebuilds the map once it is sparse.
+func (st *stripe) delete(key string) {
+	delete(st.m, key)
+	if st.peak < shrinkMin || len(st.m)*shrinkRatio >= st.peak {
+		return
+	}
+	m := make(map[string]record, len(st.m)) // not maps.Clone, which keeps the table's size
+	maps.Copy(m, st.m)
+	st.m, st.peak = m, len(m)
 }
 
 // stateMachine is the in-memory, versioned key-value store of one kv1
@@ -107,7 +138,7 @@ func (sm *stateMachine) apply(index uint64, cmd []byte) zongzi.Result {
 			return mismatch(old.ver)
 		}
 		rec := record{ver: index, val: append([]byte(nil), c.val...)}
-		st.m[string(c.key)] = rec
+		st.put(string(c.key), rec)
 		return zongzi.Result{Value: resultOK, Data: encodeRecord(rec.ver, c.key, rec.val)}
 	case opDelete:
 		if !exists {
@@ -116,7 +147,7 @@ func (sm *stateMachine) apply(index uint64, cmd []byte) zongzi.Result {
 		if c.hasVer && c.ver != old.ver {
 			return mismatch(old.ver)
 		}
-		delete(st.m, string(c.key))
+		st.delete(string(c.key))
 		return zongzi.Result{Value: resultOK, Data: encodeRecord(old.ver, c.key, old.val)}
 	}
 	return zongzi.Result{Value: resultBadCommand} // unreachable: decodeCommand checks op

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -414,4 +415,58 @@ func TestStateMachineSnapshotBesideUpdates(t *testing.T) {
 	if _, ok := now["/new1"]; !ok || len(now) != 1000 {
 		t.Fatalf("state has %d records after the updates (/new1 there: %v), want 1000 with /new1", len(now), ok)
 	}
+}
+
+// TestStateMachineFreesDeletedKeys: once most keys are deleted, the memory
+// of the store goes back down. A Go map keeps the table of the most
+// records it ever held, so a store that once held many keys kept their
+// slots after they were deleted, until a restart recovered a snapshot.
+func TestStateMachineFreesDeletedKeys(t *testing.T) {
+	const n = 100_000
+	key := func(i int) string { return fmt.Sprintf("/deleted/%d", i) }
+	before := heapInUse()
+	sm := newStateMachine(1, 1)
+	index := uint64(0)
+	apply := func(cmd func(i int) []byte) {
+		const batch = 1000
+		entries := make([]zongzi.Entry, batch)
+		for i := 0; i < n; i += batch {
+			for j := range entries {
+				index++
+				entries[j] = zongzi.Entry{Index: index, Cmd: cmd(i + j)}
+			}
+			for _, e := range sm.Update(entries) {
+				if e.Result.Value != resultOK {
+					t.Fatalf("index %d: result %d", e.Index, e.Result.Value)
+				}
+			}
+		}
+	}
+	apply(func(i int) []byte { return put(key(i), "v") })
+	full := heapInUse()
+	// Half go unconditionally, half as compare-and-delete.
+	apply(func(i int) []byte {
+		if i%2 == 0 {
+			return del(key(i))
+		}
+		return delVer(key(i), uint64(i+1))
+	})
+	after := heapInUse()
+	if got := dump(sm); len(got) != 0 {
+		t.Fatalf("%d records left", len(got))
+	}
+	grown, held := int64(full)-int64(before), int64(after)-int64(before)
+	t.Logf("heap: %d KiB with %d records, %d KiB held once all are deleted", grown>>10, n, held>>10)
+	if held > grown/4 {
+		t.Errorf("%d KiB of the %d KiB that %d records took are held once they are all deleted", held>>10, grown>>10, n)
+	}
+	runtime.KeepAlive(sm)
+}
+
+// heapInUse returns the bytes of the heap in use after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
 }
