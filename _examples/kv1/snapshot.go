@@ -18,7 +18,8 @@ import (
 // followed by the bytes of x. The writer puts them stripe by stripe, each
 // stripe's sorted by key, so that the snapshots of replicas with equal
 // state are byte-identical. The reader takes records in any order
-// (snapshots written before were sorted by key across stripes).
+// (snapshots written before were sorted by key across stripes), and
+// refuses bytes after the last of them.
 const snapshotVersion byte = 1
 
 // Snapshot counters, served on /metrics: the snapshots this process's
@@ -169,6 +170,14 @@ func readSnapshot(r *bufio.Reader, stop <-chan struct{}) (*[stripes]map[string]r
 			return nil, fmt.Errorf("kv1: read snapshot: duplicate key %q", key)
 		}
 		m[string(key)] = record{ver: ver, val: val}
+	}
+	// The stream ends with the last record: more bytes mean a count that
+	// is short of the records, whose rest would be lost without a word.
+	switch _, err := r.ReadByte(); {
+	case err == nil:
+		return nil, fmt.Errorf("kv1: read snapshot: bytes after the %d records", count)
+	case err != io.EOF:
+		return nil, fmt.Errorf("kv1: read snapshot: %w", err)
 	}
 	return &maps, nil
 }

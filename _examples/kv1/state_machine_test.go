@@ -232,6 +232,10 @@ func TestStateMachineSnapshotCorrupt(t *testing.T) {
 		"huge count": {snapshotVersion, 0xff, 0xff, 0xff, 0xff, 0x0f},
 		"huge field": {snapshotVersion, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
 		"duplicate":  {snapshotVersion, 2, 1, 'k', 1, 0, 1, 'k', 1, 0},
+		// A count short of the records, or bytes after them: the records
+		// past the count would be lost without a word.
+		"short count":    {snapshotVersion, 1, 1, 'k', 1, 0, 1, 'j', 1, 0},
+		"trailing bytes": append(append([]byte(nil), good...), 0),
 	} {
 		if err := target.RecoverFromSnapshot(bytes.NewReader(b), nil); err == nil {
 			t.Errorf("%s: recovered", name)
