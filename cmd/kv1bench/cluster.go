@@ -27,18 +27,36 @@ func startCluster(ctx context.Context, c *kv1proc.Cluster, key string) (time.Dur
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	for i := 0; ; i++ {
-		if code, err := put(ctx, c.Nodes[i%len(c.Nodes)], key, "up"); err == nil && code == http.StatusOK {
-			return time.Since(start), nil
-		}
+	exited := func() error {
 		for _, n := range c.Nodes {
 			if n.PID() == 0 {
-				return 0, fmt.Errorf("node %d exited while starting; see %s", n.N, n.Stderr)
+				return fmt.Errorf("node %d exited while starting; see %s", n.N, n.Stderr)
 			}
+		}
+		return nil
+	}
+	if err := firstPut(ctx, c.Nodes, key, exited); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// firstPut creates a key on nodes in turn, a new one (key-1, key-2, …) at
+// each attempt, until one is answered 200, or exited, called after each
+// failed attempt, returns an error. An attempt that timed out or was
+// answered 503 may still have written its key, so that the same key,
+// tried again, would be answered 409 for good.
+func firstPut(ctx context.Context, nodes []*kv1proc.Node, key string, exited func() error) error {
+	for i := 0; ; i++ {
+		if code, err := put(ctx, nodes[i%len(nodes)], fmt.Sprintf("%s-%d", key, i+1), "up"); err == nil && code == http.StatusOK {
+			return nil
+		}
+		if err := exited(); err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("no successful PUT: %w", ctx.Err())
+			return fmt.Errorf("no successful PUT: %w", ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

@@ -1,6 +1,16 @@
 package main
 
-import "testing"
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zongzi-kv/zongzi/internal/kv1proc"
+)
 
 func TestElections(t *testing.T) {
 	before := map[uint64]uint64{0: 2, 1: 2, 2: 3, 3: 2}
@@ -10,5 +20,50 @@ func TestElections(t *testing.T) {
 	}
 	if got := elections(after, after); got != 0 {
 		t.Errorf("elections with no term change = %d, want 0", got)
+	}
+}
+
+// TestFirstPutAfterAnUnknownOutcome: a node that is still starting may
+// take a write in and answer it only after the client gave up (or answer
+// 503 once its own deadline passed), and the write applies all the same.
+// Sent again, the same create is answered 409 for good (kv1 has no blind
+// overwrite), and the startup was never measured: kv1bench waited its two
+// minutes and failed. Each attempt must create a key of its own.
+func TestFirstPutAfterAnUnknownOutcome(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		keys = map[string]bool{}
+		slow = true // the first write is answered late
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut {
+			http.Error(w, "want PUT", http.StatusMethodNotAllowed)
+			return
+		}
+		mu.Lock()
+		exists, late := keys[r.URL.Path], slow
+		keys[r.URL.Path], slow = true, false
+		mu.Unlock()
+		if exists {
+			http.Error(w, "Version mismatch (0 != 7)", http.StatusConflict)
+			return
+		}
+		if late {
+			// Written, but answered past the client's deadline.
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+			http.Error(w, "deadline passed: the write may or may not have applied", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte(`{"key":"k","ver":7,"val":"up"}`))
+	}))
+	defer srv.Close()
+	nodes := []*kv1proc.Node{{N: 1, HTTP: strings.TrimPrefix(srv.URL, "http://")}}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
+	defer cancel()
+	if err := firstPut(ctx, nodes, startupKey, func() error { return nil }); err != nil {
+		t.Fatalf("a node that answers every new write: %v", err)
 	}
 }
