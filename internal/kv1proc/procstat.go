@@ -113,15 +113,18 @@ func ProcessRSS(pid int) (int64, error) {
 }
 
 // DiskUsage returns the disk space the files under dir occupy, in bytes:
-// allocated blocks, as du counts them, and the files' sizes, which leave
-// out space preallocated for logs.
+// allocated blocks, as du counts them (directories included), and the
+// regular files' sizes, which leave out space preallocated for logs and
+// the directories.
 func DiskUsage(dir string) (allocated, size int64, err error) {
 	err = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil {
 			var info fs.FileInfo
 			if info, err = d.Info(); err == nil {
 				allocated += blocks(info)
-				size += info.Size()
+				if info.Mode().IsRegular() {
+					size += info.Size()
+				}
 			}
 		}
 		if errors.Is(err, fs.ErrNotExist) {
