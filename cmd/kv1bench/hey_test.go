@@ -1,8 +1,14 @@
 package main
 
 import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // heySummary is hey's summary of the stale GET row of bench/results.json:
@@ -59,5 +65,41 @@ func TestParseHeyPastItsMillion(t *testing.T) {
 	}
 	if r.Requests != 820_062 || r.Uncoded != 0 {
 		t.Errorf("under the million: requests %d (%d without a status code), want 820062 (0)", r.Requests, r.Uncoded)
+	}
+}
+
+// TestTooFewForAP99 runs hey itself: it prints no percentile it has too
+// few latencies for (the 99th under 100), and a row of such a load, as
+// -n 64 makes, showed a p99 of 0 ms. measure must refuse it, and take
+// the same load of 128.
+func TestTooFewForAP99(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, ceilingBody)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	heyBin, err := heyBinary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(n int) load {
+		cfg := config{concurrency: 8, requests: n}
+		return load{name: "ceiling", pids: []int{os.Getpid()}, ceiling: true, run: func(ctx context.Context) (Result, string, error) {
+			return runHey(ctx, heyBin, cfg.heyArgs(srv.URL)...)
+		}}
+	}
+	row, out, err := measure(ctx, load(64))
+	if err == nil {
+		t.Errorf("64 requests: p50 %v ms, p99 %v ms, no error; hey said:\n%s", row.P50MS, row.P99MS, out)
+	} else if !strings.Contains(err.Error(), "99th percentile") {
+		t.Errorf("64 requests: %v, want an error about the 99th percentile", err)
+	}
+	row, out, err = measure(ctx, load(128))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.Requests != 128 || row.P50MS <= 0 || row.P99MS < row.P50MS {
+		t.Errorf("128 requests: %d measured, p50 %v ms, p99 %v ms; hey said:\n%s", row.Requests, row.P50MS, row.P99MS, out)
 	}
 }

@@ -71,6 +71,9 @@ func main() {
 	if cfg.requests > 0 && cfg.requests < cfg.concurrency {
 		log.Fatal("want -n ≥ -c: hey sends no fewer requests than it has workers")
 	}
+	if cfg.casURL == "" && cfg.requests > 0 && cfg.requests/cfg.concurrency*cfg.concurrency < 100 {
+		log.Fatal("want -n ≥ 100 (a multiple of -c): hey sends -n/-c requests per worker, and gives no 99th percentile of fewer than 100")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
@@ -381,6 +384,15 @@ func measure(ctx context.Context, l load) (Row, string, error) {
 	}
 	if r.Requests == 0 {
 		return Row{}, out, errors.New("no requests completed")
+	}
+	// hey prints no percentile it has too few latencies for (the 99th
+	// under 100 responses): the row would show 0 ms.
+	answered := 0
+	for _, n := range r.Codes {
+		answered += n
+	}
+	if answered > 0 && (r.P50 <= 0 || r.P99 <= 0) {
+		return Row{}, out, fmt.Errorf("%d responses, too few for a 99th percentile (hey gives none under 100)", answered)
 	}
 	if out == "" {
 		var b strings.Builder
