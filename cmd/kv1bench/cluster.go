@@ -17,6 +17,26 @@ func put(ctx context.Context, n *kv1proc.Node, key, val string) (int, error) {
 	return r.Status, err
 }
 
+// createKey writes key=val on node n, trying again for up to 30 s until it
+// is answered 200 or 409: an attempt that timed out or was answered 503
+// may have written the key, and the next one is then answered 409, the
+// key there all the same.
+func createKey(ctx context.Context, n *kv1proc.Node, key, val string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		code, err := put(ctx, n, key, val)
+		if err == nil && (code == http.StatusOK || code == http.StatusConflict) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("PUT %s on node %d: last answer %d, error %v: %w", key, n.N, code, err, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // startCluster starts every node and returns how long it took from the
 // start of the processes to the first successful PUT, retried on every
 // node in turn.

@@ -67,3 +67,37 @@ func TestFirstPutAfterAnUnknownOutcome(t *testing.T) {
 		t.Fatalf("a node that answers every new write: %v", err)
 	}
 }
+
+// TestCreateKeyAfterAnUnknownOutcome: the GET loads' key is written once
+// before them, on a cluster that has just started; a write answered 503
+// (deadline passed, outcome unknown) failed the whole run, though it may
+// have written the key, and the next attempt would say so with a 409.
+func TestCreateKeyAfterAnUnknownOutcome(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		keys = map[string]bool{}
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		exists := keys[r.URL.Path]
+		keys[r.URL.Path] = true
+		mu.Unlock()
+		if exists {
+			http.Error(w, "Version mismatch (0 != 7)", http.StatusConflict)
+			return
+		}
+		http.Error(w, "deadline passed: the write may or may not have applied", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	n := &kv1proc.Node{N: 1, HTTP: strings.TrimPrefix(srv.URL, "http://")}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := createKey(ctx, n, getKey, "benchmark"); err != nil {
+		t.Fatalf("a key written by an attempt answered 503: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !keys[getKey] {
+		t.Errorf("keys written: %v, want %s", keys, getKey)
+	}
+}

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -195,8 +194,8 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err := c.WaitHealthy(ctx, c.Nodes...); err != nil {
 		return err
 	}
-	if code, err := put(ctx, c.Nodes[0], getKey, "benchmark"); err != nil || code != http.StatusOK {
-		return fmt.Errorf("PUT %s: %d %v", getKey, code, err)
+	if err := createKey(ctx, c.Nodes[0], getKey, "benchmark"); err != nil {
+		return err
 	}
 	var nodes []int
 	for _, n := range c.Nodes {
