@@ -48,10 +48,8 @@ func startCluster(ctx context.Context, c *kv1proc.Cluster, key string) (time.Dur
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	exited := func() error {
-		for _, n := range c.Nodes {
-			if n.PID() == 0 {
-				return fmt.Errorf("node %d exited while starting; see %s", n.N, n.Stderr)
-			}
+		if err := exitedNode(c); err != nil {
+			return fmt.Errorf("starting: %w", err)
 		}
 		return nil
 	}
@@ -59,6 +57,17 @@ func startCluster(ctx context.Context, c *kv1proc.Cluster, key string) (time.Dur
 		return 0, err
 	}
 	return time.Since(start), nil
+}
+
+// exitedNode returns an error naming the first of c's nodes that has
+// exited, and its log, or nil while every node runs.
+func exitedNode(c *kv1proc.Cluster) error {
+	for _, n := range c.Nodes {
+		if n.PID() == 0 {
+			return fmt.Errorf("node %d exited; see %s", n.N, n.Stderr)
+		}
+	}
+	return nil
 }
 
 // firstPut creates a key on nodes in turn, a new one (key-1, key-2, …) at

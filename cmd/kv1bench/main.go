@@ -297,6 +297,11 @@ func run(ctx context.Context, cfg config) (err error) {
 		if perr := profiled(); err == nil && perr != nil {
 			err = perr
 		}
+		// A node that died is why the load failed, or why its figures
+		// would be wrong.
+		if gone := exitedNode(c); gone != nil {
+			err = gone
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", l.name, err)
 		}
@@ -335,6 +340,9 @@ func run(ctx context.Context, cfg config) (err error) {
 		}
 		rep.Writes += answeredWrites(byCode)
 		log.Printf("filled at %.0f req/s, codes %v, errors %v", r.RPS, r.Codes, r.Errors)
+	}
+	if err := exitedNode(c); err != nil {
+		return fmt.Errorf("after the loads: %w", err)
 	}
 	// Ratios are to the mean of the ceiling's runs, first and last.
 	for _, r := range ceilings {

@@ -32,10 +32,17 @@ var clockTicks = sync.OnceValue(func() int64 {
 	return n
 })
 
+// ErrExited says that a process whose cost was asked for has exited: it
+// is gone, or a zombie not yet waited for.
+var ErrExited = errors.New("kv1proc: the process has exited")
+
 // ProcessCPU returns the user plus system CPU time process pid has used,
-// from /proc/PID/stat.
+// from /proc/PID/stat, or ErrExited once it has exited.
 func ProcessCPU(pid int) (time.Duration, error) {
 	f, err := statFields(fmt.Sprintf("/proc/%d/stat", pid))
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && (f[0] == "Z" || f[0] == "X")) {
+		err = ErrExited
+	}
 	if err != nil {
 		return 0, fmt.Errorf("kv1proc: cpu of %d: %w", pid, err)
 	}

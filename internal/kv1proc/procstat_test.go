@@ -1,6 +1,8 @@
 package kv1proc
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,5 +74,43 @@ func TestDiskUsage(t *testing.T) {
 	}
 	if allocated < size {
 		t.Errorf("allocated %d < size %d", allocated, size)
+	}
+}
+
+// TestProcessCPUOfAnExitedProcess: a process that has exited has no CPU
+// time to charge, even while its zombie still shows it in /proc.
+func TestProcessCPUOfAnExitedProcess(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	if _, err := ProcessCPU(pid); err != nil {
+		t.Fatalf("a running process: %v", err)
+	}
+	// Killed but not waited for: a zombie.
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f, err := statFields(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f[0] == "Z" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state %s 5 s after SIGKILL", f[0])
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if d, err := ProcessCPU(pid); !errors.Is(err, ErrExited) {
+		t.Errorf("a zombie: %v, %v; want ErrExited", d, err)
+	}
+	cmd.Wait()
+	if d, err := ProcessCPU(pid); !errors.Is(err, ErrExited) {
+		t.Errorf("a process waited for: %v, %v; want ErrExited", d, err)
 	}
 }
