@@ -49,7 +49,7 @@ func main() {
 	ceilingMode := flag.String("ceiling", "", "serve a ceiling with `server` (net/http or fasthttp) on the listener inherited as fd 3 (internal)")
 	flag.StringVar(&cfg.out, "out", "bench/results.json", "where to write the JSON report")
 	flag.IntVar(&cfg.concurrency, "c", 64, "concurrent requests")
-	flag.IntVar(&cfg.requests, "n", 0, "requests per load; 0 runs each load for -duration")
+	flag.IntVar(&cfg.requests, "n", 0, "requests per load, a multiple of -c; 0 runs each load for -duration")
 	flag.DurationVar(&cfg.duration, "duration", 20*time.Second, "how long each load runs when -n is 0")
 	flag.IntVar(&cfg.shards, "s", 4, "kv1 shards")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the cluster's data dir")
@@ -64,14 +64,8 @@ func main() {
 	if *ceilingMode != "" {
 		log.Fatal(serveCeiling(*ceilingMode))
 	}
-	if cfg.concurrency < 1 || (cfg.requests <= 0 && cfg.duration <= 0) {
-		log.Fatal("want -c ≥ 1 and -n or -duration > 0")
-	}
-	if cfg.requests > 0 && cfg.requests < cfg.concurrency {
-		log.Fatal("want -n ≥ -c: hey sends no fewer requests than it has workers")
-	}
-	if cfg.casURL == "" && cfg.requests > 0 && cfg.requests/cfg.concurrency*cfg.concurrency < 100 {
-		log.Fatal("want -n ≥ 100 (a multiple of -c): hey sends -n/-c requests per worker, and gives no 99th percentile of fewer than 100")
+	if err := cfg.check(); err != nil {
+		log.Fatal(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -89,6 +83,24 @@ func main() {
 		stop()
 		log.Fatal(err)
 	}
+}
+
+// check says what is wrong with cfg's load settings, if anything.
+func (cfg config) check() error {
+	switch {
+	case cfg.concurrency < 1 || (cfg.requests <= 0 && cfg.duration <= 0):
+		return errors.New("want -c ≥ 1 and -n or -duration > 0")
+	case cfg.requests <= 0 || cfg.casURL != "":
+		return nil // -cas runs its own generator, which takes any -n
+	case cfg.requests < cfg.concurrency:
+		return errors.New("want -n ≥ -c: hey sends no fewer requests than it has workers")
+	case cfg.requests%cfg.concurrency != 0:
+		// The table and the JSON say every row has -n requests.
+		return fmt.Errorf("want -n a multiple of -c (%d): hey sends -n/-c requests per worker, %d in all", cfg.concurrency, cfg.requests/cfg.concurrency*cfg.concurrency)
+	case cfg.requests < 100:
+		return errors.New("want -n ≥ 100: hey gives no 99th percentile of fewer than 100 requests")
+	}
+	return nil
 }
 
 // casLoad returns the compare-and-set load of cfg on the kv1 node at url.
