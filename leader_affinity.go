@@ -59,9 +59,9 @@ func (a *Agent) gatherLeaders() {
 
 // LeadersGathered reports whether the guest shards' leaders have gathered
 // on the host that leads the prime shard, as this host's copy of the
-// registry sees it: every guest shard of which that host runs an active
-// voting replica is led by that replica. Without WithLeaderAffinity it is always
-// true. A server may hold back its readiness on it for a while after it
+// registry sees it: every guest shard of which that host has a voting
+// replica is led by that replica, which is active (it has caught up).
+// Without WithLeaderAffinity it is always true. A server may hold back its readiness on it for a while after it
 // starts (kv1's /healthz does), so that clients do not meet the moves.
 func (a *Agent) LeadersGathered() bool {
 	if !a.leaderAffinity {
@@ -77,10 +77,10 @@ func (a *Agent) LeadersGathered() bool {
 		return false
 	}
 	for _, r := range st.HostReplicas(leader.HostID) {
-		if r.ShardID == 0 || r.IsNonVoting || r.IsWitness || r.Status != registry.ReplicaStatusActive {
+		if r.ShardID == 0 || r.IsNonVoting || r.IsWitness {
 			continue
 		}
-		if s, ok := st.Shard(r.ShardID); !ok || s.Leader != r.ID {
+		if s, ok := st.Shard(r.ShardID); !ok || s.Leader != r.ID || r.Status != registry.ReplicaStatusActive {
 			return false
 		}
 	}

@@ -3,6 +3,7 @@ package zongzi_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,6 +93,11 @@ func TestLeadersGathered(t *testing.T) {
 	c := newCluster(t, "a", "b", "c")
 	watcher := c.nodes[2]
 	watcher.opts = []zongzi.AgentOption{zongzi.WithLeaderAffinity()}
+	// Host 1 marks no replica of a shard created after the first active.
+	var first atomic.Uint64
+	c.nodes[0].opts = []zongzi.AgentOption{zongzi.WithActiveHeld(func(r zongzi.Replica) bool {
+		return first.Load() != 0 && r.ShardID > first.Load()
+	})}
 	c.startAll(ctx, c.nodes...)
 	defer c.stop()
 	if !c.nodes[0].agent.LeadersGathered() {
@@ -107,6 +113,7 @@ func TestLeadersGathered(t *testing.T) {
 		})
 	}
 	shardID := c.createActive(ctx, c.nodes[0].agent, testType, "gathered").ID
+	first.Store(shardID)
 	// check puts the prime shard's leader on host 1 and the guest shard's on
 	// guest, then wants LeadersGathered on the watcher to answer want while
 	// its registry shows them there. On a busy machine an election can move
@@ -114,7 +121,7 @@ func TestLeadersGathered(t *testing.T) {
 	// leaders): a registry that changed during the call, or shows another
 	// leader, says nothing of the answer, and the leaders are moved again.
 	// Nor does one that lags behind the shard's creation, with a replica
-	// not yet active (LeadersGathered counts active replicas only).
+	// not yet active (which LeadersGathered counts as not gathered).
 	check := func(guest *node, want bool, what string) {
 		t.Helper()
 		primeOn, guestOn := replicaOn(t, c.nodes[0].agent, 0), replicaOn(t, guest.agent, shardID)
@@ -138,6 +145,30 @@ func TestLeadersGathered(t *testing.T) {
 	}
 	check(c.nodes[1], false, fmt.Sprintf("shard %d led away from the prime shard's leader", shardID))
 	check(c.nodes[0], true, "every shard led from the prime shard's leader")
+
+	// A member on the prime shard's leader that is not active yet (it may
+	// be catching up) leads nothing yet: the leaders have not gathered.
+	late, _, err := c.nodes[0].agent.ShardCreate(ctx, testType, zongzi.WithName("late"), zongzi.WithPlacementMembers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "the late shard's members on hosts 2 and 3 active, host 1's started", func() bool {
+		active := 0
+		for _, r := range watcher.agent.State().ShardReplicas(late.ID) {
+			switch {
+			case r.Status == zongzi.ReplicaStatusActive:
+				active++
+			case r.HostID != c.nodes[0].agent.HostID() || r.Status != zongzi.ReplicaStatusStarted:
+				return false
+			}
+		}
+		return active == 2
+	})
+	moveLeader(0, c.nodes[0])
+	moveLeader(shardID, c.nodes[0])
+	if watcher.agent.LeadersGathered() {
+		t.Errorf("LeadersGathered is true while a member on the prime shard's leader is not active")
+	}
 }
 
 // leaderHost returns the ID of the host whose replica leads the shard, as
