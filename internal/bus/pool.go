@@ -211,7 +211,19 @@ func (p *Pool) err(addr string, err error) error {
 	if !ok {
 		return fmt.Errorf("bus %s: %w", addr, err)
 	}
+	if st.Code() == codes.Canceled && p.isClosed() {
+		// gRPC cancels the calls in flight on a connection Close closes:
+		// their callers did not give up.
+		return fmt.Errorf("bus %s: %w: %s", addr, p.codes.Closed, st.Message())
+	}
 	return fmt.Errorf("bus %s: %w", addr, p.codes.ToError(uint32(st.Code()), st.Message()))
+}
+
+// isClosed says whether Close was called.
+func (p *Pool) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 // writeErr is the error of a forwarded write (Apply, Commit). What the

@@ -55,3 +55,26 @@ func TestPoolRetainSparesCallsInProgress(t *testing.T) {
 		t.Fatalf("read after Retain closed the connection: %v", err)
 	}
 }
+
+// A read in flight when the pool is closed (its agent stops) fails with
+// Codes.Closed, as one made after, not with context.Canceled, which would
+// say its caller gave up.
+func TestPoolCloseFailsReadsInFlightAsClosed(t *testing.T) {
+	h := newFakeHandler()
+	h.entered = make(chan uint64, 1)
+	addr, _, p := startBus(t, h)
+	defer close(h.unstick)
+	closed := errors.New("test: closed")
+	p.codes.Closed = closed
+	ctx := testContext(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := p.Read(ctx, addr, shardStuck, nil, true, false)
+		errc <- err
+	}()
+	<-h.entered
+	p.Close()
+	if err := <-errc; !errors.Is(err, closed) || errors.Is(err, context.Canceled) {
+		t.Fatalf("read in flight when the pool closed: %v, want Codes.Closed", err)
+	}
+}
