@@ -414,6 +414,9 @@ func (p *Pool) Index(ctx context.Context, addr string, shardID uint64) (uint64, 
 // Watch streams results of query from the host at addr to send until ctx
 // is done, the stream ends or send fails.
 func (p *Pool) Watch(ctx context.Context, addr string, shardID uint64, query []byte, stale bool, send func(uint64, []byte) error) error {
+	if len(query) > maxPayload {
+		return p.tooLarge("query", len(query))
+	}
 	pe, err := p.use(addr)
 	if err != nil {
 		return err

@@ -78,3 +78,17 @@ func TestPoolCloseFailsReadsInFlightAsClosed(t *testing.T) {
 		t.Fatalf("read in flight when the pool closed: %v, want Codes.Closed", err)
 	}
 }
+
+// A watch whose query is over the bus's limit is refused before anything
+// crosses the network, as a read's is: not after more than 4 MiB went to
+// the host, which refuses it.
+func TestPoolWatchRefusesAQueryTooLarge(t *testing.T) {
+	addr, _, p := startBus(t, newFakeHandler())
+	err := p.Watch(testContext(t), addr, 1, make([]byte, maxPayload+1), true, func(uint64, []byte) error { return nil })
+	if !errors.Is(err, errOverMax) {
+		t.Fatalf("watch with a query over the limit: %v, want Codes.TooLarge", err)
+	}
+	if p.Has(addr) {
+		t.Fatal("a watch with a query over the limit connected to its host")
+	}
+}
