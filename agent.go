@@ -92,6 +92,9 @@ type Agent struct {
 	// apiAddrs: where hosts answer the bus, deleted ones too
 	// (upMajorityWithout).
 	apiAddrs apiBook
+	// warned holds the failures logErr last warned of, by what failed and
+	// shard, until that succeeds again.
+	warned sync.Map // warnedKey → string
 }
 
 // stateMachineType is a registered guest shard type.

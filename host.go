@@ -109,10 +109,32 @@ func lateShards(want map[uint64]Replica, running map[uint64]*localReplica, logIn
 	return late
 }
 
+// logErr logs the failure of what, for a shard, by a controller pass: at
+// Warn, but at Debug while it repeats the one before it (a removal held
+// pass after pass, say). A success, err nil, ends the repeat.
 func (a *Agent) logErr(err error, what string, shardID uint64) {
-	if err != nil && ctxAlive(err) {
+	key := warnedKey{what, shardID}
+	switch {
+	case err == nil:
+		a.warned.Delete(key)
+	case !ctxAlive(err):
+	case warnedOf(&a.warned, key, err.Error()):
+		a.log.Debug("zongzi: "+what, "shard", shardID, "err", err)
+	default:
 		a.log.Warn("zongzi: "+what, "shard", shardID, "err", err)
 	}
+}
+
+// warnedKey is what failed, and for which shard, in logErr.
+type warnedKey struct {
+	what  string
+	shard uint64
+}
+
+// warnedOf reports whether m holds msg under key, and stores it there.
+func warnedOf(m *sync.Map, key warnedKey, msg string) bool {
+	old, ok := m.Swap(key, msg)
+	return ok && old.(string) == msg
 }
 
 // registerSelf writes this host's record when the registry's differs.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -463,4 +464,33 @@ func primeReplicaOf(st *zongzi.State, hostID string) uint64 {
 		}
 	}
 	return 0
+}
+
+// TestHeldRemovalWarnsOnce: a removal held for want of a majority up is
+// tried again at every pass of the host controller, and said at Warn once,
+// not at every pass while it stays held.
+func TestHeldRemovalWarnsOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	pinHostIDs(c)
+	logs := &warnings{inner: slog.NewTextHandler(testWriter{}, &slog.HandlerOptions{Level: slog.LevelWarn})}
+	C := c.nodes[2]
+	C.opts = append(C.opts, zongzi.WithLogger(slog.New(logs)), zongzi.WithSweep(100*time.Millisecond))
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	a := c.nodes[0].agent
+	s := createMembers(ctx, t, a, "held", 3)
+	c.nodes[1].agent.Stop()
+	if _, err := a.ShardUpdate(ctx, s.ID, zongzi.WithPlacementMembers(2)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "C's removal held", func() bool { return logs.countAt(slog.LevelDebug, "removal held") > 0 })
+	time.Sleep(2 * time.Second) // about 20 passes of C's host controller
+	if n := logs.countAt(slog.LevelDebug, "removal held"); n < 5 {
+		t.Fatalf("C's held removal was logged %d times in 2 s: it was not tried again at every pass", n)
+	}
+	if n := logs.count("removal held"); n != 1 {
+		t.Fatalf("C's held removal was warned of %d times, want once", n)
+	}
 }
