@@ -27,7 +27,11 @@ import (
 // injected and healed, then every node is brought back, each key is read
 // once more, and the history is checked with porcupine, acknowledged writes
 // are checked for loss, stale reads by their weaker rule, and the registry
-// snapshot must converge on every running host.
+// snapshot must converge on every running host. Every key must have had an
+// acknowledged write and every kind of read (linearizable, leader, stale)
+// must have returned a record, else the checks had nothing to check; an
+// answer kv1 should never give (a 500, a record of another key) fails the
+// scenario.
 //
 // By default each scenario runs a few seconds of workload (what `make test`
 // runs). CHAOS_DURATION sets the workload's duration per scenario (e.g.
@@ -519,6 +523,9 @@ func chaosRunScenario(t *testing.T, bin string, cfg chaosConfig, sc chaosScenari
 	// does (a kv1 that refuses every write passes the checks above).
 	for _, key := range linUnwritten(ops, r.keys) {
 		t.Errorf("no acknowledged write of %s in %d operations: the history proves nothing about it", key, len(ops))
+	}
+	for _, kind := range linUnread(ops, stale) {
+		t.Errorf("no %s returned a record in %d operations: the history proves nothing about them", kind, len(ops))
 	}
 	lost := linLost(ops, final)
 	sum.Lost = len(lost)

@@ -3,14 +3,19 @@ package test
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/zongzi-kv/zongzi/internal/kv1proc"
 )
 
 // Compact constructors of recorded operations, for the checker's own tests.
@@ -234,5 +239,66 @@ func TestLinearUnseenWriteStillCounts(t *testing.T) {
 	}
 	if res, _, err := linCheck(ops, 10*time.Second, "", ""); err != nil || res != porcupine.Ok {
 		t.Fatalf("check = %s, %v; want Ok", res, err)
+	}
+}
+
+// TestLinearStaleAnswers checks that a stale read's answer is either
+// recorded or, when kv1 should never give it, reported: one that is
+// silently dropped leaves the stale rule nothing to check.
+func TestLinearStaleAnswers(t *testing.T) {
+	cases := []struct {
+		status   int
+		body     string
+		recorded bool
+		odd      bool
+	}{
+		{200, `{"key":"/k","ver":6,"val":"v"}` + "\n", true, false},
+		{404, "Not found\n", true, false},
+		{503, "Unavailable: shard 1: zongzi: shard not ready\n", false, false},
+		{500, "Internal error: undecodable result from the state machine\n", false, true},
+		{409, "Version mismatch (0 != 6)\n", false, true},
+		{200, "not json\n", false, true},
+		{200, `{"key":"/other","ver":6,"val":"v"}` + "\n", false, true},
+	}
+	for _, tc := range cases {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(tc.status)
+			_, _ = io.WriteString(w, tc.body)
+		}))
+		target := linTarget{Node: &kv1proc.Node{N: 1, HTTP: srv.Listener.Addr().String()}, Gen: new(atomic.Uint64)}
+		c := &linClient{timeout: linRequestTimeout}
+		h := newLinHistory()
+		c.staleRead(t.Context(), target, "/k", h)
+		srv.Close()
+		_, stale := h.snapshot()
+		if got := len(stale) == 1; got != tc.recorded || (len(c.odd) > 0) != tc.odd {
+			t.Errorf("%d %q: recorded %v, odd %q; want recorded %v, odd %v", tc.status, tc.body, got, c.odd, tc.recorded, tc.odd)
+		}
+	}
+}
+
+// TestLinearUnread checks that a history in which some kind of read never
+// returned a record is reported: its checks would pass whatever kv1 did.
+func TestLinearUnread(t *testing.T) {
+	get := func(mode string, out linOutput) linOp {
+		return linOp{In: linInput{Kind: linGet, Key: "/k", Mode: mode}, Out: out}
+	}
+	found := linStaleRead{Key: "/k", Found: true, Ver: 5, Val: "a"}
+	missing := linStaleRead{Key: "/k"}
+	cases := []struct {
+		name  string
+		ops   []linOp
+		stale []linStaleRead
+		want  string
+	}{
+		{"all kinds", []linOp{get("", linOk(5, "a")), get("leader", linOk(5, "a"))}, []linStaleRead{missing, found}, ""},
+		{"no reads", nil, nil, "linearizable read,leader read,stale read"},
+		{"reads found nothing", []linOp{get("", lin404), get("leader", lin404)}, []linStaleRead{missing}, "linearizable read,leader read,stale read"},
+		{"only the final reads", []linOp{get("final", linOk(5, "a")), get("leader", linOk(5, "a"))}, []linStaleRead{found}, "linearizable read"},
+	}
+	for _, tc := range cases {
+		if got := strings.Join(linUnread(tc.ops, tc.stale), ","); got != tc.want {
+			t.Errorf("%s: unread %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

@@ -258,6 +258,33 @@ func linUnwritten(ops []linOp, keys []string) []string {
 	return out
 }
 
+// linUnread returns the kinds of read (linearizable, leader, stale) of
+// which no answer in ops or stale returned a record. A check of reads that
+// all failed, or all found nothing, checks nothing: a kv1 whose stale reads
+// always answer 404 or 503 would pass it.
+func linUnread(ops []linOp, stale []linStaleRead) []string {
+	var plain, leader, found bool
+	for _, op := range ops {
+		if op.In.Kind == linGet && op.Out.Status == linOK {
+			plain = plain || op.In.Mode == ""
+			leader = leader || op.In.Mode == "leader"
+		}
+	}
+	for _, r := range stale {
+		found = found || r.Found
+	}
+	var out []string
+	for _, k := range []struct {
+		name string
+		ok   bool
+	}{{"linearizable read", plain}, {"leader read", leader}, {"stale read", found}} {
+		if !k.ok {
+			out = append(out, k.name)
+		}
+	}
+	return out
+}
+
 // linCount returns the number of operations and of those with an unknown
 // outcome.
 func linCount(ops []linOp) (n, unknown int) {

@@ -169,23 +169,36 @@ func (c *linClient) learn(in linInput, out linOutput) {
 	}
 }
 
-// staleRead reads key with stale=true and records a successful answer.
+// staleRead reads key with stale=true and records a successful answer. An
+// answer other than a record of key, 404 or 503 is one kv1 should never
+// give, and is kept in c.odd.
 func (c *linClient) staleRead(ctx context.Context, t linTarget, key string, h *linHistory) bool {
 	gen := t.Gen.Load()
 	call := h.now()
-	status, body, err := linSend(ctx, c.timeout, http.MethodGet, t.Node.URL(key)+"?stale=true")
-	if err != nil || status != http.StatusOK && status != http.StatusNotFound || t.Gen.Load() != gen {
-		return err == nil
+	u := t.Node.URL(key) + "?stale=true"
+	status, body, err := linSend(ctx, c.timeout, http.MethodGet, u)
+	if err != nil {
+		return false
 	}
 	r := linStaleRead{Client: c.id, Node: t.Node.N, Gen: gen, Key: key, Call: call}
-	if status == http.StatusOK {
+	switch status {
+	case http.StatusOK:
 		rec, err := linParseRecord(body)
-		if err != nil {
-			return false
+		if err != nil || rec.Key != key {
+			c.odd = append(c.odd, fmt.Sprintf("GET %s: %d %s", u, status, strings.TrimSpace(string(body))))
+			return true
 		}
 		r.Found, r.Ver, r.Val = true, rec.Ver, rec.Val
+	case http.StatusNotFound:
+	case http.StatusServiceUnavailable:
+		return true
+	default:
+		c.odd = append(c.odd, fmt.Sprintf("GET %s: %d %s", u, status, strings.TrimSpace(string(body))))
+		return true
 	}
-	h.addStale(r)
+	if t.Gen.Load() == gen { // else another incarnation of the node may have answered
+		h.addStale(r)
+	}
 	return true
 }
 
