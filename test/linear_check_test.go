@@ -84,6 +84,18 @@ func TestLinearModel(t *testing.T) {
 		{"unseen version contradicted", false, []linOp{
 			linC("/k", "a", 0, 1, linOk(5, "a")), linCAS("/k", 5, "b", 2, P, linUnk), linC("/k", "c", 4, 5, linConflict(8)), linG("/k", 6, 7, linOk(9, "b"))}},
 		{"unknown delete", true, []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linD("/k", 5, 2, P, linUnk), linG("/k", 4, 5, linOk(5, "a")), linG("/k", 6, 7, lin404)}},
+		{"read sees a write before its call", false, []linOp{linG("/k", 0, 1, linOk(5, "a")), linC("/k", "a", 2, 3, linOk(5, "a"))}},
+		{"cas succeeds twice on one version", false, []linOp{
+			linC("/k", "a", 0, 1, linOk(5, "a")), linCAS("/k", 5, "b", 2, 10, linOk(7, "b")), linCAS("/k", 5, "c", 2, 10, linOk(8, "c"))}},
+		{"create after a delete", true, []linOp{
+			linC("/k", "a", 0, 1, linOk(5, "a")), linD("/k", 0, 2, 3, linOk(5, "a")), linC("/k", "b", 4, 5, linOk(9, "b"))}},
+		{"create after a delete reuses a version", false, []linOp{
+			linC("/k", "a", 0, 1, linOk(1, "a")), linCAS("/k", 1, "b", 2, 3, linOk(2, "b")), linD("/k", 0, 4, 5, linOk(2, "b")),
+			linC("/k", "c", 6, 7, linOk(1, "c")), linCAS("/k", 1, "d", 8, 9, linOk(2, "d"))}},
+		{"create after an unknown delete goes back", false, []linOp{
+			linC("/k", "a", 0, 1, linOk(5, "a")), linD("/k", 0, 2, P, linUnk), linC("/k", "b", 4, 5, linOk(3, "b"))}},
+		{"create after an unknown delete", true, []linOp{
+			linC("/k", "a", 0, 1, linOk(5, "a")), linD("/k", 0, 2, P, linUnk), linC("/k", "b", 4, 5, linOk(6, "b"))}},
 		{"keys are independent", true, []linOp{linC("/a", "x", 0, 1, linOk(5, "x")), linC("/b", "y", 2, 3, linOk(6, "y")), linG("/a", 4, 5, linOk(5, "x"))}},
 	}
 	for _, tc := range cases {

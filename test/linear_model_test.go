@@ -60,7 +60,12 @@ type linOutput struct {
 
 // linState is the state of one key. When Exact is false the key exists but
 // its version is only known to be greater than Ver: a write with an unknown
-// outcome applied with a version nobody has observed yet.
+// outcome applied with a version nobody has observed yet. When the key is
+// missing, Ver is a floor: the version of the last record deleted, or a
+// lower bound of it. Versions are raft indices, so a create after a delete
+// writes a version above it; without the floor, a kv1 that reused versions
+// after a delete (so that a compare-and-set on a version from before the
+// delete succeeds on the new record) would pass.
 type linState struct {
 	Exists bool
 	Ver    uint64
@@ -68,8 +73,12 @@ type linState struct {
 	Val    string
 }
 
-// linMissing is the state of a key that does not exist.
+// linMissing is the state of a key that was never written.
 var linMissing = linState{Exact: true}
+
+// linDeleted returns the state of a key deleted when its version was ver
+// (or above it, when that is only a lower bound).
+func linDeleted(ver uint64) linState { return linState{Ver: ver, Exact: true} }
 
 // verIs reports whether the key's stored version may be v; when it may, it
 // returns the state refined to that exact version.
@@ -138,7 +147,7 @@ func linStep(s linState, in linInput, out linOutput) []linState {
 		if _, ok := pre.verIs(out.Ver); !ok || pre.Val != out.Val {
 			return nil
 		}
-		return []linState{linMissing}
+		return []linState{linDeleted(out.Ver)}
 	case linNotFound:
 		if in.Kind == linDel && !s.Exists {
 			return []linState{s}
@@ -166,7 +175,7 @@ func linStep(s linState, in linInput, out linOutput) []linState {
 			return []linState{s}
 		}
 		if in.Kind == linDel {
-			return []linState{s, linMissing}
+			return []linState{s, linDeleted(pre.Ver)}
 		}
 		// Applied, its version is only known to exceed the one replaced.
 		return []linState{s, {Exists: true, Ver: pre.Ver, Exact: false, Val: in.Val}}
@@ -215,6 +224,8 @@ var linModel = porcupine.NondeterministicModel{
 	DescribeState: func(state any) string {
 		s := state.(linState)
 		switch {
+		case !s.Exists && s.Ver > 0:
+			return fmt.Sprintf("missing (deleted v%d)", s.Ver)
 		case !s.Exists:
 			return "missing"
 		case s.Exact:
