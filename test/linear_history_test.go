@@ -2,9 +2,11 @@ package test
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -283,6 +285,18 @@ func linUnread(ops []linOp, stale []linStaleRead) []string {
 		}
 	}
 	return out
+}
+
+// linKeys returns keys and the other keys of ops, sorted.
+func linKeys(ops []linOp, keys []string) []string {
+	set := map[string]bool{}
+	for _, k := range keys {
+		set[k] = true
+	}
+	for _, op := range ops {
+		set[op.In.Key] = true
+	}
+	return slices.Sorted(maps.Keys(set))
 }
 
 // linCount returns the number of operations and of those with an unknown

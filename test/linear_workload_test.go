@@ -62,6 +62,7 @@ func (ts *linTargets) remove(n *kv1proc.Node) {
 type linWorkload struct {
 	Clients  int           // concurrent clients
 	Keys     []string      // contended keys
+	Cold     int           // per client: keys created once and left alone
 	Duration time.Duration // how long clients send requests
 	MaxOps   int           // per client
 	Timeout  time.Duration // per request
@@ -84,7 +85,7 @@ func (w linWorkload) run(ctx context.Context, targets *linTargets, h *linHistory
 	clients := make([]*linClient, w.Clients)
 	for i := range w.Clients {
 		c := &linClient{id: i, proc: i, procStep: w.Clients, rng: rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano()))),
-			lastVer: map[string]uint64{}, timeout: w.Timeout}
+			lastVer: map[string]uint64{}, timeout: w.Timeout, maxCold: w.Cold}
 		clients[i] = c
 		wg.Go(func() {
 			for n := 0; n < w.MaxOps && ctx.Err() == nil && time.Now().Before(end); n++ {
@@ -112,6 +113,8 @@ type linClient struct {
 	rng      *rand.Rand
 	lastVer  map[string]uint64 // the last version seen of each key, 0 when missing
 	timeout  time.Duration
+	cold     int // cold keys created so far
+	maxCold  int
 	odd      []string // answers kv1 should never give
 }
 
@@ -121,6 +124,10 @@ func (c *linClient) step(ctx context.Context, t linTarget, keys []string, h *lin
 	key := keys[c.rng.IntN(len(keys))]
 	in := linInput{Key: key}
 	switch p := c.rng.IntN(100); {
+	case p < 2 && c.cold < c.maxCold:
+		// A cold key: created once, then only read, at the end.
+		c.cold++
+		in.Key, in.Kind = fmt.Sprintf("/lin-cold-%d-%d", c.id, c.cold), linPut
 	case p < 10:
 		return c.staleRead(ctx, t, key, h)
 	case p < 30:
