@@ -156,7 +156,7 @@ func TestLinearLost(t *testing.T) {
 func TestLinearStale(t *testing.T) {
 	writes := []linOp{linC("/k", "a", 0, 1, linOk(5, "a")), linCAS("/k", 5, "b", 2, 3, linOk(7, "b")), linC("/j", "c", 0, linPending, linUnk)}
 	read := func(node int, gen uint64, key string, ver uint64, val string, call int64) linStaleRead {
-		return linStaleRead{Client: 1, Node: node, Gen: gen, Key: key, Found: val != "", Ver: ver, Val: val, Call: call}
+		return linStaleRead{Client: 1, Node: node, Gen: gen, Key: key, Found: val != "", Ver: ver, Val: val, Call: call, Return: call + 1}
 	}
 	cases := []struct {
 		name  string
@@ -171,6 +171,9 @@ func TestLinearStale(t *testing.T) {
 		{"wrong version", []linStaleRead{read(1, 0, "/k", 6, "a", 1)}, 1},
 		{"backwards", []linStaleRead{read(1, 0, "/k", 7, "b", 1), read(1, 0, "/k", 5, "a", 2)}, 1},
 		{"backwards on another node", []linStaleRead{read(1, 0, "/k", 7, "b", 1), read(2, 0, "/k", 5, "a", 2)}, 0},
+		{"written after the read returned", []linStaleRead{read(1, 0, "/k", 7, "b", 0)}, 1},
+		{"written while the read ran", []linStaleRead{read(1, 0, "/k", 7, "b", 1)}, 0},
+		{"unknown write sent after the read returned", []linStaleRead{{Client: 1, Node: 1, Key: "/j", Found: true, Ver: 9, Val: "c", Call: -5, Return: -1}}, 1},
 		{"backwards after a restart", []linStaleRead{read(1, 0, "/k", 7, "b", 1), read(1, 2, "/k", 5, "a", 2)}, 0},
 	}
 	for _, tc := range cases {

@@ -42,6 +42,7 @@ type linStaleRead struct {
 	Ver    uint64
 	Val    string
 	Call   int64
+	Return int64
 }
 
 // linHistory collects operations from concurrent clients.
@@ -197,7 +198,8 @@ func linMayDeleteAfter(ops []linOp, w linOp) bool {
 
 // linCheckStale checks stale reads by the weaker rule they promise: a value
 // read was written to that key by a write that succeeded (with that
-// version) or whose outcome is unknown, and one client's reads of a key
+// version) or whose outcome is unknown, sent before the read returned, and
+// one client's reads of a key
 // from one incarnation of a node never go back in version. A "not found"
 // may follow anything, since a delete may have happened.
 func linCheckStale(ops []linOp, stale []linStaleRead) []string {
@@ -205,11 +207,12 @@ func linCheckStale(ops []linOp, stale []linStaleRead) []string {
 		key   string
 		ver   uint64
 		known bool
+		call  int64
 	}
 	written := map[string]write{}
 	for _, op := range ops {
 		if op.In.Kind == linPut && (op.Out.Status == linOK || op.Out.Status == linUnknown) {
-			written[op.In.Val] = write{op.In.Key, op.Out.Ver, op.Out.Status == linOK}
+			written[op.In.Val] = write{op.In.Key, op.Out.Ver, op.Out.Status == linOK, op.Call}
 		}
 	}
 	sorted := append([]linStaleRead(nil), stale...)
@@ -232,6 +235,8 @@ func linCheckStale(ops []linOp, stale []linStaleRead) []string {
 			bad = append(bad, desc+": never written")
 		case w.known && w.ver != r.Ver:
 			bad = append(bad, fmt.Sprintf("%s: written as v%d", desc, w.ver))
+		case w.call > r.Return:
+			bad = append(bad, desc+": written after the read returned")
 		}
 		s := seq{r.Client, r.Node, r.Gen, r.Key}
 		if prev := seen[s]; r.Ver < prev {

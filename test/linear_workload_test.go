@@ -203,6 +203,7 @@ func (c *linClient) staleRead(ctx context.Context, t linTarget, key string, h *l
 		c.odd = append(c.odd, fmt.Sprintf("GET %s: %d %s", u, status, strings.TrimSpace(string(body))))
 		return true
 	}
+	r.Return = h.now()
 	if t.Gen.Load() == gen { // else another incarnation of the node may have answered
 		h.addStale(r)
 	}
