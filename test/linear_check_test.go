@@ -317,3 +317,36 @@ func TestLinearUnread(t *testing.T) {
 		}
 	}
 }
+
+// TestLinearResolve checks that a stale read of a write whose outcome is
+// unknown counts as proof that it applied: a value that a replica showed
+// and the linearizable reads then never saw is a violation.
+func TestLinearResolve(t *testing.T) {
+	P := linPending
+	stale := []linStaleRead{{Client: 9, Node: 2, Key: "/k", Found: true, Ver: 8, Val: "b", Call: 3, Return: 4}}
+	cases := []struct {
+		name string
+		ok   bool
+		ops  []linOp
+	}{
+		{"seen, then read by all", true, []linOp{
+			linC("/k", "a", 0, 1, linOk(5, "a")), linCAS("/k", 5, "b", 2, P, linUnk), linG("/k", 5, 6, linOk(8, "b"))}},
+		{"seen, then lost", false, []linOp{
+			linC("/k", "a", 0, 1, linOk(5, "a")), linCAS("/k", 5, "b", 2, P, linUnk), linG("/k", 5, 6, linOk(5, "a"))}},
+		{"seen with another version", false, []linOp{
+			linC("/k", "a", 0, 1, linOk(5, "a")), linCAS("/k", 5, "b", 2, P, linUnk), linG("/k", 5, 6, linOk(9, "b"))}},
+	}
+	for _, tc := range cases {
+		res, _, err := linCheck(linResolve(tc.ops, stale), 10*time.Second, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]porcupine.CheckResult{true: porcupine.Ok, false: porcupine.Illegal}[tc.ok]; res != want {
+			t.Errorf("%s: check = %s, want %s", tc.name, res, want)
+		}
+	}
+	ops := []linOp{linCAS("/k", 5, "b", 5, P, linUnk)} // sent after the read returned
+	if got := linResolve(ops, stale); got[0].Out.Status != linUnknown {
+		t.Errorf("a write sent after the read returned was resolved: %+v", got[0])
+	}
+}

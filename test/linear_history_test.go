@@ -152,6 +152,34 @@ func linWithoutUnseenWrites(ops []linOp) []linOp {
 	return out
 }
 
+// linResolve returns ops in which each write of unknown outcome whose value
+// a stale read returned is resolved: it applied, with the version read, no
+// later than that read returned. A replica applies only committed entries,
+// and values are unique, so the read proves it; left unknown, the write
+// could be taken as never applied by the check of linearizable operations,
+// while the stale rule accepts its value because it may have applied, and a
+// value that replicas showed but the log then lost would pass both. The
+// earliest such read counts; a read before the write was sent is left to
+// linCheckStale.
+func linResolve(ops []linOp, stale []linStaleRead) []linOp {
+	first := map[string]linStaleRead{} // by value
+	for _, r := range stale {
+		if f, ok := first[r.Val]; r.Found && (!ok || r.Return < f.Return) {
+			first[r.Val] = r
+		}
+	}
+	out := slices.Clone(ops)
+	for i, op := range out {
+		r, ok := first[op.In.Val]
+		if op.In.Kind != linPut || op.Out.Status != linUnknown || !ok || r.Key != op.In.Key || r.Return < op.Call {
+			continue
+		}
+		out[i].Out = linOutput{Status: linOK, Ver: r.Ver, Val: r.Val}
+		out[i].Return = r.Return
+	}
+	return out
+}
+
 // linLost returns the acknowledged writes that the final state of their key
 // contradicts: a write whose version the final read does not reach, a write
 // whose key is gone with no delete that may have come after it, or a delete
