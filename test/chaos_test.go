@@ -561,14 +561,16 @@ func chaosRunScenario(t *testing.T, bin string, cfg chaosConfig, sc chaosScenari
 		t.Errorf("no %s returned a record in %d operations: the history proves nothing about them", kind, len(ops))
 	}
 	var lost []string
+	lostWrites := map[linOp]bool{}
 	for _, f := range finals {
 		for _, l := range linLost(ops, f.Reads) {
 			lost = append(lost, fmt.Sprintf("node %d: %s", f.Node, l))
+			lostWrites[l.W] = true
 		}
 	}
-	sum.Lost = len(lost)
+	sum.Lost = len(lostWrites)
 	if len(lost) > 0 {
-		t.Errorf("%d acknowledged writes lost:\n%s", len(lost), linFirst(lost, 20))
+		t.Errorf("%d acknowledged writes lost (final reads on %d nodes):\n%s", len(lostWrites), len(finals), linFirst(lost, 20))
 	}
 	bad := linCheckStale(ops, stale)
 	sum.StaleViolations = len(bad)

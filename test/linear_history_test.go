@@ -180,33 +180,42 @@ func linResolve(ops []linOp, stale []linStaleRead) []linOp {
 	return out
 }
 
+// linLoss is an acknowledged write that a final read contradicts.
+type linLoss struct {
+	W   linOp
+	Why string // what the final read returned
+}
+
+// String describes the loss, for an error message.
+func (l linLoss) String() string { return linDescribe(l.W.In, l.W.Out) + ": " + l.Why }
+
 // linLost returns the acknowledged writes that the final state of their key
 // contradicts: a write whose version the final read does not reach, a write
 // whose key is gone with no delete that may have come after it, or a delete
 // whose record is still there. final holds the result of a linearizable read
 // of every key made after all acknowledged operations returned.
-func linLost(ops []linOp, final map[string]linOutput) []string {
-	var lost []string
+func linLost(ops []linOp, final map[string]linOutput) []linLoss {
+	var lost []linLoss
 	for _, w := range ops {
 		if w.In.Kind == linGet || w.Out.Status != linOK {
 			continue
 		}
 		f, ok := final[w.In.Key]
 		if !ok {
-			lost = append(lost, fmt.Sprintf("%s: no final read", linDescribe(w.In, w.Out)))
+			lost = append(lost, linLoss{w, "no final read"})
 			continue
 		}
 		switch {
 		case w.In.Kind == linDel:
 			if f.Status == linOK && f.Ver <= w.Out.Ver {
-				lost = append(lost, fmt.Sprintf("%s: final read v%d", linDescribe(w.In, w.Out), f.Ver))
+				lost = append(lost, linLoss{w, fmt.Sprintf("final read v%d", f.Ver)})
 			}
 		case f.Status == linOK:
 			if f.Ver < w.Out.Ver || f.Ver == w.Out.Ver && f.Val != w.Out.Val {
-				lost = append(lost, fmt.Sprintf("%s: final read v%d=%q", linDescribe(w.In, w.Out), f.Ver, f.Val))
+				lost = append(lost, linLoss{w, fmt.Sprintf("final read v%d=%q", f.Ver, f.Val)})
 			}
 		case !linMayDeleteAfter(ops, w):
-			lost = append(lost, fmt.Sprintf("%s: final read 404 and no delete after it", linDescribe(w.In, w.Out)))
+			lost = append(lost, linLoss{w, "final read 404 and no delete after it"})
 		}
 	}
 	return lost
