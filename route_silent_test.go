@@ -150,24 +150,8 @@ func TestLeaderReadGoesToTheLeaderItsReplicaKnows(t *testing.T) {
 func TestReadsOnStuckStreamGoElsewhere(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
-	near, quiet := nearestFirst(t, c)
-	c.startAll(ctx, c.nodes...)
+	c, _, quiet, read := readsFromD(ctx, t, "stuck")
 	defer c.stop()
-	s := c.createActive(ctx, c.nodes[0].agent, testType, "stuck")
-	d := c.addNode("d")
-	c.startAll(ctx, d)
-	client := d.agent.Client(s.ID)
-	read := func(timeout time.Duration, query []byte) error {
-		rctx, rcancel := context.WithTimeout(ctx, timeout)
-		defer rcancel()
-		_, _, err := client.Read(rctx, query, true)
-		return err
-	}
-	waitFor(t, settle, "reads from host d, routed to host a first", func() bool {
-		route := zongzi.RouteOf(d.agent, s.ID)
-		return len(route) == 3 && route[0] == near && read(time.Second, nil) == nil
-	})
 	quiet()
 	start := time.Now()
 	// Three reads of 400 KiB fill the stream's 1 MiB window, and the
@@ -196,24 +180,8 @@ func TestReadsOnStuckStreamGoElsewhere(t *testing.T) {
 func TestStuckReadsHoldBackNoOther(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
-	near, _ := nearestFirst(t, c)
-	c.startAll(ctx, c.nodes...)
+	c, client, _, read := readsFromD(ctx, t, "stuck-reads")
 	defer c.stop()
-	s := c.createActive(ctx, c.nodes[0].agent, testType, "stuck-reads")
-	d := c.addNode("d")
-	c.startAll(ctx, d)
-	client := d.agent.Client(s.ID)
-	read := func(timeout time.Duration, query string) error {
-		rctx, rcancel := context.WithTimeout(ctx, timeout)
-		defer rcancel()
-		_, _, err := client.Read(rctx, []byte(query), true)
-		return err
-	}
-	waitFor(t, settle, "reads from host d, routed to host a first", func() bool {
-		route := zongzi.RouteOf(d.agent, s.ID)
-		return len(route) == 3 && route[0] == near && read(time.Second, "") == nil
-	})
 	stuck, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -226,9 +194,37 @@ func TestStuckReadsHoldBackNoOther(t *testing.T) {
 		})
 		time.Sleep(200 * time.Millisecond)
 	}
-	if err := read(time.Second, ""); err != nil {
+	if err := read(time.Second, nil); err != nil {
 		t.Fatalf("a read with 70 reads stuck: %v", err)
 	}
+}
+
+// readsFromD starts hosts a, b and c behind proxies (nearestFirst), a
+// shard of the given name on them, and a host d without a replica of it,
+// and waits until d's reads of the shard go to host a first. It returns
+// the cluster, which the caller stops, d's client of the shard, the
+// function that silences host a, and read, a stale read of query from d
+// with the given timeout.
+func readsFromD(ctx context.Context, t *testing.T, name string) (c *cluster, client *zongzi.ShardClient, silence func(), read func(time.Duration, []byte) error) {
+	t.Helper()
+	c = newCluster(t, "a", "b", "c")
+	near, silence := nearestFirst(t, c)
+	c.startAll(ctx, c.nodes...)
+	s := c.createActive(ctx, c.nodes[0].agent, testType, name)
+	d := c.addNode("d")
+	c.startAll(ctx, d)
+	client = d.agent.Client(s.ID)
+	read = func(timeout time.Duration, query []byte) error {
+		rctx, rcancel := context.WithTimeout(ctx, timeout)
+		defer rcancel()
+		_, _, err := client.Read(rctx, query, true)
+		return err
+	}
+	waitFor(t, settle, "reads from host d, routed to host a first", func() bool {
+		route := zongzi.RouteOf(d.agent, s.ID)
+		return len(route) == 3 && route[0] == near && read(time.Second, nil) == nil
+	})
+	return c, client, silence, read
 }
 
 // nearestFirst puts the buses of c's hosts behind proxies, that of the
@@ -260,24 +256,8 @@ func nearestFirst(t *testing.T, c *cluster) (addr string, silence func()) {
 func TestCancelledReadsHoldBackNoOther(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
-	near, _ := nearestFirst(t, c)
-	c.startAll(ctx, c.nodes...)
+	c, client, _, read := readsFromD(ctx, t, "cancelled-reads")
 	defer c.stop()
-	s := c.createActive(ctx, c.nodes[0].agent, testType, "cancelled-reads")
-	d := c.addNode("d")
-	c.startAll(ctx, d)
-	client := d.agent.Client(s.ID)
-	read := func(timeout time.Duration) error {
-		rctx, rcancel := context.WithTimeout(ctx, timeout)
-		defer rcancel()
-		_, _, err := client.Read(rctx, nil, true)
-		return err
-	}
-	waitFor(t, settle, "reads from host d, routed to host a first", func() bool {
-		route := zongzi.RouteOf(d.agent, s.ID)
-		return len(route) == 3 && route[0] == near && read(time.Second) == nil
-	})
 	for range 150 {
 		rctx, rcancel := context.WithCancel(ctx)
 		done := make(chan struct{})
@@ -289,7 +269,7 @@ func TestCancelledReadsHoldBackNoOther(t *testing.T) {
 		rcancel()
 		<-done
 	}
-	if err := read(time.Second); err != nil {
+	if err := read(time.Second, nil); err != nil {
 		t.Fatalf("a read after 150 cancelled ones: %v", err)
 	}
 }

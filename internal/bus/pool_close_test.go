@@ -25,16 +25,8 @@ func TestPoolClosedMakesNoConnection(t *testing.T) {
 // connection to an address it is not to keep once no call is in progress
 // on it, not while one is: a read on it is answered.
 func TestPoolRetainSparesCallsInProgress(t *testing.T) {
-	h := newFakeHandler()
-	h.entered = make(chan uint64, 1)
-	addr, _, p := startBus(t, h)
+	h, addr, p, errc := stuckRead(t)
 	ctx := testContext(t)
-	errc := make(chan error, 1)
-	go func() {
-		_, _, err := p.Read(ctx, addr, shardStuck, nil, true, false)
-		errc <- err
-	}()
-	<-h.entered
 	p.Retain(func(string) bool { return false })
 	if !p.Has(addr) {
 		t.Fatal("Retain closed a connection with a read in progress")
@@ -60,21 +52,10 @@ func TestPoolRetainSparesCallsInProgress(t *testing.T) {
 // Codes.Closed, as one made after, not with context.Canceled, which would
 // say its caller gave up.
 func TestPoolCloseFailsReadsInFlightAsClosed(t *testing.T) {
-	h := newFakeHandler()
-	h.entered = make(chan uint64, 1)
-	addr, _, p := startBus(t, h)
+	h, _, p, errc := stuckRead(t)
 	defer close(h.unstick)
-	closed := errors.New("test: closed")
-	p.codes.Closed = closed
-	ctx := testContext(t)
-	errc := make(chan error, 1)
-	go func() {
-		_, _, err := p.Read(ctx, addr, shardStuck, nil, true, false)
-		errc <- err
-	}()
-	<-h.entered
 	p.Close()
-	if err := <-errc; !errors.Is(err, closed) || errors.Is(err, context.Canceled) {
+	if err := <-errc; !errors.Is(err, errPoolClosed) || errors.Is(err, context.Canceled) {
 		t.Fatalf("read in flight when the pool closed: %v, want Codes.Closed", err)
 	}
 }
@@ -91,4 +72,26 @@ func TestPoolWatchRefusesAQueryTooLarge(t *testing.T) {
 	if p.Has(addr) {
 		t.Fatal("a watch with a query over the limit connected to its host")
 	}
+}
+
+// errPoolClosed is the Codes.Closed of stuckRead's pool.
+var errPoolClosed = errors.New("test: closed")
+
+// stuckRead starts a bus and a read of shardStuck through a pool whose
+// Codes.Closed is errPoolClosed, and returns once the handler has the
+// read, which it answers once h.unstick is closed; errc gets the read's
+// error.
+func stuckRead(t *testing.T) (h *fakeHandler, addr string, p *Pool, errc <-chan error) {
+	h = newFakeHandler()
+	h.entered = make(chan uint64, 1)
+	addr, _, p = startBus(t, h)
+	p.codes.Closed = errPoolClosed
+	ctx := testContext(t)
+	c := make(chan error, 1)
+	go func() {
+		_, _, err := p.Read(ctx, addr, shardStuck, nil, true, false)
+		c <- err
+	}()
+	<-h.entered
+	return h, addr, p, c
 }
