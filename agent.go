@@ -73,7 +73,8 @@ type Agent struct {
 	stopOnce sync.Once     // for teardown
 
 	events chan leaderInfo
-	// leaderMoved wakes runLeaderAffinity when a leader changes.
+	// leaderMoved wakes runLeaderAffinity when a leader changes, or a
+	// replica here caught up (catchUp).
 	leaderMoved chan struct{}
 	// hostKick wakes the host controller when a replica here that the
 	// registry does not record as active learns its shard's leader: it

@@ -211,7 +211,8 @@ func WithShardController(c ShardController) AgentOption {
 
 // WithLeaderAffinity gathers the leaders of guest shards on one host: while
 // this host leads the prime shard, it asks for the leadership of every guest
-// shard it has a voting replica of. Give it to every agent of a cluster, so
+// shard it has a voting replica of, once that replica has caught up with its
+// shard. Give it to every agent of a cluster, so
 // that leaders follow the prime shard's leader wherever it moves.
 //
 // In a small cluster this saves CPU on every write: one raft step on the

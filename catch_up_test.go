@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lni/dragonboat/v4"
+
 	"github.com/zongzi-kv/zongzi"
 	"github.com/zongzi-kv/zongzi/internal/bus"
 )
@@ -16,14 +18,22 @@ import (
 // on the host that joins late, fast elsewhere.
 const testCatchType = "zongzi://github.com/zongzi-kv/zongzi/test/catch"
 
-// slowApplySM is logSM with a pause before each entry it applies.
+// slowApplySM is logSM with a pause before each entry it applies, but
+// for the commands of fastCmd.
 type slowApplySM struct {
 	*logSM
 	pause time.Duration
 }
 
+// fastCmd is a command that slowApplySM applies without its pause.
+const fastCmd = "fast"
+
 func (s slowApplySM) Update(entries []zongzi.Entry) []zongzi.Entry {
-	time.Sleep(time.Duration(len(entries)) * s.pause)
+	for _, e := range entries {
+		if string(e.Cmd) != fastCmd {
+			time.Sleep(s.pause)
+		}
+	}
 	return s.logSM.Update(entries)
 }
 
@@ -116,5 +126,100 @@ func TestCatchingUpReplicaLeavesRequestsToOthers(t *testing.T) {
 	})
 	if applied < writes {
 		t.Fatalf("the new host's replica was marked active when it had applied %d of %d commands", applied, writes)
+	}
+}
+
+// TestLeadershipWaitsForCatchUp: with WithLeaderAffinity, the prime
+// shard's leader asks for the leadership of a guest shard only once its
+// replica there has caught up. A replica still applying the log skips the
+// campaign a transfer asks of it (Dragonboat does while it has committed
+// entries to apply), and the shard's leader drops every proposal until the
+// transfer times out, an election timeout later; asked again every
+// second, for as long as the replica caught up. Here a host restarts and
+// replays the shard's log slowly, then leads the prime shard; the shard's
+// leader, elsewhere, must drop no proposal while that replica catches up
+// (it dropped nine in ten).
+func TestLeadershipWaitsForCatchUp(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	for _, n := range c.nodes {
+		n.opts = []zongzi.AgentOption{zongzi.WithLeaderAffinity()}
+		n.register = registerCatch(0, nil)
+	}
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	s := c.createActive(ctx, c.nodes[0].agent, testCatchType, "lead-late")
+	waitFor(t, settle, "the shard's leader on the prime shard's", func() bool {
+		lead := leaderHost(c.nodes, 0)
+		return lead != "" && leaderHost(c.nodes, s.ID) == lead
+	})
+	for i := range 60 { // what the restarted host replays: 6 s
+		writeEventually(ctx, t, c.nodes[0].agent, s.ID, fmt.Sprintf("write %d", i))
+	}
+
+	// The host restarts, and replays the log at 100 ms a command.
+	slow := c.nodes[0]
+	for _, n := range c.nodes {
+		if n.agent.HostID() != leaderHost(c.nodes, s.ID) {
+			slow = n
+		}
+	}
+	slow.agent.Stop()
+	slow.register = registerCatch(100*time.Millisecond, nil)
+	c.startAll(ctx, slow)
+	var others []*node
+	for _, n := range c.nodes {
+		if n != slow {
+			others = append(others, n)
+		}
+	}
+	waitFor(t, settle, "the restarted host's replica running, and behind", func() bool {
+		return zongzi.RunsReplica(slow.agent, s.ID) && !zongzi.CaughtUp(slow.agent, s.ID)
+	})
+	primeOn := replicaOn(t, slow.agent, 0)
+	waitFor(t, settle, "the restarted host leading the prime shard", func() bool {
+		_ = slow.agent.NodeHost().RequestLeaderTransfer(0, primeOn)
+		leader, _ := slow.agent.Client(0).Leader()
+		return leader == primeOn
+	})
+
+	// Proposals on the shard's leader, while the replica catches up (the
+	// replica applies them without a pause).
+	var dropped, made int
+	for end := time.Now().Add(settle); !zongzi.CaughtUp(slow.agent, s.ID); {
+		if time.Now().After(end) {
+			t.Fatalf("the restarted replica did not catch up within %v", settle)
+		}
+		host := leaderHost(others, s.ID)
+		var nh *dragonboat.NodeHost
+		for _, n := range others {
+			if n.agent.HostID() == host {
+				nh = n.agent.NodeHost()
+			}
+		}
+		if nh == nil {
+			t.Fatalf("no leader of shard %d among the hosts that did not restart", s.ID)
+		}
+		rs, err := nh.Propose(nh.GetNoOPSession(s.ID), []byte(fastCmd), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := <-rs.ResultC()
+		rs.Release()
+		if zongzi.CaughtUp(slow.agent, s.ID) {
+			break // a transfer may be under way now
+		}
+		made++
+		if r.Dropped() {
+			dropped++
+		}
+	}
+	t.Logf("%d of %d proposals dropped while the restarted replica caught up", dropped, made)
+	if made == 0 {
+		t.Fatal("the restarted replica caught up before a proposal was made: the test showed nothing")
+	}
+	if dropped > 0 {
+		t.Errorf("the shard's leader dropped %d of %d proposals while the replica on the prime shard's leader caught up", dropped, made)
 	}
 }

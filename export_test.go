@@ -101,3 +101,10 @@ func RunsReplica(a *Agent, shardID uint64) bool {
 	_, _, ok := a.localReplicaOf(shardID)
 	return ok
 }
+
+// CaughtUp reports whether the agent's replica of the shard has caught up
+// with its shard (Agent.catchUp): false while it has none.
+func CaughtUp(a *Agent, shardID uint64) bool {
+	_, lr, ok := a.localReplicaOf(shardID)
+	return ok && lr.caughtUp.Load()
+}

@@ -279,6 +279,9 @@ func (a *Agent) catchUp(nh *dragonboat.NodeHost, shardID uint64, lr *localReplic
 		if a.barrier(shardID).wait(lr.stopped, nh, shardID) == nil {
 			lr.caughtUp.Store(true)
 			kick(a.hostKick) // markActive can act now
+			if a.leaderAffinity {
+				kick(a.leaderMoved) // and gatherLeaders
+			}
 			return
 		}
 		_ = sleep(lr.stopped, retryMaxPause) // no leader yet, say
