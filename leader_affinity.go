@@ -65,8 +65,9 @@ func (a *Agent) gatherLeaders() {
 // on the host that leads the prime shard, as this host's copy of the
 // registry sees it: every guest shard of which that host has a voting
 // replica is led by that replica, which is active (it has caught up).
-// Without WithLeaderAffinity it is always true. A server may hold back its readiness on it for a while after it
-// starts (kv1's /healthz does), so that clients do not meet the moves.
+// Without WithLeaderAffinity it is always true. A server may hold back
+// its readiness on it for a while after it starts (kv1's /healthz does),
+// so that clients do not meet the moves.
 func (a *Agent) LeadersGathered() bool {
 	if !a.leaderAffinity {
 		return true
