@@ -78,7 +78,11 @@ func (a *Agent) ShardUpdate(ctx context.Context, shardID uint64, opts ...ShardOp
 		// change.
 		_, err := a.proposeRegistry(ctx, registry.Command{Op: registry.OpShardPut, Shard: &s, IfUpdated: read})
 		if errors.Is(err, ErrRejected) && ctx.Err() == nil {
-			if now, ok := a.store.State().Shard(shardID); ok && now.Updated != read {
+			now, ok := a.store.State().Shard(shardID)
+			if !ok { // deleted meanwhile, which the refusal says
+				return s, fmt.Errorf("update shard %d: %w: deleted meanwhile: %w", shardID, ErrShardNotFound, err)
+			}
+			if now.Updated != read {
 				continue
 			}
 		}

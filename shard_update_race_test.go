@@ -12,7 +12,8 @@ import (
 // TestShardUpdateOfADeletedShard: a shard deleted while ShardUpdate
 // applies its options (by another host, between its read of the shard
 // and its write) is ErrShardNotFound, as ShardUpdate's doc says of a
-// shard the registry does not hold, not the registry's refusal.
+// shard the registry does not hold, not only the registry's refusal
+// (ErrRejected).
 func TestShardUpdateOfADeletedShard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
