@@ -431,13 +431,14 @@ func readPayload(r io.Reader, buf []byte, n int) ([]byte, error) {
 }
 
 // GetConnection implements raftio.ITransport. The connection starts with
-// a hello that says where this host listens.
+// a hello that says where this host listens. It is closed when ctx ends
+// (newConnection).
 func (t *Transport) GetConnection(ctx context.Context, target string) (raftio.IConnection, error) {
 	c, err := t.dial(ctx, target, true)
 	if err != nil {
 		return nil, err
 	}
-	conn := &Connection{c: c}
+	conn := newConnection(ctx, c)
 	conn.grow(len(t.advertise))
 	n := copy(conn.buf[headerSize:], t.advertise)
 	if err := conn.send(frameHello, n); err != nil {
@@ -447,13 +448,14 @@ func (t *Transport) GetConnection(ctx context.Context, target string) (raftio.IC
 	return conn, nil
 }
 
-// GetSnapshotConnection implements raftio.ITransport.
+// GetSnapshotConnection implements raftio.ITransport. The connection is
+// closed when ctx ends (newConnection).
 func (t *Transport) GetSnapshotConnection(ctx context.Context, target string) (raftio.ISnapshotConnection, error) {
 	c, err := t.dial(ctx, target, false)
 	if err != nil {
 		return nil, err
 	}
-	return &SnapshotConnection{Connection{c: c}}, nil
+	return &SnapshotConnection{*newConnection(ctx, c)}, nil
 }
 
 // dial connects to target, with a TLS handshake when the transport has
@@ -501,14 +503,28 @@ func (t *Transport) dial(ctx context.Context, target string, retryRefused bool) 
 // Connection sends message batches to one host. Dragonboat uses each from
 // one goroutine at a time.
 type Connection struct {
-	c   net.Conn
-	buf []byte // header and payload of the frame being sent
+	c    net.Conn
+	buf  []byte      // header and payload of the frame being sent
+	stop func() bool // stops closing c when the dial's context ends
 }
 
 var _ raftio.IConnection = (*Connection)(nil)
 
+// newConnection returns a connection over c that is closed when ctx ends.
+// Dragonboat dials with a context it cancels first when its host stops,
+// then waits for its senders: a send blocked on a peer that stopped
+// reading (a stopped process, a partition that drops packets) fails at
+// once instead of at writeTimeout, and so does a snapshot connection's
+// Close, which sends frameEnd, instead of at twice that.
+func newConnection(ctx context.Context, c net.Conn) *Connection {
+	return &Connection{c: c, stop: context.AfterFunc(ctx, func() { _ = c.Close() })}
+}
+
 // Close implements raftio.IConnection.
-func (c *Connection) Close() { _ = c.c.Close() }
+func (c *Connection) Close() {
+	c.stop()
+	_ = c.c.Close()
+}
 
 // SendMessageBatch implements raftio.IConnection.
 func (c *Connection) SendMessageBatch(b pb.MessageBatch) error {

@@ -806,3 +806,84 @@ func TestDialWaitsForARestartingHost(t *testing.T) {
 	}
 	conn.Close()
 }
+
+// TestCancelEndsSendsToAStuckPeer sends to a peer that accepted the
+// connection and reads nothing (stopped, or cut off by a partition that
+// drops packets) until a write blocks, then cancels the context the
+// connection was made with, as Dragonboat does first when its host stops:
+// the blocked send fails and Close returns at once, rather than after
+// writeTimeout (twice, for a snapshot connection, whose Close sends
+// frameEnd), while Dragonboat's shutdown waits for them.
+func TestCancelEndsSendsToAStuckPeer(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stuck []net.Conn // accepted, never read
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			stuck = append(stuck, c)
+		}
+	}()
+	defer func() {
+		_ = ln.Close()
+		<-accepted
+		for _, c := range stuck {
+			_ = c.Close()
+		}
+	}()
+	sender := Factory{}.Create(config.NodeHostConfig{RaftAddress: "127.0.0.1:1"}, nil, nil).(*Transport)
+	data := make([]byte, 1<<20)
+	for _, kind := range []string{"message", "snapshot"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var send func() error
+		var closeConn func()
+		if kind == "message" {
+			conn, err := sender.GetConnection(ctx, ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			send = func() error { return conn.SendMessageBatch(testBatch(1, data)) }
+			closeConn = conn.Close
+		} else {
+			sc, err := sender.GetSnapshotConnection(ctx, ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			send = func() error { return sc.SendChunk(pb.Chunk{ShardID: 5, ReplicaID: 1, Data: data}) }
+			closeConn = sc.Close
+		}
+		failed := make(chan error, 1)
+		go func() {
+			for {
+				if err := send(); err != nil {
+					failed <- err
+					return
+				}
+			}
+		}()
+		time.Sleep(time.Second) // loopback's buffers are full long before
+		cancel()
+		select {
+		case <-failed:
+		case <-time.After(writeTimeout / 2):
+			t.Fatalf("%s connection: a send blocked on a stuck peer still blocks %v after its context ended",
+				kind, writeTimeout/2)
+		}
+		closed := make(chan struct{})
+		go func() { closeConn(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(writeTimeout / 2):
+			t.Fatalf("%s connection: Close still blocks %v after its context ended", kind, writeTimeout/2)
+		}
+	}
+}
