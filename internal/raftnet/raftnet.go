@@ -131,7 +131,9 @@ type Factory struct {
 	// Learn, when set, is told where a host listens: source is a batch's
 	// source (the sending host's ID when replicas are addressed by host
 	// ID) and addr the raft address in the hello of its connection. It is
-	// called once per connection and source, from the connection's reader.
+	// called from the connection's reader for a connection's first batch
+	// with a source, and again whenever the source differs from the one
+	// last learnt on it (TestHelloTeachesWhereSourcesListen).
 	Learn func(source, addr string)
 	// TLS, when set, makes every connection TLS with this config, which
 	// serves both ends: the listener's (its certificate, and ClientAuth
