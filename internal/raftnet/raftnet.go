@@ -4,8 +4,9 @@
 // reads it with three more; on a machine where a system call costs
 // microseconds, profiles put that at more than half of what a ReadIndex
 // round costs the hosts that only take part in it. This module sends each
-// batch, header and payload together, with one write, and reads through a
-// buffer, so a batch usually costs one call on each side.
+// batch, header and payload together, with one write (one per MiB of a
+// larger batch), and reads through a buffer, so a batch usually costs one
+// call on each side.
 //
 // Over plain TCP it trusts the network, as Dragonboat's TCP module does: a
 // hello is believed like the batches after it; with TLS, it trusts the
@@ -93,9 +94,15 @@ const (
 	// refusedPause is the pause between the dials of a message connection
 	// to a host that refuses them (dial).
 	refusedPause = 50 * time.Millisecond
-	// writeTimeout bounds one frame's write: a peer that stops reading
-	// (stopped, or partitioned) fails the send, and Dragonboat reconnects.
+	// writeTimeout bounds the write of one frame, or of one writePiece of
+	// a larger one: a peer that stops reading (stopped, or partitioned)
+	// fails the send, and Dragonboat reconnects.
 	writeTimeout = 10 * time.Second
+	// writePiece is the most a frame's write sends within writeTimeout:
+	// a frame of up to 64 MiB crosses a link of 100 KiB/s or more. Larger
+	// frames are rare (a batch of many entries, a snapshot's chunk of
+	// 2 MiB): one write more per MiB costs them nothing.
+	writePiece = 1 << 20
 	// endTimeout bounds the wait for the answer to frameEnd.
 	endTimeout = 10 * time.Second
 	// maxHello bounds frameHello's payload, a host:port.
@@ -162,7 +169,7 @@ func (f Factory) Create(nhc config.NodeHostConfig, onBatch raftio.MessageHandler
 	}
 	return &Transport{
 		addr: nhc.GetListenAddress(), advertise: nhc.RaftAddress, learn: f.Learn, deployment: nhc.GetDeploymentID(),
-		onBatch: onBatch, onChunk: onChunk, idle: idleTimeout, tls: tlsConfig, hosts: f.Hosts,
+		onBatch: onBatch, onChunk: onChunk, idle: idleTimeout, write: writeTimeout, tls: tlsConfig, hosts: f.Hosts,
 		conns: map[net.Conn]struct{}{}, owners: map[chunkKey]*chunkOwner{},
 	}
 }
@@ -189,6 +196,7 @@ type Transport struct {
 	onBatch    raftio.MessageHandler
 	onChunk    raftio.ChunkHandler
 	idle       time.Duration // idleTimeout; tests shorten it before Start
+	write      time.Duration // writeTimeout; tests shorten it before dialling
 	tls        *tls.Config   // nil: plain TCP
 	hosts      func(shardID, replicaID uint64) bool
 
@@ -440,7 +448,7 @@ func (t *Transport) GetConnection(ctx context.Context, target string) (raftio.IC
 	if err != nil {
 		return nil, err
 	}
-	conn := newConnection(ctx, c)
+	conn := newConnection(ctx, c, t.write)
 	conn.grow(len(t.advertise))
 	n := copy(conn.buf[headerSize:], t.advertise)
 	if err := conn.send(frameHello, n); err != nil {
@@ -457,7 +465,7 @@ func (t *Transport) GetSnapshotConnection(ctx context.Context, target string) (r
 	if err != nil {
 		return nil, err
 	}
-	return &SnapshotConnection{*newConnection(ctx, c)}, nil
+	return &SnapshotConnection{*newConnection(ctx, c, t.write)}, nil
 }
 
 // dial connects to target, with a TLS handshake when the transport has
@@ -505,9 +513,10 @@ func (t *Transport) dial(ctx context.Context, target string, retryRefused bool) 
 // Connection sends message batches to one host. Dragonboat uses each from
 // one goroutine at a time.
 type Connection struct {
-	c    net.Conn
-	buf  []byte      // header and payload of the frame being sent
-	stop func() bool // stops closing c when the dial's context ends
+	c       net.Conn
+	buf     []byte        // header and payload of the frame being sent
+	stop    func() bool   // stops closing c when the dial's context ends
+	timeout time.Duration // writeTimeout
 }
 
 var _ raftio.IConnection = (*Connection)(nil)
@@ -518,8 +527,8 @@ var _ raftio.IConnection = (*Connection)(nil)
 // reading (a stopped process, a partition that drops packets) fails at
 // once instead of at writeTimeout, and so does a snapshot connection's
 // Close, which sends frameEnd, instead of at twice that.
-func newConnection(ctx context.Context, c net.Conn) *Connection {
-	return &Connection{c: c, stop: context.AfterFunc(ctx, func() { _ = c.Close() })}
+func newConnection(ctx context.Context, c net.Conn, timeout time.Duration) *Connection {
+	return &Connection{c: c, stop: context.AfterFunc(ctx, func() { _ = c.Close() }), timeout: timeout}
 }
 
 // Close implements raftio.IConnection.
@@ -547,7 +556,10 @@ func (c *Connection) grow(n int) {
 }
 
 // send writes the frame of kind whose n-byte payload is in place after the
-// header, in one write.
+// header, in one write, or one per writePiece bytes of a larger frame,
+// each within the write timeout: a peer that stops reading fails the
+// send, while a large frame over a slow link, which may take many times
+// the timeout, does not.
 func (c *Connection) send(kind byte, n int) error {
 	if n > maxPayload {
 		return fmt.Errorf("raftnet: frame of %d bytes, at most %d", n, maxPayload)
@@ -556,11 +568,15 @@ func (c *Connection) send(kind byte, n int) error {
 	frame[0] = kind
 	binary.BigEndian.PutUint32(frame[1:5], uint32(n))
 	binary.BigEndian.PutUint32(frame[5:9], crc32.Checksum(frame[headerSize:], crcTable))
-	if err := c.c.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
-		return fmt.Errorf("raftnet: send: %w", err)
-	}
-	if _, err := c.c.Write(frame); err != nil {
-		return fmt.Errorf("raftnet: send: %w", err)
+	for len(frame) > 0 {
+		piece := frame[:min(len(frame), writePiece)]
+		if err := c.c.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+			return fmt.Errorf("raftnet: send: %w", err)
+		}
+		if _, err := c.c.Write(piece); err != nil {
+			return fmt.Errorf("raftnet: send: %w", err)
+		}
+		frame = frame[len(piece):]
 	}
 	if cap(c.buf) > keepBuffer {
 		c.buf = nil

@@ -887,3 +887,64 @@ func TestCancelEndsSendsToAStuckPeer(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeBatchOverASlowLink sends a batch of 16 MiB to a receiver behind
+// a link of about 2 MiB/s, with a write timeout of 2 s: the batch takes
+// several times that to cross, but the link never stalls for it, so the
+// send must not fail. Dragonboat would resend a batch that failed, and
+// fail it again, without end: a follower that needs it never catches up.
+func TestLargeBatchOverASlowLink(t *testing.T) {
+	r := startReceiver(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var proxies sync.WaitGroup
+	defer proxies.Wait()
+	proxies.Add(1)
+	go func() { // the slow link, one connection
+		defer proxies.Done()
+		in, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer in.Close()
+		out, err := net.Dial("tcp", r.address())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer out.Close()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := in.Read(buf)
+			if n > 0 {
+				if _, err := out.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+			time.Sleep(30 * time.Millisecond) // 64 KiB per 30 ms, at most
+		}
+	}()
+	sender := Factory{}.Create(config.NodeHostConfig{RaftAddress: "127.0.0.1:1"}, nil, nil).(*Transport)
+	sender.write = 2 * time.Second
+	conn, err := sender.GetConnection(context.Background(), ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	big := bytes.Repeat([]byte("x"), 16<<20)
+	if err := conn.SendMessageBatch(testBatch(1, big)); err != nil {
+		t.Fatalf("a batch over a slow link that never stalls: %v", err)
+	}
+	r.await(t, 1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if got := r.batches[0].Requests[0].Entries[0].Cmd; !bytes.Equal(got, big) {
+		t.Fatalf("the batch arrived with %d bytes, want %d", len(got), len(big))
+	}
+}
