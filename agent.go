@@ -71,6 +71,7 @@ type Agent struct {
 	starting chan struct{} // closed when Start has returned; nil until Start
 	stopped  bool          // Stop was called
 	stopOnce sync.Once     // for teardown
+	dirs     []string      // the dirs claimDirs recorded, until teardown
 
 	events chan leaderInfo
 	// leaderMoved wakes runLeaderAffinity when a leader changes, or a
@@ -341,6 +342,7 @@ func (a *Agent) teardown() {
 		if nh != nil {
 			nh.Close()
 		}
+		a.releaseDirs() // once Dragonboat let go of them
 		if a.pool != nil {
 			a.pool.Close()
 		}

@@ -77,6 +77,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if _, err := a.server.Listen(a.apiBind); err != nil {
 		return fmt.Errorf("%w: %w", ErrBootstrap, err)
 	}
+	if err := a.claimDirs(); err != nil {
+		return fmt.Errorf("%w: %w", ErrBootstrap, err)
+	}
 	nhc, err := a.nodeHostConfig(ctx)
 	if err != nil {
 		return err
