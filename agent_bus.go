@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,6 +104,12 @@ func (h busHandler) Join(ctx context.Context, req *pb.JoinRequest) (uint64, erro
 	if name := req.GetClusterName(); name != h.a.clusterName {
 		return 0, fmt.Errorf("%w: join: host %s is of cluster %q, this host of cluster %q",
 			ErrInvalidConfig, req.GetHostId(), name, h.a.clusterName)
+	}
+	if !req.GetNonVoting() && !slices.Contains(h.a.peers, req.GetApiAddress()) {
+		// Its own peer list names it, and differs from this host's: it
+		// would add a voter the cluster's peers do not know of.
+		return 0, fmt.Errorf("%w: join: host %s at %s asks to vote, and is not in the peer list %v: the peer lists differ",
+			ErrInvalidConfig, req.GetHostId(), req.GetApiAddress(), h.a.peers)
 	}
 	return h.a.addHost(ctx, req)
 }

@@ -283,3 +283,32 @@ func TestEarlyPeerFormsWithTheLateOnes(t *testing.T) {
 		t.Fatalf("the early peer has prime replicas %v, want one of the forming's 1..%d", prime, len(c.nodes))
 	}
 }
+
+// TestHostWithALongerPeerListDoesNotVote: a host started with the
+// cluster's peer list plus its own address (its configuration differs
+// from the peers') is no peer of the cluster. It used to find the peers
+// ready and join the prime shard as a voter, a member the peers' lists
+// do not know of, which grew the voting set. The peers refuse it, and
+// Start says that the peer lists differ.
+func TestHostWithALongerPeerListDoesNotVote(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	d := c.addNode("d")
+	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+	errs := c.startWithPeers(sctx, []*node{d}, []string{""}, [][]string{append(slices.Clone(c.peers), d.api)})
+	scancel()
+	if !errors.Is(errs[0], zongzi.ErrBootstrap) || !strings.Contains(errs[0].Error(), "peer lists differ") {
+		t.Errorf("Start with a peer list naming itself that the peers' do not: %v, want ErrBootstrap saying the peer lists differ", errs[0])
+	}
+	mctx, mcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer mcancel()
+	m, err := c.nodes[0].agent.NodeHost().SyncGetShardMembership(mctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Nodes) != 3 {
+		t.Fatalf("prime shard has %d voters, want the 3 peers: %v", len(m.Nodes), m.Nodes)
+	}
+}
