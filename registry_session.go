@@ -64,7 +64,7 @@ func (s *signal) fire() {
 
 // propose applies cmd on the prime shard and returns its result, retrying
 // until it is applied, rejected, or ctx is done; it waits for its turn no
-// longer than ctx allows. When it gives up, the command may have applied,
+// longer than ctx allows, and proposes nothing once ctx is done. When it gives up, the command may have applied,
 // or may yet apply, under the session's current series ID: the session
 // moves on to the next series ID, as for a completed proposal, so that the
 // next command is applied rather than answered with this one's cached
@@ -82,6 +82,12 @@ func (r *registrySession) propose(ctx context.Context, nh *dragonboat.NodeHost, 
 		return sm.Result{}, fmt.Errorf("registry: waiting for the previous proposal: %w", mapError(ctx.Err()))
 	}
 	defer func() { <-r.turn }()
+	// The turn may come with ctx done (select picks either when both
+	// are): proposed then, cmd could apply for a caller that gave up
+	// before it began.
+	if err := ctx.Err(); err != nil {
+		return sm.Result{}, fmt.Errorf("registry: %w", mapError(err))
+	}
 	res, err := r.retry(ctx, nh, cmd)
 	if err != nil && r.session != nil {
 		r.session.ProposalCompleted()

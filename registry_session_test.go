@@ -334,3 +334,33 @@ func waitOwnRegistryWrites(t *testing.T, a *zongzi.Agent) {
 		return h.Status == zongzi.HostStatusActive && prime.Leader != 0
 	})
 }
+
+// TestRegistryWriteWithItsContextDone: a registry write whose context is
+// already cancelled proposes nothing and says that it did not apply. When
+// its turn was free as well, the turn was taken about half the time (a
+// select with both cases ready), the command proposed, and the caller told
+// ErrOutcomeUnknown: the shards of calls that had given up were created.
+func TestRegistryWriteWithItsContextDone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, a := startOne(ctx, t)
+	defer c.stop()
+	done, cancelDone := context.WithCancel(ctx)
+	cancelDone()
+	const n = 50
+	for i := range n {
+		_, _, err := a.ShardCreate(done, testType, zongzi.WithName(fmt.Sprintf("gave-up-%d", i)))
+		if !errors.Is(err, context.Canceled) || errors.Is(err, zongzi.ErrOutcomeUnknown) {
+			t.Fatalf("ShardCreate %d with its context cancelled: %v, want context.Canceled, not ErrOutcomeUnknown", i, err)
+		}
+	}
+	// Applied after any of them would have been.
+	if _, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("after")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, ok := a.State().ShardByName(fmt.Sprintf("gave-up-%d", i)); ok {
+			t.Fatalf("ShardCreate %d, made with its context cancelled, created its shard", i)
+		}
+	}
+}
