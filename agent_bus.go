@@ -295,8 +295,10 @@ func (a *Agent) addHost(ctx context.Context, req *pb.JoinRequest) (uint64, error
 		}
 	}
 	// Members of replaced hosts leave before the new one joins, so the
-	// voting set does not grow.
-	a.pruneMembers(ctx, map[uint64]*localReplica{})
+	// voting set does not grow: here, whether or not this host leads the
+	// prime shard, as the leader's host controller may remove them only
+	// after the join.
+	a.pruneShard(ctx, nh, 0, a.primeID.Load())
 	err := a.changeMembership(ctx, &pb.MembershipRequest{ShardId: 0, ReplicaId: id, HostId: req.HostId, NonVoting: req.NonVoting})
 	if err != nil {
 		return 0, fmt.Errorf("join: %w", err)

@@ -443,23 +443,30 @@ func (a *Agent) pruneMembers(ctx context.Context, running map[uint64]*localRepli
 		if li, ok := a.localLeader(shardID); !ok || li.leader != self {
 			continue
 		}
-		mctx, cancel := context.WithTimeout(ctx, time.Second)
-		m, err := nh.SyncGetShardMembership(mctx, shardID)
-		cancel()
-		if err != nil {
-			continue
-		}
-		st := a.store.State()
-		for _, members := range []map[uint64]string{m.Nodes, m.NonVotings, m.Witnesses} {
-			for id := range members {
-				if _, ok := st.Replica(id); ok || id == self || id > st.LastReplicaID() {
-					continue
-				}
-				dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-				err := a.changeMembership(dctx, &pb.MembershipRequest{ShardId: shardID, ReplicaId: id, Remove: true})
-				cancel()
-				a.logErr(err, fmt.Sprintf("remove replica %d missing from the registry", id), shardID)
+		a.pruneShard(ctx, nh, shardID, self)
+	}
+}
+
+// pruneShard removes from the shard's Raft membership the replicas the
+// registry no longer has (see pruneMembers). self is this host's replica
+// of the shard, never removed.
+func (a *Agent) pruneShard(ctx context.Context, nh *dragonboat.NodeHost, shardID, self uint64) {
+	mctx, cancel := context.WithTimeout(ctx, time.Second)
+	m, err := nh.SyncGetShardMembership(mctx, shardID)
+	cancel()
+	if err != nil {
+		return
+	}
+	st := a.store.State()
+	for _, members := range []map[uint64]string{m.Nodes, m.NonVotings, m.Witnesses} {
+		for id := range members {
+			if _, ok := st.Replica(id); ok || id == self || id > st.LastReplicaID() {
+				continue
 			}
+			dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			err := a.changeMembership(dctx, &pb.MembershipRequest{ShardId: shardID, ReplicaId: id, Remove: true})
+			cancel()
+			a.logErr(err, fmt.Sprintf("remove replica %d missing from the registry", id), shardID)
 		}
 	}
 }
