@@ -64,8 +64,9 @@ func (s *signal) fire() {
 
 // propose applies cmd on the prime shard and returns its result, retrying
 // until it is applied, rejected, or ctx is done; it waits for its turn no
-// longer than ctx allows, and proposes nothing once ctx is done. When it gives up, the command may have applied,
-// or may yet apply, under the session's current series ID: the session
+// longer than ctx allows, and proposes nothing once ctx is done. When it
+// gives up, the command may have applied, or may yet apply, under the
+// session's current series ID: the session
 // moves on to the next series ID, as for a completed proposal, so that the
 // next command is applied rather than answered with this one's cached
 // result, and the prime shard ignores this one if it comes later. A
