@@ -97,6 +97,9 @@ type Agent struct {
 	// warned holds the failures logErr last warned of, by what failed and
 	// shard, until that succeeds again.
 	warned sync.Map // warnedKey → string
+	// closing holds, by shard, the state machine of the replica last
+	// started here until its Close has returned (see waitClosed).
+	closing sync.Map // shardID → *guest
 }
 
 // stateMachineType is a registered guest shard type.

@@ -30,8 +30,10 @@ type guestQuery struct {
 // guest adapts a StateMachine or StateMachinePersistent to Dragonboat. It
 // tracks the applied index and reuses one entry buffer across updates, which
 // Dragonboat never makes concurrently. closed is done once Close is called:
-// the watches on the state machine end, and no other starts. log gets
-// what the state machine reports and Dragonboat must not (see closeResult).
+// the watches on the state machine end, and no other starts. done is
+// closed once the state machine's Close has returned, and onClose, unless
+// nil, is called then. log gets what the state machine reports and
+// Dragonboat must not (see closeResult).
 type guest struct {
 	update  func([]Entry) []Entry
 	query   func(context.Context, []byte) *Result
@@ -44,12 +46,27 @@ type guest struct {
 	closed  context.Context
 	close   context.CancelFunc
 	closing atomic.Bool // Close was called: no query starts
+
+	done      chan struct{}
+	onClose   func()
+	closeOnce sync.Once
 }
 
 // init sets up a new guest for a state machine's methods, logging to log.
 func (g *guest) init(update func([]Entry) []Entry, query func(context.Context, []byte) *Result, watch func(context.Context, []byte, chan<- *Result), log *slog.Logger) {
 	g.update, g.query, g.watch, g.log = update, query, watch, log
 	g.closed, g.close = context.WithCancel(context.Background())
+	g.done = make(chan struct{})
+}
+
+// closeDone records that the state machine's Close has returned.
+func (g *guest) closeDone() {
+	g.closeOnce.Do(func() {
+		close(g.done)
+		if g.onClose != nil {
+			g.onClose()
+		}
+	})
 }
 
 // startWatch runs the state machine's Watch in a new goroutine with a
@@ -164,6 +181,7 @@ func (g *memoryGuest) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, done
 // logged (see guest.closeResult).
 func (g *memoryGuest) Close() error {
 	g.closeWatches()
+	defer g.closeDone()
 	return g.closeResult(g.sm.Close())
 }
 
@@ -215,6 +233,7 @@ func (g *diskGuest) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) error
 // logged (see guest.closeResult).
 func (g *diskGuest) Close() error {
 	g.closeWatches()
+	defer g.closeDone()
 	return g.closeResult(g.sm.Close())
 }
 

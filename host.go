@@ -213,6 +213,9 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 	if fresh && r.Status != registry.ReplicaStatusNew {
 		return a.deleteLostReplica(ctx, r)
 	}
+	if err := a.waitClosed(ctx, r.ShardID); err != nil {
+		return fmt.Errorf("start replica %d: %w", r.ID, err)
+	}
 	g, err := newReplicaGuest(t, r, a.log)
 	if err != nil {
 		return fmt.Errorf("start replica %d of shard %d: %w", r.ID, r.ShardID, err)
@@ -249,12 +252,49 @@ func (a *Agent) shardType(st *State, shardID uint64) (stateMachineType, error) {
 	return t, nil
 }
 
+// closeWait bounds how long waitClosed holds a host controller pass.
+const closeWait = 3 * time.Second
+
+// waitClosed waits, up to closeWait, until the state machine of the
+// shard's replica last started here has closed, and returns
+// ErrShardNotReady if it has not: a replica of the shard must start only
+// then. Dragonboat closes the state machine of a replica it stops later,
+// on another goroutine, and would open the next one's meanwhile: a
+// persistent state machine would open the files of a replica still open,
+// those of the same replica when restartHeld starts it again. Once that
+// Close returns, the host controller is woken (runReplica), not left to
+// its sweep.
+func (a *Agent) waitClosed(ctx context.Context, shardID uint64) error {
+	v, ok := a.closing.Load(shardID)
+	if !ok {
+		return nil
+	}
+	g := v.(*guest)
+	if _, running := a.local.Load(shardID); !running {
+		t := time.NewTimer(closeWait)
+		defer t.Stop()
+		select {
+		case <-g.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return fmt.Errorf("%w: shard %d: the state machine of its previous replica here has not closed yet", ErrShardNotReady, shardID)
+}
+
 // runReplica starts replica r on nh with state machine g and records it
 // as running here.
 func (a *Agent) runReplica(nh *dragonboat.NodeHost, r Replica, g replicaGuest, members map[uint64]dragonboat.Target, join bool) error {
 	cfg := a.replicaConfig
 	cfg.ShardID, cfg.ReplicaID, cfg.IsNonVoting = r.ShardID, r.ID, r.IsNonVoting
 	lr := &localReplica{replicaID: r.ID, nonVoting: r.IsNonVoting, guest: g.guest(), joined: join}
+	lr.guest.onClose = func() {
+		a.closing.CompareAndDelete(r.ShardID, lr.guest)
+		kick(a.hostKick) // a start that waitClosed held can go on
+	}
+	a.closing.Store(r.ShardID, lr.guest)
 	lr.stopped, lr.stop = context.WithCancel(a.bg)
 	if err := g.start(nh, members, join, cfg); err != nil {
 		lr.stop()

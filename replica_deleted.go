@@ -52,7 +52,7 @@ func (a *Agent) removeDeletedData(ctx context.Context, st *State, logInfo []raft
 		if _, ok := st.Shard(ni.ShardID); ok {
 			v, err := a.voteElsewhere(ctx, st, ni.ShardID, ni.ReplicaID)
 			if v == voteCounted {
-				err = a.restartHeld(nh, st, ni.ShardID, ni.ReplicaID)
+				err = a.restartHeld(ctx, nh, st, ni.ShardID, ni.ReplicaID)
 			}
 			if v != voteGone {
 				a.logErr(err, fmt.Sprintf("keep the data of deleted replica %d", ni.ReplicaID), ni.ShardID)
@@ -133,7 +133,7 @@ func (a *Agent) goneElsewhere(ctx context.Context, st *State, shardID, replicaID
 
 // restartHeld starts again, from its data, a replica the registry deleted
 // that is still a voting member of its shard (see removeDeletedData).
-func (a *Agent) restartHeld(nh *dragonboat.NodeHost, st *State, shardID, replicaID uint64) error {
+func (a *Agent) restartHeld(ctx context.Context, nh *dragonboat.NodeHost, st *State, shardID, replicaID uint64) error {
 	if lr, ok := a.local.Snapshot()[shardID]; ok {
 		return fmt.Errorf("%w: shard %d: replica %d runs here, so voting member %d cannot start again",
 			ErrShardNotReady, shardID, lr.replicaID, replicaID)
@@ -141,6 +141,9 @@ func (a *Agent) restartHeld(nh *dragonboat.NodeHost, st *State, shardID, replica
 	t, err := a.shardType(st, shardID)
 	if err != nil {
 		return err
+	}
+	if err := a.waitClosed(ctx, shardID); err != nil {
+		return fmt.Errorf("restart deleted voting member %d of shard %d: %w", replicaID, shardID, err)
 	}
 	r := Replica{ID: replicaID, ShardID: shardID, HostID: a.hostID}
 	g, err := newReplicaGuest(t, r, a.log)

@@ -60,6 +60,7 @@ func (g replicaGuest) start(nh *dragonboat.NodeHost, members map[uint64]dragonbo
 // the error of its Close.
 func (g replicaGuest) discard() error {
 	g.guest().closeWatches()
+	defer g.guest().closeDone()
 	var err error
 	if g.disk != nil {
 		err = g.disk.sm.Close()

@@ -129,6 +129,8 @@ type StateMachinePersistent interface {
 // replica leaves a host, the agent removes Dragonboat's data but not the
 // state machine's, and a later replica of the same shard on that host has
 // another replica ID (Dragonboat stops a replica that opens at an index
-// its log does not have). A nil state machine is refused as
-// StateMachineFactory's is.
+// its log does not have). A replica of a shard opens its state machine
+// only once that of the shard's previous replica on the host has closed,
+// so the same replica started again finds its files closed. A nil state
+// machine is refused as StateMachineFactory's is.
 type StateMachinePersistentFactory func(shardID, replicaID uint64) StateMachinePersistent
