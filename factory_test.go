@@ -47,3 +47,46 @@ func TestNilStateMachineIsRefused(t *testing.T) {
 	}
 	waitFor(t, settle, "a shard of another type active", func() bool { return allActive(a.State(), ok.ID, 1) })
 }
+
+// testPanicType is the shard type whose factory panics, as a faulty one
+// may; panicFactoryCalls counts its calls.
+const testPanicType = "zongzi://github.com/zongzi-kv/zongzi/test/panic"
+
+var panicFactoryCalls atomic.Int64
+
+func newPanicSM(_, _ uint64) zongzi.StateMachine {
+	panicFactoryCalls.Add(1)
+	panic("factory fails")
+}
+
+// TestPanickingFactoryIsRefused: a replica whose factory panics does not
+// start, as one whose factory returns nil, and its host lives on and runs
+// other shards. The panic used to stop the host's process, and then that
+// of every host the shard was placed on.
+func TestPanickingFactoryIsRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := newCluster(t, "a")
+	c.nodes[0].register = func(a *zongzi.Agent) error { return a.StateMachineRegister(testPanicType, newPanicSM) }
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	a := c.nodes[0].agent
+	before := panicFactoryCalls.Load()
+	s, _, err := a.ShardCreate(ctx, testPanicType, zongzi.WithName("panic-sm"), zongzi.WithPlacementMembers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "a second attempt to start the replica", func() bool { return panicFactoryCalls.Load() >= before+2 })
+	reps := a.State().ShardReplicas(s.ID)
+	if len(reps) != 1 || reps[0].Status != zongzi.ReplicaStatusNew {
+		t.Fatalf("replicas %+v, want one, new: it never started", reps)
+	}
+	if st := a.Status(); st != zongzi.AgentStatusReady {
+		t.Fatalf("agent %v, want ready", st)
+	}
+	ok, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("after-panic"), zongzi.WithPlacementMembers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "a shard of another type active", func() bool { return allActive(a.State(), ok.ID, 1) })
+}

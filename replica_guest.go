@@ -19,9 +19,16 @@ type replicaGuest struct {
 }
 
 // newReplicaGuest calls t's factory for r. A factory that returns nil is a
-// configuration error: Dragonboat would panic the host on it. What the
-// state machine reports and Dragonboat must not get goes to log.
-func newReplicaGuest(t stateMachineType, r Replica, log *slog.Logger) (replicaGuest, error) {
+// configuration error: Dragonboat would panic the host on it. So is one
+// that panics: the panic would stop this host, every replica on it, and
+// again at each restart, and then every other host the shard is placed on.
+// What the state machine reports and Dragonboat must not get goes to log.
+func newReplicaGuest(t stateMachineType, r Replica, log *slog.Logger) (g replicaGuest, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			g, err = replicaGuest{}, fmt.Errorf("%w: state machine factory panicked: %v", ErrInvalidConfig, p)
+		}
+	}()
 	log = log.With("shard", r.ShardID, "replica", r.ID)
 	if t.disk != nil {
 		if s := t.disk(r.ShardID, r.ID); s != nil {

@@ -75,7 +75,7 @@ type StateMachine interface {
 // replica restores it from snapshots and the log. It is called each time
 // a replica starts on this host, and again when a first start is retried.
 // A nil state machine is refused: the replica does not start, and the host
-// logs why at each attempt.
+// logs why at each attempt. So is a call that panics.
 type StateMachineFactory func(shardID, replicaID uint64) StateMachine
 
 // StateMachinePersistent is an on-disk guest state machine: it owns its
