@@ -270,16 +270,17 @@ func (a *Agent) waitClosed(ctx context.Context, shardID uint64) error {
 		return nil
 	}
 	g := v.(*guest)
-	if _, running := a.local.Load(shardID); !running {
-		t := time.NewTimer(closeWait)
-		defer t.Stop()
-		select {
-		case <-g.done:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
+	if lr, running := a.local.Load(shardID); running { // its stop failed
+		return fmt.Errorf("%w: shard %d: replica %d still runs here", ErrShardNotReady, shardID, lr.replicaID)
+	}
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case <-g.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
 	}
 	return fmt.Errorf("%w: shard %d: the state machine of its previous replica here has not closed yet", ErrShardNotReady, shardID)
 }
