@@ -28,12 +28,20 @@ func TestNilStateMachineIsRefused(t *testing.T) {
 	defer cancel()
 	c, a := startOne(ctx, t)
 	defer c.stop()
-	before := nilFactoryCalls.Load()
-	s, _, err := a.ShardCreate(ctx, testNilType, zongzi.WithName("nil-sm"), zongzi.WithPlacementMembers(1))
+	checkFactoryRefused(ctx, t, a, testNilType, &nilFactoryCalls)
+}
+
+// checkFactoryRefused creates a shard of shardType, whose factory calls
+// counts, on a, the only host, and checks that its replica is never
+// started but tried again, and that a goes on running other shards.
+func checkFactoryRefused(ctx context.Context, t *testing.T, a *zongzi.Agent, shardType string, calls *atomic.Int64) {
+	t.Helper()
+	before := calls.Load()
+	s, _, err := a.ShardCreate(ctx, shardType, zongzi.WithName("refused"), zongzi.WithPlacementMembers(1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, settle, "a second attempt to start the replica", func() bool { return nilFactoryCalls.Load() >= before+2 })
+	waitFor(t, settle, "a second attempt to start the replica", func() bool { return calls.Load() >= before+2 })
 	reps := a.State().ShardReplicas(s.ID)
 	if len(reps) != 1 || reps[0].Status != zongzi.ReplicaStatusNew {
 		t.Fatalf("replicas %+v, want one, new: it never started", reps)
@@ -41,7 +49,7 @@ func TestNilStateMachineIsRefused(t *testing.T) {
 	if st := a.Status(); st != zongzi.AgentStatusReady {
 		t.Fatalf("agent %v, want ready", st)
 	}
-	ok, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("after-nil"), zongzi.WithPlacementMembers(1))
+	ok, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("after-refused"), zongzi.WithPlacementMembers(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,23 +78,5 @@ func TestPanickingFactoryIsRefused(t *testing.T) {
 	c.nodes[0].register = func(a *zongzi.Agent) error { return a.StateMachineRegister(testPanicType, newPanicSM) }
 	c.startAll(ctx, c.nodes...)
 	defer c.stop()
-	a := c.nodes[0].agent
-	before := panicFactoryCalls.Load()
-	s, _, err := a.ShardCreate(ctx, testPanicType, zongzi.WithName("panic-sm"), zongzi.WithPlacementMembers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, settle, "a second attempt to start the replica", func() bool { return panicFactoryCalls.Load() >= before+2 })
-	reps := a.State().ShardReplicas(s.ID)
-	if len(reps) != 1 || reps[0].Status != zongzi.ReplicaStatusNew {
-		t.Fatalf("replicas %+v, want one, new: it never started", reps)
-	}
-	if st := a.Status(); st != zongzi.AgentStatusReady {
-		t.Fatalf("agent %v, want ready", st)
-	}
-	ok, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("after-panic"), zongzi.WithPlacementMembers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, settle, "a shard of another type active", func() bool { return allActive(a.State(), ok.ID, 1) })
+	checkFactoryRefused(ctx, t, c.nodes[0].agent, testPanicType, &panicFactoryCalls)
 }
