@@ -27,11 +27,12 @@ const (
 // host's replica when there is one, and otherwise forwards the request over
 // the message bus to the nearest host that has one; a replica here that is
 // still catching up with its shard comes after the other hosts' replicas.
-// It is safe for concurrent use and cheap to keep. A client of the prime shard (shard 0)
-// serves Leader and Index only. A command may be reused once its call
-// returns; a query too, unless the call ended with its ctx (a read
-// forwarded on the bus may still hold it). Data returned by the local
-// replica is the state machine's own (see Result), not to be changed.
+// It is safe for concurrent use and cheap to keep. A client of the prime
+// shard (shard 0) serves Leader and Index only. A command may be reused
+// once its call returns; a query too, unless the call ended with its ctx
+// (a read forwarded on the bus may still hold it). Data returned by the
+// local replica is the state machine's own (see Result), not to be
+// changed.
 type ShardClient struct {
 	a       *Agent
 	shardID uint64
@@ -244,9 +245,8 @@ const (
 // attempt runs a request where t says: on the local replica, else on the
 // other hosts with an active replica, in t's order, until one serves it,
 // and on a local replica still catching up only once none of them can
-// (localTurn).
-// It moves on only when a host says it cannot serve the shard, which means
-// nothing was proposed. When the registry changed while it tried them (a
+// (localTurn). It moves on only when a host says it cannot serve the
+// shard, which means nothing was proposed. When the registry changed while it tried them (a
 // Watch may have gone on for hours at the first), it takes the route again
 // and tries the hosts it has not tried yet: the shard's replicas may have
 // moved, or the shard been deleted (ErrShardNotFound).
