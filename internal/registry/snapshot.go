@@ -77,10 +77,10 @@ func ReadState(r io.Reader) (*State, error) {
 // increasing ID order and satisfy what Apply guarantees (the prime shard
 // first if there are shards, replicas referring to existing hosts and
 // shards, one per shard and host, names unique, IDs within the counters,
-// created and updated between 1 and the index, in that order). A field this binary does not know, which a newer
-// binary may write, is ignored, as DecodeCommand ignores it in a command
-// (see Command). On error, which wraps ErrBadSnapshot or the reader's
-// error, the store is unchanged.
+// created and updated between 1 and the index, in that order). A field
+// this binary does not know, which a newer binary may write, is ignored,
+// as DecodeCommand ignores it in a command (see Command). On error, which
+// wraps ErrBadSnapshot or the reader's error, the store is unchanged.
 func (s *Store) Load(r io.Reader) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
