@@ -27,8 +27,9 @@ type Result struct {
 // RecoverFromSnapshot and Close are called one at a time. Query and Watch
 // may run concurrently with every method and with each other (none starts
 // once Close was called), and SaveSnapshot with Update, so the
-// implementation synchronises its own state. Update must be deterministic: every replica applies the same
-// entries and must reach the same state and results.
+// implementation synchronises its own state. Update must be deterministic:
+// every replica applies the same entries and must reach the same state and
+// results.
 //
 // Business rejections (a version mismatch, a malformed command) are result
 // codes set in Entry.Result, never panics. Update returns every entry it was
