@@ -39,6 +39,7 @@ type Agent struct {
 	log                    *slog.Logger
 	holdActive             func(Replica) bool        // tests: replicas kept from being marked active
 	holdLeader             func(shardID uint64) bool // tests: shards whose new leaders are not recorded
+	beforeReady            func()                    // tests: runs as Start is about to succeed
 
 	status   atomic.Int32
 	store    *registry.Store

@@ -172,3 +172,34 @@ func TestStopEndsStart(t *testing.T) {
 		t.Errorf("Start after Stop: %v, want ErrInvalidConfig", err)
 	}
 }
+
+// TestStopAsStartEnds stops an agent just after Start's last wait, as it
+// is about to succeed: Start must report an error, since Stop tears the
+// agent down as soon as Start returns, and the agent ends stopped.
+func TestStopAsStartEnds(t *testing.T) {
+	c := newCluster(t, "z1")
+	n := c.nodes[0]
+	var a *zongzi.Agent
+	stopped := make(chan struct{})
+	n.opts = append(n.opts, zongzi.WithBeforeReady(func() {
+		go func() { a.Stop(); close(stopped) }()
+		waitFor(t, 10*time.Second, "Stop to be called", func() bool { return zongzi.StopCalled(a) })
+	}))
+	a, err := c.newAgent(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := a.Start(ctx); !errors.Is(err, zongzi.ErrBootstrap) {
+		t.Fatalf("Start stopped as it ended: %v, want ErrBootstrap", err)
+	}
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not return")
+	}
+	if s := a.Status(); s != zongzi.AgentStatusStopped {
+		t.Errorf("status %v after Stop, want stopped", s)
+	}
+}

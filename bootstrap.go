@@ -144,6 +144,16 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err := a.recordReady(); err != nil {
 		return err
 	}
+	if a.beforeReady != nil {
+		a.beforeReady()
+	}
+	// A Stop that came after Start's last wait tears the agent down as soon
+	// as Start returns: Start must not report success then.
+	a.life.Lock()
+	defer a.life.Unlock()
+	if a.stopped {
+		return fmt.Errorf("%w: agent stopped while starting", ErrBootstrap)
+	}
 	a.startControllers(a.bg)
 	a.setStatus(AgentStatusReady)
 	return nil

@@ -27,6 +27,22 @@ func WithLeaderHeld(held func(shardID uint64) bool) AgentOption {
 	}
 }
 
+// WithBeforeReady runs f as Start is about to succeed, after its last
+// wait, so that a test can stop the agent there.
+func WithBeforeReady(f func()) AgentOption {
+	return func(a *Agent) error {
+		a.beforeReady = f
+		return nil
+	}
+}
+
+// StopCalled reports whether Stop was called on a.
+func StopCalled(a *Agent) bool {
+	a.life.Lock()
+	defer a.life.Unlock()
+	return a.stopped
+}
+
 // WithSweep sets how often the agent's host and shard controllers
 // reconcile when nothing changes, so that a test can show that something
 // happens without a sweep.
