@@ -88,6 +88,9 @@ func main() {
 	slog.SetDefault(log) // the state machines log through it too
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Once the first signal came, the next one ends the process at once,
+	// without waiting for the shutdown.
+	context.AfterFunc(ctx, stop)
 	if err := run(ctx, o, log, os.Stdout); err != nil {
 		log.Error("kv1", "err", err)
 		os.Exit(1)
@@ -152,7 +155,7 @@ func run(ctx context.Context, o options, log *slog.Logger, stdout io.Writer) err
 
 	select {
 	case <-ctx.Done():
-		log.Info("kv1: stopping")
+		log.Info("kv1: stopping; a second signal ends the process at once")
 		return nil
 	case err := <-serveErr:
 		return fmt.Errorf("http: %w", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -115,21 +117,76 @@ func TestMainHTTPServesIPv6(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestMainFlagErrors$")
-	cmd.Env = append(os.Environ(), mainArgsEnv+"="+waitingNode(t)+" -h "+addr+" -d "+t.TempDir())
+	startMain(t, waitingNode(t)+" -h "+addr+" -d "+t.TempDir(), addr)
+}
+
+// TestMainSecondInterrupt: a node whose shutdown is slow (here a client
+// holds a request half sent, which the HTTP server waits for) ends at once
+// when interrupted a second time, as a user who presses Ctrl-C twice
+// expects.
+func TestMainSecondInterrupt(t *testing.T) {
+	if os.Getenv(mainArgsEnv) != "" {
+		t.Skip("in kv1's child process")
+	}
+	addrs, err := freeport.Addrs(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, exited := startMain(t, waitingNode(t)+" -h "+addrs[0]+" -d "+t.TempDir(), addrs[0])
+	conn, err := net.Dial("tcp", addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: kv1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the server reads the request's start
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err
+		t.Fatalf("kv1 exited (%v) at the first interrupt: its shutdown was not slow, the test shows nothing", err)
+	case <-time.After(time.Second):
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGINT {
+			t.Errorf("kv1 ended with %v at the second interrupt, want ended by SIGINT", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("kv1 still shutting down 3 s after a second interrupt")
+	}
+}
+
+// startMain runs kv1's main in a child process with args, and waits until
+// it answers 503 Starting on /healthz at addr: args must make a node that
+// waits for its peers. The child is killed when the test ends; exited
+// gives its end (put it back when read).
+func startMain(t *testing.T, args, addr string) (cmd *exec.Cmd, exited chan error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	cmd = exec.CommandContext(ctx, os.Args[0], "-test.run=^TestMainFlagErrors$")
+	cmd.Env = append(os.Environ(), mainArgsEnv+"="+args)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
+	exited = make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
-		<-exited
-	}()
+		exited <- <-exited
+	})
 	for {
 		resp, err := http.Get("http://" + addr + "/healthz")
 		if err == nil {
@@ -138,14 +195,14 @@ func TestMainHTTPServesIPv6(t *testing.T) {
 			if resp.StatusCode != http.StatusServiceUnavailable || !strings.HasPrefix(string(b), "Starting") {
 				t.Fatalf("GET /healthz on %s: %d %q, want 503 Starting", addr, resp.StatusCode, b)
 			}
-			return
+			return cmd, exited
 		}
 		select {
 		case err := <-exited:
 			exited <- err
 			t.Fatalf("kv1 -h %s exited (%v) before serving HTTP:\n%s", addr, err, out.String())
 		case <-ctx.Done():
-			t.Fatalf("kv1 -h %s served no HTTP in 10 s (%v):\n%s", addr, err, out.String())
+			t.Fatalf("kv1 -h %s served no HTTP in time (%v):\n%s", addr, err, out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
