@@ -57,7 +57,7 @@ func (c *ShardClient) Apply(ctx context.Context, cmd []byte) (value uint64, data
 	err = c.do(ctx, leaderFirst, func() (err error) {
 		value, data, err = c.a.localApply(ctx, c.shardID, cmd)
 		return err
-	}, func(addr string) (err error) {
+	}, func(ctx context.Context, addr string) (err error) {
 		value, data, err = c.a.pool.Apply(ctx, addr, c.shardID, cmd)
 		return err
 	})
@@ -75,7 +75,7 @@ func (c *ShardClient) Commit(ctx context.Context, cmd []byte) error {
 	}
 	return c.do(ctx, leaderFirst, func() error {
 		return c.a.localCommit(ctx, c.shardID, cmd)
-	}, func(addr string) error {
+	}, func(ctx context.Context, addr string) error {
 		return c.a.pool.Commit(ctx, addr, c.shardID, cmd)
 	})
 }
@@ -86,10 +86,10 @@ func (c *ShardClient) Read(ctx context.Context, query []byte, stale bool) (value
 	if err := c.guestOnly("Read"); err != nil {
 		return 0, nil, err
 	}
-	err = c.do(ctx, anyReplica, func() (err error) {
+	err = c.do(ctx, anyRead, func() (err error) {
 		value, data, err = c.a.localRead(ctx, c.shardID, query, stale)
 		return err
-	}, func(addr string) (err error) {
+	}, func(ctx context.Context, addr string) (err error) {
 		value, data, err = c.a.pool.Read(ctx, addr, c.shardID, query, stale, false)
 		return err
 	})
@@ -108,7 +108,7 @@ func (c *ShardClient) LeaderRead(ctx context.Context, query []byte) (value uint6
 	err = c.do(ctx, leaderOnly, func() (err error) {
 		value, data, err = c.a.localRead(ctx, c.shardID, query, false)
 		return err
-	}, func(addr string) (err error) {
+	}, func(ctx context.Context, addr string) (err error) {
 		value, data, err = c.a.pool.Read(ctx, addr, c.shardID, query, false, true)
 		return err
 	})
@@ -120,10 +120,10 @@ func (c *ShardClient) LeaderRead(ctx context.Context, query []byte) (value uint6
 // index of the last command, since membership changes and the no-op
 // entries of new leaders never reach the state machine.
 func (c *ShardClient) Index(ctx context.Context) (index uint64, err error) {
-	err = c.do(ctx, anyReplica, func() (err error) {
+	err = c.do(ctx, anyRead, func() (err error) {
 		index, err = c.a.localIndex(ctx, c.shardID)
 		return err
-	}, func(addr string) (err error) {
+	}, func(ctx context.Context, addr string) (err error) {
 		index, err = c.a.pool.Index(ctx, addr, c.shardID)
 		return err
 	})
@@ -178,7 +178,7 @@ func (c *ShardClient) Watch(ctx context.Context, query []byte, results chan<- *R
 	}
 	return c.attempt(ctx, anyReplica, func() error {
 		return c.a.localWatch(ctx, c.shardID, query, stale, send)
-	}, func(addr string) error {
+	}, func(ctx context.Context, addr string) error {
 		return c.a.pool.Watch(ctx, addr, c.shardID, query, stale, send)
 	})
 }
@@ -189,14 +189,21 @@ type target uint8
 const (
 	// anyReplica: the local replica, else the nearest host with one.
 	anyReplica target = iota
+	// anyRead: as anyReplica, for a read that ends (Read, Index), which a
+	// host may be given only a share of the time left for (see forward).
+	anyRead
 	// leaderFirst: the local replica, else the leader's host, then the
 	// nearest. For writes, which go through the leader anyway: sent to a
 	// follower's host they would take one more hop.
 	leaderFirst
 	// leaderOnly: the local replica if it leads, else the leader's host,
-	// then the nearest.
+	// then the nearest. For leader reads, shared as anyRead's.
 	leaderOnly
 )
+
+// read says whether t's request is a read that ends, which changes
+// nothing wherever it was cut short: not a write, nor a Watch.
+func (t target) read() bool { return t == anyRead || t == leaderOnly }
 
 // do runs a request with attempt, again while it fails with
 // ErrShardNotReady (nothing was proposed or read: the shard may be electing
@@ -206,7 +213,7 @@ const (
 // attempt less than two raft ticks (Dragonboat refuses a proposal with less
 // than one), or at once when ctx has no deadline. A deadline that passed
 // on the way to another host is ErrTimeout, as it is here.
-func (c *ShardClient) do(ctx context.Context, t target, local func() error, remote func(addr string) error) error {
+func (c *ShardClient) do(ctx context.Context, t target, local func() error, remote func(ctx context.Context, addr string) error) error {
 	return c.a.whileNotReady(ctx, func() error { return c.attempt(ctx, t, local, remote) })
 }
 
@@ -246,11 +253,12 @@ const (
 // other hosts with an active replica, in t's order, until one serves it,
 // and on a local replica still catching up only once none of them can
 // (localTurn). It moves on only when a host says it cannot serve the
-// shard, which means nothing was proposed. When the registry changed while it tried them (a
-// Watch may have gone on for hours at the first), it takes the route again
-// and tries the hosts it has not tried yet: the shard's replicas may have
-// moved, or the shard been deleted (ErrShardNotFound).
-func (c *ShardClient) attempt(ctx context.Context, t target, local func() error, remote func(addr string) error) error {
+// shard, which means nothing was proposed, or when a read ran out of its
+// share of the time there (forward). When the registry changed while it
+// tried them (a Watch may have gone on for hours at the first), it takes
+// the route again and tries the hosts it has not tried yet: the shard's
+// replicas may have moved, or the shard been deleted (ErrShardNotFound).
+func (c *ShardClient) attempt(ctx context.Context, t target, local func() error, remote func(ctx context.Context, addr string) error) error {
 	if c.a.Status() != AgentStatusReady {
 		return ErrAgentNotReady
 	}
@@ -269,7 +277,7 @@ func (c *ShardClient) attempt(ctx context.Context, t target, local func() error,
 			return rerr
 		}
 		leader := ""
-		if t != anyReplica {
+		if t == leaderFirst || t == leaderOnly {
 			leader = c.leaderAddr(rt)
 		}
 		fresh := false
@@ -282,7 +290,8 @@ func (c *ShardClient) attempt(ctx context.Context, t target, local func() error,
 				continue
 			}
 			tried, fresh = append(tried, addr), true
-			if err = remote(addr); !errors.Is(err, ErrShardNotReady) || ctx.Err() != nil {
+			share := t.read() && (last || anyUntried(rt.addrs[i+1:], tried))
+			if err = c.forward(ctx, share, addr, remote); !errors.Is(err, ErrShardNotReady) || ctx.Err() != nil {
 				return err
 			}
 		}
@@ -297,6 +306,38 @@ func (c *ShardClient) attempt(ctx context.Context, t target, local func() error,
 		err = fmt.Errorf("%w: shard %d has no active replica on another host", ErrShardNotReady, c.shardID)
 	}
 	return err
+}
+
+// forward runs remote at addr. A read that has another host, or the
+// local replica, left to try if this one fails (share) gets half of
+// ctx's time left there: a host gone silent (a partition, a power loss)
+// holds a forwarded call until its deadline, while the prober finds it
+// out only within seconds, and until then it comes first in the route.
+// A read cut short there did nothing: it fails with ErrShardNotReady, and
+// the next host is tried.
+func (c *ShardClient) forward(ctx context.Context, share bool, addr string, remote func(ctx context.Context, addr string) error) error {
+	d, ok := ctx.Deadline()
+	if !share || !ok {
+		return remote(ctx, addr)
+	}
+	sctx, cancel := context.WithDeadline(ctx, time.Now().Add(time.Until(d)/2))
+	defer cancel()
+	err := remote(sctx, addr)
+	if err != nil && sctx.Err() != nil && ctx.Err() == nil {
+		// Not wrapped: a read that ends here has no outcome to be unknown.
+		return fmt.Errorf("%w: shard %d: host %s did not answer within half the time left: %v", ErrShardNotReady, c.shardID, addr, err)
+	}
+	return err
+}
+
+// anyUntried says whether addrs holds an address not in tried.
+func anyUntried(addrs, tried []string) bool {
+	for _, addr := range addrs {
+		if !slices.Contains(tried, addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // leaderAddr returns the API address of the host of the shard's leader:
