@@ -1,0 +1,64 @@
+package zongzi_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zongzi-kv/zongzi"
+)
+
+// TestNonVotingCatchesUpAfterLeaderLoss: a non-voting replica, which
+// takes no part in elections and forwards its ReadIndex to the leader it
+// believes in, restarts after its shard's leader went down and another
+// voter took its place: it passes its read barrier on the new leader and
+// is marked active within settle (it was held from being marked before).
+func TestNonVotingCatchesUpAfterLeaderLoss(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	a1 := c.nodes[0].agent
+	s, _, err := a1.ShardCreate(ctx, testType, zongzi.WithName("nv"),
+		zongzi.WithPlacementMembers(3), zongzi.WithPlacementVary("geo:zone"), zongzi.WithPlacementCover("geo:zone=d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "three active members", func() bool { return allActive(a1.State(), s.ID, 3) })
+	var held atomic.Bool
+	held.Store(true)
+	d := c.addNode("d")
+	d.opts = []zongzi.AgentOption{zongzi.WithActiveHeld(func(r zongzi.Replica) bool { return r.ShardID == s.ID && held.Load() })}
+	c.startAll(ctx, d)
+	waitFor(t, settle, "the non-voting replica caught up on host d", func() bool { return zongzi.CaughtUp(d.agent, s.ID) })
+	writeEventually(ctx, t, a1, s.ID, "a write")
+
+	d.agent.Stop()
+	lead := leaderHost(c.nodes[:3], s.ID)
+	var live []*node
+	for _, n := range c.nodes[:3] {
+		if n.agent.HostID() == lead {
+			n.agent.Stop()
+		} else {
+			live = append(live, n)
+		}
+	}
+	waitFor(t, settle, "a new leader", func() bool { h := leaderHost(live, s.ID); return h != "" && h != lead })
+	writeEventually(ctx, t, live[0].agent, s.ID, "a write to the new leader")
+	held.Store(false)
+	c.startAll(ctx, d)
+	start := time.Now()
+	waitFor(t, settle, "the restarted non-voting replica caught up", func() bool { return zongzi.CaughtUp(d.agent, s.ID) })
+	t.Logf("caught up %v after restart", time.Since(start))
+	waitFor(t, settle, "the restarted non-voting replica marked active", func() bool {
+		for _, r := range live[0].agent.State().ShardReplicas(s.ID) {
+			if r.HostID == d.agent.HostID() {
+				return r.Status == zongzi.ReplicaStatusActive
+			}
+		}
+		return false
+	})
+	t.Logf("active %v after restart", time.Since(start))
+}
