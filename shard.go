@@ -82,6 +82,10 @@ func (c *ShardClient) Commit(ctx context.Context, cmd []byte) error {
 
 // Read queries the shard. It is linearizable (a ReadIndex barrier) unless
 // stale, in which case any replica, voting or not, answers from its state.
+// Forwarded to another host while a further host, or a replica here still
+// catching up, is left to try, it waits there for at most half the time
+// ctx leaves, as LeaderRead and Index do: a host gone silent does not take
+// its whole deadline.
 func (c *ShardClient) Read(ctx context.Context, query []byte, stale bool) (value uint64, data []byte, err error) {
 	if err := c.guestOnly("Read"); err != nil {
 		return 0, nil, err
