@@ -2,6 +2,7 @@ package zongzi_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,4 +62,61 @@ func TestNonVotingCatchesUpAfterLeaderLoss(t *testing.T) {
 		return false
 	})
 	t.Logf("active %v after restart", time.Since(start))
+}
+
+// TestNonVotingCatchesUpThroughLeaderLoss: a non-voting replica still
+// applying its shard's log, whose read barrier asks the leader for a new
+// read index every round, loses that leader (its host stops, another
+// voter takes over) while it catches up: it catches up on the new leader
+// and is marked active within settle.
+func TestNonVotingCatchesUpThroughLeaderLoss(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	for _, n := range c.nodes {
+		n.register = registerCatch(0, nil)
+	}
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	a1 := c.nodes[0].agent
+	s, _, err := a1.ShardCreate(ctx, testCatchType, zongzi.WithName("nv-lost"),
+		zongzi.WithPlacementMembers(3), zongzi.WithPlacementVary("geo:zone"), zongzi.WithPlacementCover("geo:zone=d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "three active members", func() bool { return allActive(a1.State(), s.ID, 3) })
+	const writes = 60 // 6 s for host d to apply
+	for i := range writes {
+		writeEventually(ctx, t, a1, s.ID, fmt.Sprintf("write %d", i))
+	}
+	d := c.addNode("d")
+	d.register = registerCatch(100*time.Millisecond, nil)
+	c.startAll(ctx, d)
+	waitFor(t, settle, "host d's non-voting replica running, behind, knowing the leader", func() bool {
+		leader, _ := d.agent.Client(s.ID).Leader()
+		return zongzi.RunsReplica(d.agent, s.ID) && !zongzi.CaughtUp(d.agent, s.ID) && leader != 0
+	})
+	lead := leaderHost(c.nodes[:3], s.ID)
+	var live []*node
+	for _, n := range c.nodes[:3] {
+		if n.agent.HostID() == lead {
+			n.agent.Stop()
+		} else {
+			live = append(live, n)
+		}
+	}
+	if zongzi.CaughtUp(d.agent, s.ID) {
+		t.Fatal("host d's replica caught up before the leader's host stopped: the test shows nothing")
+	}
+	start := time.Now()
+	waitFor(t, settle, "host d's non-voting replica caught up", func() bool { return zongzi.CaughtUp(d.agent, s.ID) })
+	t.Logf("caught up %v after the leader's host stopped", time.Since(start))
+	waitFor(t, settle, "host d's non-voting replica marked active", func() bool {
+		for _, r := range live[0].agent.State().ShardReplicas(s.ID) {
+			if r.HostID == d.agent.HostID() {
+				return r.Status == zongzi.ReplicaStatusActive
+			}
+		}
+		return false
+	})
 }
