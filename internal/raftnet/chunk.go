@@ -30,13 +30,24 @@ type chunkKey struct{ shard, replica, index uint64 }
 // only the connection that sent a snapshot's latest first chunk may send
 // the rest of it: Dragonboat drops the files of a snapshot whose first
 // chunk comes again, and would panic on the earlier stream's next chunk.
+//
+// A stream may not send more than its first chunk declares: Dragonboat's
+// chunk handler writes whatever comes until a chunk says it is the last.
+// A snapshot sent whole declares its chunk count in every chunk, and each
+// file's size in each of its chunks; a streamed one (an on-disk state
+// machine's) declares no count (0) until its last chunk
+// (pb.LastChunkCount), and no size, so only its end is checked.
 type chunkStream struct {
-	owner *chunkOwner // of key, once the first chunk came
-	key   chunkKey
-	from  uint64
-	chunk uint64 // ChunkId of the last chunk
-	file  string // name of the last chunk's file
-	fpart uint64 // FileChunkId of the last chunk
+	owner  *chunkOwner // of key, once the first chunk came
+	key    chunkKey
+	from   uint64
+	count  uint64 // ChunkCount of the first chunk: 0 when streamed
+	chunk  uint64 // ChunkId of the last chunk
+	file   string // name of the last chunk's file
+	fpart  uint64 // FileChunkId of the last chunk
+	fsize  uint64 // FileSize of the last chunk's file, as its first chunk declared
+	fbytes uint64 // bytes of the last chunk's file so far
+	done   bool   // the last chunk came
 }
 
 // chunkOwner says which connection's chunks of a snapshot Dragonboat
@@ -52,7 +63,7 @@ type chunkOwner struct {
 // and records it if so.
 func (s *chunkStream) next(ch *pb.Chunk) bool {
 	name, ok := fileName(ch.Filepath)
-	if !ok {
+	if !ok || s.done {
 		return false
 	}
 	key := chunkKey{ch.ShardID, ch.ReplicaID, ch.Index}
@@ -60,11 +71,25 @@ func (s *chunkStream) next(ch *pb.Chunk) bool {
 		if ch.ChunkId != 0 || ch.FileChunkId != 0 {
 			return false
 		}
+		s.count = ch.ChunkCount
 	} else if key != s.key || ch.From != s.from || ch.ChunkId != s.chunk+1 ||
 		ch.FileChunkId != 0 && (ch.FileChunkId != s.fpart+1 || name != s.file) {
 		return false
 	}
+	fbytes := uint64(len(ch.Data))
+	if ch.FileChunkId != 0 {
+		fbytes += s.fbytes
+	}
+	if s.count == 0 {
+		if ch.ChunkCount != 0 && ch.ChunkCount != pb.LastChunkCount {
+			return false
+		}
+	} else if ch.ChunkCount != s.count || ch.ChunkId >= s.count ||
+		ch.FileChunkId != 0 && ch.FileSize != s.fsize || fbytes > ch.FileSize {
+		return false
+	}
 	s.key, s.from, s.chunk, s.file, s.fpart = key, ch.From, ch.ChunkId, name, ch.FileChunkId
+	s.fsize, s.fbytes, s.done = ch.FileSize, fbytes, ch.IsLastChunk()
 	return true
 }
 

@@ -128,7 +128,7 @@ func TestChunksDragonboatPanicsOnAreRefused(t *testing.T) {
 	chunk := func(id, fileID uint64, file string) pb.Chunk {
 		return pb.Chunk{
 			ShardID: 5, ReplicaID: 1, From: 2, Index: 100, Term: 2, DeploymentId: 7, BinVer: raftio.TransportBinVersion,
-			ChunkId: id, ChunkCount: 3, FileChunkId: fileID, FileChunkCount: 3, HasFileInfo: true, Filepath: file,
+			ChunkId: id, ChunkCount: 3, FileChunkId: fileID, FileChunkCount: 3, FileSize: 12, HasFileInfo: true, Filepath: file,
 			Data: []byte("data"),
 		}
 	}
@@ -193,6 +193,71 @@ func TestChunksDragonboatPanicsOnAreRefused(t *testing.T) {
 	second.Close()
 	_ = first.SendChunk(chunk(1, 1, "a"))
 	first.Close()
+	if err := stop(); err != nil {
+		t.Fatalf("the host process: %v, want it to end well", err)
+	}
+}
+
+// streamAccepted sends chunks to addr on a snapshot connection of their
+// own, then frameEnd, and says whether the receiver answered it, having
+// handed every chunk over, rather than closing the connection.
+func streamAccepted(t *testing.T, sender *Transport, addr string, chunks []pb.Chunk) bool {
+	t.Helper()
+	sc, err := sender.GetSnapshotConnection(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &sc.(*SnapshotConnection).Connection
+	defer c.Close()
+	for _, ch := range chunks {
+		if sc.SendChunk(ch) != nil {
+			return false
+		}
+	}
+	c.grow(0)
+	if c.send(frameEnd, 0) != nil {
+		return false
+	}
+	var ack [1]byte
+	_ = c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = c.c.Read(ack[:])
+	return err == nil
+}
+
+// TestChunkStreamsSendNoMoreThanTheyDeclare sends a real host snapshot
+// streams to a replica that runs on it, each on a connection of its own:
+// one that keeps to what its first chunk declares is taken; one that
+// sends more chunks than its count, more bytes than a file's size, or a
+// count once streamed without one is refused. Dragonboat's chunk handler
+// takes such chunks and writes them, without end.
+func TestChunkStreamsSendNoMoreThanTheyDeclare(t *testing.T) {
+	addr, stop := startHostProcess(t)
+	// chunk is the id-th chunk of a stream of count chunks, each of one
+	// file of size bytes, made of 4-byte chunks.
+	chunk := func(id, count, size uint64) pb.Chunk {
+		return pb.Chunk{
+			ShardID: 5, ReplicaID: 1, From: 2, Index: 100, Term: 2, DeploymentId: 7, BinVer: raftio.TransportBinVersion,
+			ChunkId: id, ChunkCount: count, FileChunkId: id, FileChunkCount: count, FileSize: size, HasFileInfo: true,
+			Filepath: "snapshot.gbsnap", Data: []byte("data"), ChunkSize: 4,
+		}
+	}
+	sender := Factory{}.Create(config.NodeHostConfig{RaftAddress: "127.0.0.1:1"}, nil, nil).(*Transport)
+	for _, s := range []struct {
+		name   string
+		chunks []pb.Chunk
+		taken  bool
+	}{
+		{"within what it declares", []pb.Chunk{chunk(0, 10, 40), chunk(1, 10, 40), chunk(2, 10, 40)}, true},
+		{"a count that grows", []pb.Chunk{chunk(0, 3, 40), chunk(1, 100, 40), chunk(2, 100, 40), chunk(3, 100, 40)}, false},
+		{"more bytes than the file's size", []pb.Chunk{chunk(0, 10, 8), chunk(1, 10, 8), chunk(2, 10, 8)}, false},
+		{"a file's size that grows", []pb.Chunk{chunk(0, 10, 8), chunk(1, 10, 8), chunk(2, 10, 40)}, false},
+		{"streamed, then a count", []pb.Chunk{chunk(0, 0, 0), chunk(1, 5, 0), chunk(2, 5, 0), chunk(3, 5, 0)}, false},
+		{"streamed", []pb.Chunk{chunk(0, 0, 0), chunk(1, 0, 0), chunk(2, 0, 0)}, true},
+	} {
+		if got := streamAccepted(t, sender, addr, s.chunks); got != s.taken {
+			t.Errorf("a stream %s: taken %v, want %v", s.name, got, s.taken)
+		}
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("the host process: %v, want it to end well", err)
 	}

@@ -243,7 +243,7 @@ func TestSnapshotChunksThenEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if err := sc.SendChunk(pb.Chunk{ShardID: 9, ReplicaID: 2, ChunkId: uint64(i), ChunkCount: 3, Filepath: "f", HasFileInfo: true, Data: []byte{byte(i), 1, 2}}); err != nil {
+		if err := sc.SendChunk(pb.Chunk{ShardID: 9, ReplicaID: 2, ChunkId: uint64(i), ChunkCount: 3, Filepath: "f", FileSize: 3, HasFileInfo: true, Data: []byte{byte(i), 1, 2}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -270,14 +270,14 @@ func TestRefusedChunkEndsTheConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	if err := sc.SendChunk(pb.Chunk{ShardID: 9, ChunkCount: 2, Filepath: "f", HasFileInfo: true, Data: []byte("a")}); err != nil {
+	if err := sc.SendChunk(pb.Chunk{ShardID: 9, ChunkCount: 2, Filepath: "f", FileSize: 1, HasFileInfo: true, Data: []byte("a")}); err != nil {
 		t.Fatal(err)
 	}
 	r.await(t, 1)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		// The receiver closed its end: a write soon fails.
-		if err := sc.SendChunk(pb.Chunk{ShardID: 9, ChunkId: 1, ChunkCount: 2, Filepath: "f", HasFileInfo: true, Data: []byte("b")}); err != nil {
+		if err := sc.SendChunk(pb.Chunk{ShardID: 9, ChunkId: 1, ChunkCount: 2, Filepath: "f", FileSize: 1, HasFileInfo: true, Data: []byte("b")}); err != nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -548,7 +548,7 @@ func FuzzServe(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	chunk, err := (&pb.Chunk{ShardID: 9, ReplicaID: 2, ChunkCount: 1, Data: []byte{1, 2}, Filepath: "f",
+	chunk, err := (&pb.Chunk{ShardID: 9, ReplicaID: 2, ChunkCount: 1, Data: []byte{1, 2}, Filepath: "f", FileSize: 2,
 		HasFileInfo: true, FileInfo: pb.SnapshotFile{Filepath: "x", FileSize: 2, Metadata: []byte{3}},
 		Membership: pb.Membership{Addresses: map[uint64]string{1: "a:1"}}}).Marshal()
 	if err != nil {

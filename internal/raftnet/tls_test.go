@@ -67,7 +67,7 @@ func TestTLSCarriesBatchesAndSnapshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		if err := sc.SendChunk(pb.Chunk{ShardID: 9, ReplicaID: 2, ChunkId: uint64(i), ChunkCount: 2, Filepath: "f", HasFileInfo: true, Data: []byte{byte(i)}}); err != nil {
+		if err := sc.SendChunk(pb.Chunk{ShardID: 9, ReplicaID: 2, ChunkId: uint64(i), ChunkCount: 2, Filepath: "f", FileSize: 1, HasFileInfo: true, Data: []byte{byte(i)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
