@@ -12,7 +12,10 @@
 // hello is believed like the batches after it; with TLS, it trusts the
 // peers whose certificates the config verifies. It bounds what a peer
 // costs, though: a connection holds no read buffer before its first header
-// comes, one silent for idleTimeout is closed, a frame whose header
+// comes, one that has not sent a whole first frame (TLS handshake
+// included) within helloTimeout is closed, and so is the oldest of those
+// still waiting for theirs once maxPending wait; one silent for
+// idleTimeout is closed, a frame whose header
 // promises too much is refused before its payload is read, a batch
 // that Dragonboat's decoder would panic or loop forever on is refused
 // (decodeBatch), and so is a snapshot chunk that Dragonboat's chunk
@@ -21,8 +24,8 @@
 //
 // With Factory.TLS set, every connection is TLS, both ends authenticated
 // by that config: the receiver runs the server side of the handshake in
-// the connection's own goroutine, bounded by handshakeTimeout, before it
-// reads the first header; the sender dials with the client side. Frames
+// the connection's own goroutine, within helloTimeout, before it reads the
+// first header; the sender dials with the client side. Frames
 // are the same inside TLS. Without it, connections are plain TCP, and cost
 // what they did before TLS was added: the receiving and sending paths only
 // ever see a net.Conn.
@@ -33,8 +36,9 @@
 //	length  4 bytes  payload length, big-endian
 //	crc     4 bytes  CRC-32C of the payload, big-endian
 //
-// A connection for message batches starts with frameHello, whose payload is
-// the raft address the sender listens on. A batch's payload is a
+// A connection starts with frameHello, whose payload is the raft address
+// the sender listens on (a snapshot connection of an earlier version
+// starts with its first chunk). A batch's payload is a
 // marshalled pb.MessageBatch, a chunk's a marshalled pb.Chunk. frameEnd has
 // none: it closes a snapshot connection, and the receiver answers it with
 // one byte once every chunk before it was handed over, so the sender knows
@@ -48,6 +52,7 @@ package raftnet
 
 import (
 	"bufio"
+	"container/list"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -114,10 +119,19 @@ const (
 	// snapshot's chunks as it makes them; Dragonboat's own module waits
 	// for a batch as long as it takes.
 	idleTimeout = 2 * time.Minute
-	// handshakeTimeout bounds the receiver's side of a TLS handshake (or
-	// the idle timeout, when shorter): a peer that connects and stalls
-	// in it holds the connection's goroutine no longer.
-	handshakeTimeout = 10 * time.Second
+	// helloTimeout bounds the wait for a connection's first frame, from
+	// its accept, the receiver's side of a TLS handshake included (or the
+	// idle timeout, when shorter): a sender writes its hello as soon as
+	// it connected, so a peer that connects and sends nothing (a port
+	// scanner), or stalls in the handshake, holds a goroutine and a
+	// socket no longer.
+	helloTimeout = 5 * time.Second
+	// maxPending bounds the accepted connections whose first frame has not
+	// come: beyond it, the oldest of them is closed. A new connection
+	// rather than an old one is served, so that a peer that opens
+	// connections without end cannot keep the hosts' out, which send their
+	// hello within a round trip.
+	maxPending = 256
 	// alpnProtocol is the application protocol both ends name in a TLS
 	// handshake: a TLS client of another protocol (the message bus's
 	// gRPC, say) is refused in the handshake, and so is raftnet's by a
@@ -156,6 +170,10 @@ type Factory struct {
 	// snapshot for a replica that never started on the host, whose
 	// directory is missing.
 	Hosts func(shardID, replicaID uint64) bool
+	// hello and pending, when set, replace helloTimeout and maxPending
+	// (tests).
+	hello   time.Duration
+	pending int
 }
 
 var _ config.TransportFactory = Factory{}
@@ -167,11 +185,19 @@ func (f Factory) Create(nhc config.NodeHostConfig, onBatch raftio.MessageHandler
 		tlsConfig = f.TLS.Clone()
 		tlsConfig.NextProtos = []string{alpnProtocol}
 	}
-	return &Transport{
+	t := &Transport{
 		addr: nhc.GetListenAddress(), advertise: nhc.RaftAddress, learn: f.Learn, deployment: nhc.GetDeploymentID(),
-		onBatch: onBatch, onChunk: onChunk, idle: idleTimeout, write: writeTimeout, tls: tlsConfig, hosts: f.Hosts,
-		conns: map[net.Conn]struct{}{}, owners: map[chunkKey]*chunkOwner{},
+		onBatch: onBatch, onChunk: onChunk, idle: idleTimeout, hello: helloTimeout, maxPending: maxPending,
+		write: writeTimeout, tls: tlsConfig, hosts: f.Hosts,
+		conns: map[net.Conn]*list.Element{}, owners: map[chunkKey]*chunkOwner{},
 	}
+	if f.hello > 0 {
+		t.hello = f.hello
+	}
+	if f.pending > 0 {
+		t.maxPending = f.pending
+	}
+	return t
 }
 
 // Validate implements config.TransportFactory: addr is host:port.
@@ -196,16 +222,24 @@ type Transport struct {
 	onBatch    raftio.MessageHandler
 	onChunk    raftio.ChunkHandler
 	idle       time.Duration // idleTimeout; tests shorten it before Start
+	hello      time.Duration // helloTimeout; tests change it before Start
+	maxPending int           // maxPending; tests change it before Start
 	write      time.Duration // writeTimeout; tests shorten it before dialling
 	tls        *tls.Config   // nil: plain TCP
 	hosts      func(shardID, replicaID uint64) bool
 
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  map[net.Conn]struct{} // accepted, open (the TCP connections under TLS)
-	owners map[chunkKey]*chunkOwner
-	closed bool
-	wg     sync.WaitGroup
+	mu sync.Mutex
+	ln net.Listener
+	// conns holds the accepted, open connections (the TCP connections
+	// under TLS), each with its element in pending until its first frame
+	// came, nil after.
+	conns map[net.Conn]*list.Element
+	// pending lists the accepted connections whose first frame has not
+	// come, oldest first.
+	pending list.List
+	owners  map[chunkKey]*chunkOwner
+	closed  bool
+	wg      sync.WaitGroup
 }
 
 var _ raftio.ITransport = (*Transport)(nil)
@@ -266,10 +300,28 @@ func (t *Transport) accept(ln net.Listener) {
 			_ = c.Close()
 			return
 		}
-		t.conns[c] = struct{}{}
+		var crowded net.Conn
+		if t.pending.Len() >= t.maxPending {
+			crowded = t.pending.Remove(t.pending.Front()).(net.Conn)
+			t.conns[crowded] = nil
+		}
+		t.conns[c] = t.pending.PushBack(c)
 		t.wg.Add(1)
 		t.mu.Unlock()
+		if crowded != nil {
+			_ = crowded.Close()
+		}
 		go t.serve(c)
+	}
+}
+
+// greeted records that raw's first frame came: it waits no more.
+func (t *Transport) greeted(raw net.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e := t.conns[raw]; e != nil {
+		t.pending.Remove(e)
+		t.conns[raw] = nil
 	}
 }
 
@@ -281,13 +333,17 @@ func (t *Transport) serve(raw net.Conn) {
 	defer t.wg.Done()
 	defer func() {
 		t.mu.Lock()
+		if e := t.conns[raw]; e != nil {
+			t.pending.Remove(e)
+		}
 		delete(t.conns, raw)
 		t.mu.Unlock()
 		_ = raw.Close()
 	}()
+	hello := time.Now().Add(min(t.hello, t.idle)) // the first frame's deadline
 	c := raw
 	if t.tls != nil {
-		tc, err := t.handshake(raw)
+		tc, err := t.handshake(raw, hello)
 		if err != nil {
 			return
 		}
@@ -297,7 +353,7 @@ func (t *Transport) serve(raw net.Conn) {
 	// buffer made once it came: a connection that sends nothing holds no
 	// buffer while it waits. That costs one read more per connection,
 	// none per frame.
-	src := idleReader{c, t.idle}
+	src := &idleReader{c: c, idle: t.idle, first: hello}
 	var hdr [headerSize]byte
 	if _, err := io.ReadFull(src, hdr[:]); err != nil {
 		return
@@ -311,6 +367,10 @@ func (t *Transport) serve(raw net.Conn) {
 		kind, payload, err := readBody(r, hdr[:], buf)
 		if err != nil {
 			return
+		}
+		if !src.first.IsZero() {
+			src.first = time.Time{}
+			t.greeted(raw)
 		}
 		if cap(payload) <= keepBuffer {
 			buf = payload[:0]
@@ -349,13 +409,12 @@ func (t *Transport) serve(raw net.Conn) {
 	}
 }
 
-// handshake runs the server side of a TLS handshake on c, within
-// handshakeTimeout or the idle timeout, whichever is shorter. The
-// connection's deadlines are left unset: HandshakeContext interrupts the
-// handshake by closing c.
-func (t *Transport) handshake(c net.Conn) (*tls.Conn, error) {
+// handshake runs the server side of a TLS handshake on c, done by
+// deadline. The connection's deadlines are left unset: HandshakeContext
+// interrupts the handshake by closing c.
+func (t *Transport) handshake(c net.Conn, deadline time.Time) (*tls.Conn, error) {
 	tc := tls.Server(c, t.tls)
-	ctx, cancel := context.WithTimeout(context.Background(), min(handshakeTimeout, t.idle))
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, fmt.Errorf("raftnet: TLS handshake with %s: %w", c.RemoteAddr(), err)
@@ -364,17 +423,22 @@ func (t *Transport) handshake(c net.Conn) (*tls.Conn, error) {
 }
 
 // idleReader reads from a connection, and fails the read once no byte
-// came for idle, so that serve closes the connection. The deadline is set
-// once per read from the connection, which the buffered reader makes
-// about once per batch: it costs a timer update (about 140 ns), not a
-// system call.
+// came for idle, or the first frame did not come by first, so that serve
+// closes the connection. The deadline is set once per read from the
+// connection, which the buffered reader makes about once per batch: it
+// costs a timer update (about 140 ns), not a system call.
 type idleReader struct {
-	c    net.Conn
-	idle time.Duration
+	c     net.Conn
+	idle  time.Duration
+	first time.Time // the first frame's deadline; zero once it came
 }
 
-func (r idleReader) Read(p []byte) (int, error) {
-	if err := r.c.SetReadDeadline(time.Now().Add(r.idle)); err != nil {
+func (r *idleReader) Read(p []byte) (int, error) {
+	deadline := time.Now().Add(r.idle)
+	if !r.first.IsZero() && r.first.Before(deadline) {
+		deadline = r.first
+	}
+	if err := r.c.SetReadDeadline(deadline); err != nil {
 		return 0, err
 	}
 	return r.c.Read(p)
@@ -449,23 +513,28 @@ func (t *Transport) GetConnection(ctx context.Context, target string) (raftio.IC
 		return nil, err
 	}
 	conn := newConnection(ctx, c, t.write)
-	conn.grow(len(t.advertise))
-	n := copy(conn.buf[headerSize:], t.advertise)
-	if err := conn.send(frameHello, n); err != nil {
+	if err := conn.hello(t.advertise); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	return conn, nil
 }
 
-// GetSnapshotConnection implements raftio.ITransport. The connection is
-// closed when ctx ends (newConnection).
+// GetSnapshotConnection implements raftio.ITransport. The connection
+// starts with a hello, as a message connection does: a streamed snapshot's
+// first chunk may take the state machine longer than helloTimeout to make.
+// It is closed when ctx ends (newConnection).
 func (t *Transport) GetSnapshotConnection(ctx context.Context, target string) (raftio.ISnapshotConnection, error) {
 	c, err := t.dial(ctx, target, false)
 	if err != nil {
 		return nil, err
 	}
-	return &SnapshotConnection{*newConnection(ctx, c, t.write)}, nil
+	conn := newConnection(ctx, c, t.write)
+	if err := conn.hello(t.advertise); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &SnapshotConnection{*conn}, nil
 }
 
 // dial connects to target, with a TLS handshake when the transport has
@@ -529,6 +598,12 @@ var _ raftio.IConnection = (*Connection)(nil)
 // Close, which sends frameEnd, instead of at twice that.
 func newConnection(ctx context.Context, c net.Conn, timeout time.Duration) *Connection {
 	return &Connection{c: c, stop: context.AfterFunc(ctx, func() { _ = c.Close() }), timeout: timeout}
+}
+
+// hello sends frameHello with addr, where this host listens.
+func (c *Connection) hello(addr string) error {
+	c.grow(len(addr))
+	return c.send(frameHello, copy(c.buf[headerSize:], addr))
 }
 
 // Close implements raftio.IConnection.

@@ -43,6 +43,13 @@ func startReceiver(t *testing.T) *receiver {
 // the idle timeout idle.
 func startReceiverWith(t *testing.T, tlsConfig *tls.Config, idle time.Duration) *receiver {
 	t.Helper()
+	return startReceiverOf(t, Factory{TLS: tlsConfig}, idle)
+}
+
+// startReceiverOf is startReceiver with the transport f creates (its
+// Learn replaced), and the idle timeout idle.
+func startReceiverOf(t *testing.T, f Factory, idle time.Duration) *receiver {
+	t.Helper()
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	r := &receiver{got: make(chan struct{}, 1000)}
@@ -52,7 +59,8 @@ func startReceiverWith(t *testing.T, tlsConfig *tls.Config, idle time.Duration) 
 		defer r.mu.Unlock()
 		r.learnt = append(r.learnt, source+" "+addr)
 	}
-	tr := Factory{Learn: learn, TLS: tlsConfig}.Create(nhc, func(b pb.MessageBatch) {
+	f.Learn = learn
+	tr := f.Create(nhc, func(b pb.MessageBatch) {
 		r.mu.Lock()
 		r.batches = append(r.batches, b)
 		r.mu.Unlock()
@@ -698,7 +706,7 @@ func TestSilentConnectionsHoldNoBuffer(t *testing.T) {
 	defer ln.Close()
 	tr := Factory{}.Create(config.NodeHostConfig{DeploymentID: 7},
 		func(pb.MessageBatch) {}, func(pb.Chunk) bool { return true }).(*Transport)
-	tr.idle = time.Minute
+	tr.idle, tr.hello = time.Minute, time.Minute
 	awaitReads := func(conns []*readSignalConn) {
 		t.Helper()
 		for i, c := range conns {
