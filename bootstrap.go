@@ -208,7 +208,7 @@ func (a *Agent) nodeHostConfig(ctx context.Context) (config.NodeHostConfig, erro
 			nh := a.nh.Load()
 			return nh != nil && nh.HasNodeInfo(shardID, replicaID)
 		}
-		nhc.Expert.TransportFactory = raftnet.Factory{Learn: learn, TLS: a.tls, Hosts: hosts}
+		nhc.Expert.TransportFactory = raftnet.Factory{Learn: learn, TLS: a.tls, Hosts: hosts, Log: a.log}
 	}
 	if a.gossipAddr != "" {
 		seeds, err := a.gossipSeeds(ctx)

@@ -22,6 +22,12 @@
 // handler would panic on (handChunk). Batches, retries, connection reuse
 // and snapshot chunking stay Dragonboat's; this module only moves bytes.
 //
+// A connection the receiver closes for what its peer sent or failed to
+// send (a TLS handshake that failed, no first frame in time, a bad frame,
+// a batch of another deployment) is logged as a warning, once per remote
+// host and kind of failure every warnEvery: a misconfigured peer redials
+// constantly.
+//
 // With Factory.TLS set, every connection is TLS, both ends authenticated
 // by that config: the receiver runs the server side of the handshake in
 // the connection's own goroutine, within helloTimeout, before it reads the
@@ -60,6 +66,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -132,6 +139,12 @@ const (
 	// connections without end cannot keep the hosts' out, which send their
 	// hello within a round trip.
 	maxPending = 256
+	// warnEvery is how often a kind of failure of the connections from
+	// one remote host is logged at most.
+	warnEvery = 10 * time.Minute
+	// maxWarned bounds the remote hosts and kinds of failure remembered
+	// for warnEvery: beyond it, new ones go unlogged until old ones expire.
+	maxWarned = 1024
 	// alpnProtocol is the application protocol both ends name in a TLS
 	// handshake: a TLS client of another protocol (the message bus's
 	// gRPC, say) is refused in the handshake, and so is raftnet's by a
@@ -170,6 +183,10 @@ type Factory struct {
 	// snapshot for a replica that never started on the host, whose
 	// directory is missing.
 	Hosts func(shardID, replicaID uint64) bool
+	// Log, when set, is the logger of the module's warnings about the
+	// connections it refuses; slog.Default() when nil.
+	Log *slog.Logger
+
 	// hello and pending, when set, replace helloTimeout and maxPending
 	// (tests).
 	hello   time.Duration
@@ -185,11 +202,15 @@ func (f Factory) Create(nhc config.NodeHostConfig, onBatch raftio.MessageHandler
 		tlsConfig = f.TLS.Clone()
 		tlsConfig.NextProtos = []string{alpnProtocol}
 	}
+	log := f.Log
+	if log == nil {
+		log = slog.Default()
+	}
 	t := &Transport{
 		addr: nhc.GetListenAddress(), advertise: nhc.RaftAddress, learn: f.Learn, deployment: nhc.GetDeploymentID(),
 		onBatch: onBatch, onChunk: onChunk, idle: idleTimeout, hello: helloTimeout, maxPending: maxPending,
-		write: writeTimeout, tls: tlsConfig, hosts: f.Hosts,
-		conns: map[net.Conn]*list.Element{}, owners: map[chunkKey]*chunkOwner{},
+		write: writeTimeout, tls: tlsConfig, hosts: f.Hosts, log: log,
+		conns: map[net.Conn]*list.Element{}, owners: map[chunkKey]*chunkOwner{}, warned: map[warning]time.Time{},
 	}
 	if f.hello > 0 {
 		t.hello = f.hello
@@ -227,6 +248,7 @@ type Transport struct {
 	write      time.Duration // writeTimeout; tests shorten it before dialling
 	tls        *tls.Config   // nil: plain TCP
 	hosts      func(shardID, replicaID uint64) bool
+	log        *slog.Logger
 
 	mu sync.Mutex
 	ln net.Listener
@@ -238,9 +260,13 @@ type Transport struct {
 	// come, oldest first.
 	pending list.List
 	owners  map[chunkKey]*chunkOwner
+	warned  map[warning]time.Time // when a warning was last logged
 	closed  bool
 	wg      sync.WaitGroup
 }
+
+// warning is a kind of failure of the connections from one remote host.
+type warning struct{ host, kind string }
 
 var _ raftio.ITransport = (*Transport)(nil)
 
@@ -310,6 +336,7 @@ func (t *Transport) accept(ln net.Listener) {
 		t.mu.Unlock()
 		if crowded != nil {
 			_ = crowded.Close()
+			t.warn(crowded, "closed a connection that sent no frame yet: too many wait for their first", nil)
 		}
 		go t.serve(c)
 	}
@@ -323,6 +350,42 @@ func (t *Transport) greeted(raw net.Conn) {
 		t.pending.Remove(e)
 		t.conns[raw] = nil
 	}
+}
+
+// warn logs a warning of kind about c's peer, unless one of that kind
+// about the same remote host was logged within warnEvery.
+func (t *Transport) warn(c net.Conn, kind string, err error) {
+	remote := c.RemoteAddr().String()
+	host, _, splitErr := net.SplitHostPort(remote)
+	if splitErr != nil {
+		host = remote
+	}
+	key, now := warning{host, kind}, time.Now()
+	t.mu.Lock()
+	if last, ok := t.warned[key]; ok && now.Sub(last) < warnEvery {
+		t.mu.Unlock()
+		return
+	}
+	if len(t.warned) >= maxWarned {
+		for k, last := range t.warned {
+			if now.Sub(last) >= warnEvery {
+				delete(t.warned, k)
+			}
+		}
+	}
+	full := len(t.warned) >= maxWarned
+	if !full {
+		t.warned[key] = now
+	}
+	t.mu.Unlock()
+	if full {
+		return
+	}
+	args := []any{"remote", remote, "listen", t.addr}
+	if err != nil {
+		args = append(args, "err", err)
+	}
+	t.log.Warn("raftnet: "+kind, args...)
 }
 
 // serve hands the frames of one connection over in order until the
@@ -345,6 +408,11 @@ func (t *Transport) serve(raw net.Conn) {
 	if t.tls != nil {
 		tc, err := t.handshake(raw, hello)
 		if err != nil {
+			// Not a peer that closed before a word (a probe of the
+			// port), nor a connection the receiver closed.
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				t.warn(raw, "TLS handshake failed", err)
+			}
 			return
 		}
 		c = tc
@@ -356,6 +424,7 @@ func (t *Transport) serve(raw net.Conn) {
 	src := &idleReader{c: c, idle: t.idle, first: hello}
 	var hdr [headerSize]byte
 	if _, err := io.ReadFull(src, hdr[:]); err != nil {
+		t.refused(raw, src, err)
 		return
 	}
 	r := bufio.NewReaderSize(src, readBufferSize)
@@ -366,6 +435,7 @@ func (t *Transport) serve(raw net.Conn) {
 	for {
 		kind, payload, err := readBody(r, hdr[:], buf)
 		if err != nil {
+			t.refused(raw, src, err)
 			return
 		}
 		if !src.first.IsZero() {
@@ -384,17 +454,25 @@ func (t *Transport) serve(raw net.Conn) {
 		case frameBatch:
 			b, err := decodeBatch(payload)
 			if err != nil {
+				t.warn(raw, "bad frame", err)
 				return
 			}
-			if t.learn != nil && from != "" && b.SourceAddress != "" && b.SourceAddress != learnt &&
-				b.DeploymentId == t.deployment && b.BinVer == raftio.TransportBinVersion {
+			if b.DeploymentId != t.deployment || b.BinVer != raftio.TransportBinVersion {
+				// Dragonboat drops it; its warning goes unseen.
+				t.warn(raw, "batch of another deployment or transport version, dropped", fmt.Errorf(
+					"deployment %d, version %d; want %d, %d", b.DeploymentId, b.BinVer, t.deployment, raftio.TransportBinVersion))
+			} else if t.learn != nil && from != "" && b.SourceAddress != "" && b.SourceAddress != learnt {
 				learnt = b.SourceAddress
 				t.learn(learnt, from)
 			}
 			t.onBatch(b) // copies what it keeps: buf is reused
 		case frameChunk:
 			ch, err := decodeChunk(payload)
-			if err != nil || !t.handChunk(&chunks, ch) {
+			if err != nil {
+				t.warn(raw, "bad frame", err)
+				return
+			}
+			if !t.handChunk(&chunks, ch) {
 				return
 			}
 		case frameEnd:
@@ -406,6 +484,19 @@ func (t *Transport) serve(raw net.Conn) {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return
 		}
+	}
+}
+
+// refused logs why the connection raw, read through src, ends with err,
+// unless the peer closed it, or the receiver did (Close, or maxPending):
+// its first frame did not come in time, or a frame was bad.
+func (t *Transport) refused(raw net.Conn, src *idleReader, err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errBadFrame), errors.Is(err, errBadCRC):
+		t.warn(raw, "bad frame", err)
+	case !src.first.IsZero() && errors.As(err, &ne) && ne.Timeout():
+		t.warn(raw, "no hello in time", err)
 	}
 }
 

@@ -541,6 +541,7 @@ func (c *streamConn) Write(p []byte) (int, error)      { return len(p), nil }
 func (c *streamConn) Close() error                     { return nil }
 func (c *streamConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *streamConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *streamConn) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
 
 // FuzzServe feeds a receiver's connection frames of any kind and
 // payload, with their checksums right, so that hellos, batches and chunks
