@@ -12,15 +12,16 @@
 // hello is believed like the batches after it; with TLS, it trusts the
 // peers whose certificates the config verifies. It bounds what a peer
 // costs, though: a connection holds no read buffer before its first header
-// comes, one that has not sent a whole first frame (TLS handshake
+// comes; one that has not sent a whole first frame (TLS handshake
 // included) within helloTimeout is closed, and so is the oldest of those
 // still waiting for theirs once maxPending wait; one silent for
-// idleTimeout is closed, a frame whose header
-// promises too much is refused before its payload is read, a batch
-// that Dragonboat's decoder would panic or loop forever on is refused
-// (decodeBatch), and so is a snapshot chunk that Dragonboat's chunk
-// handler would panic on (handChunk). Batches, retries, connection reuse
-// and snapshot chunking stay Dragonboat's; this module only moves bytes.
+// idleTimeout is closed; a frame whose header promises too much is
+// refused before its payload is read; a batch that Dragonboat's decoder
+// would panic or loop forever on is refused (decodeBatch), and so is a
+// snapshot chunk that Dragonboat's chunk handler would panic on, or one
+// past what its stream's first chunk declared (handChunk). Batches,
+// retries, connection reuse and snapshot chunking stay Dragonboat's; this
+// module only moves bytes.
 //
 // A connection the receiver closes for what its peer sent or failed to
 // send (a TLS handshake that failed, no first frame in time, a bad frame,
@@ -31,8 +32,8 @@
 // With Factory.TLS set, every connection is TLS, both ends authenticated
 // by that config: the receiver runs the server side of the handshake in
 // the connection's own goroutine, within helloTimeout, before it reads the
-// first header; the sender dials with the client side. Frames
-// are the same inside TLS. Without it, connections are plain TCP, and cost
+// first header; the sender dials with the client side. Frames are the
+// same inside TLS. Without it, connections are plain TCP, and cost
 // what they did before TLS was added: the receiving and sending paths only
 // ever see a net.Conn.
 //
@@ -44,11 +45,11 @@
 //
 // A connection starts with frameHello, whose payload is the raft address
 // the sender listens on (a snapshot connection of an earlier version
-// starts with its first chunk). A batch's payload is a
-// marshalled pb.MessageBatch, a chunk's a marshalled pb.Chunk. frameEnd has
-// none: it closes a snapshot connection, and the receiver answers it with
-// one byte once every chunk before it was handed over, so the sender knows
-// they arrived.
+// starts with its first chunk). A batch's payload is a marshalled
+// pb.MessageBatch, a chunk's a marshalled pb.Chunk. frameEnd has none: it
+// closes a snapshot connection, and the receiver answers it with one byte
+// once every chunk before it was handed over, so the sender knows they
+// arrived.
 //
 // When replicas are addressed by host ID, a batch's source is the sending
 // host's ID; with the address from frameHello, the receiver learns where
