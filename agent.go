@@ -86,6 +86,10 @@ type Agent struct {
 	// sweep is how often the host and shard controllers reconcile when
 	// nothing changes: hostSweep, longer in tests that must not lean on it.
 	sweep time.Duration
+	// leaderSweep is how often the leader worker reports again every
+	// leader of a replica here (leaderSweep), longer in tests that must
+	// not lean on it.
+	leaderSweep time.Duration
 	// formRetry is how often formOrJoin asks the peers again:
 	// retryInterval, longer in tests that show a peer that finds the
 	// others ready before it could form with them.
@@ -170,6 +174,7 @@ func NewAgent(clusterName string, peers []string, opts ...AgentOption) (*Agent, 
 		leaderMoved:   make(chan struct{}, 1),
 		hostKick:      make(chan struct{}, 1),
 		sweep:         hostSweep,
+		leaderSweep:   leaderSweep,
 		formRetry:     retryInterval,
 	}
 	a.bg, a.cancel = context.WithCancel(context.Background())

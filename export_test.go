@@ -53,6 +53,16 @@ func WithSweep(d time.Duration) AgentOption {
 	}
 }
 
+// WithLeaderSweep sets how often the agent's leader worker reports again
+// the leaders of its replicas when nothing changes, so that a test can
+// show that a leader is recorded without that sweep.
+func WithLeaderSweep(d time.Duration) AgentOption {
+	return func(a *Agent) error {
+		a.leaderSweep = d
+		return nil
+	}
+}
+
 // WithFormRetry sets how often a peer that has not formed the prime
 // shard asks its peers again (formOrJoin), so that a test can have it
 // find the others ready before it could form with them.
