@@ -2,6 +2,7 @@ package zongzi_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestNilStateMachineIsRefused(t *testing.T) {
 func checkFactoryRefused(ctx context.Context, t *testing.T, a *zongzi.Agent, shardType string, calls *atomic.Int64) {
 	t.Helper()
 	before := calls.Load()
-	s, _, err := a.ShardCreate(ctx, shardType, zongzi.WithName("refused"), zongzi.WithPlacementMembers(1))
+	s, _, err := a.ShardCreate(ctx, shardType, zongzi.WithName("refused "+shardType), zongzi.WithPlacementMembers(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func checkFactoryRefused(ctx context.Context, t *testing.T, a *zongzi.Agent, sha
 	if st := a.Status(); st != zongzi.AgentStatusReady {
 		t.Fatalf("agent %v, want ready", st)
 	}
-	ok, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("after-refused"), zongzi.WithPlacementMembers(1))
+	ok, _, err := a.ShardCreate(ctx, testType, zongzi.WithName("after "+shardType), zongzi.WithPlacementMembers(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,4 +80,48 @@ func TestPanickingFactoryIsRefused(t *testing.T) {
 	c.startAll(ctx, c.nodes...)
 	defer c.stop()
 	checkFactoryRefused(ctx, t, c.nodes[0].agent, testPanicType, &panicFactoryCalls)
+}
+
+// testNilPointerType is the shard type whose factory returns a nil
+// pointer in a non-nil StateMachine, as a factory that returns its
+// constructor's result after a failure may; nilPointerFactoryCalls counts
+// its calls.
+const testNilPointerType = "zongzi://github.com/zongzi-kv/zongzi/test/nil-pointer"
+
+var nilPointerFactoryCalls atomic.Int64
+
+func newNilPointerSM(_, _ uint64) zongzi.StateMachine {
+	nilPointerFactoryCalls.Add(1)
+	var s *logSM // the constructor failed
+	return s
+}
+
+// testNilPointerDiskType is testNilPointerType's persistent counterpart.
+const testNilPointerDiskType = "zongzi://github.com/zongzi-kv/zongzi/test/nil-pointer-disk"
+
+var nilPointerDiskFactoryCalls atomic.Int64
+
+func newNilPointerDiskSM(_, _ uint64) zongzi.StateMachinePersistent {
+	nilPointerDiskFactoryCalls.Add(1)
+	var s *diskSM
+	return s
+}
+
+// TestNilPointerStateMachineIsRefused: a nil pointer is refused as a nil
+// state machine is, in-memory or persistent. It used to start: the
+// persistent one's Open, or the in-memory one's first Update, panicked the
+// host's process in a Dragonboat worker, again at each restart, and on
+// every host the shard was placed on.
+func TestNilPointerStateMachineIsRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := newCluster(t, "a")
+	c.nodes[0].register = func(a *zongzi.Agent) error {
+		return errors.Join(a.StateMachineRegister(testNilPointerType, newNilPointerSM),
+			a.StateMachineRegisterPersistent(testNilPointerDiskType, newNilPointerDiskSM))
+	}
+	c.startAll(ctx, c.nodes...)
+	defer c.stop()
+	checkFactoryRefused(ctx, t, c.nodes[0].agent, testNilPointerType, &nilPointerFactoryCalls)
+	checkFactoryRefused(ctx, t, c.nodes[0].agent, testNilPointerDiskType, &nilPointerDiskFactoryCalls)
 }

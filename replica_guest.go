@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
@@ -18,10 +19,11 @@ type replicaGuest struct {
 	disk   *diskGuest
 }
 
-// newReplicaGuest calls t's factory for r. A factory that returns nil is a
-// configuration error: Dragonboat would panic the host on it. So is one
-// that panics: the panic would stop this host, every replica on it, and
-// again at each restart, and then every other host the shard is placed on.
+// newReplicaGuest calls t's factory for r. A factory that returns nil (see
+// isNil) is a configuration error: Dragonboat would panic the host on it.
+// So is one that panics: the panic would stop this host, every replica on
+// it, and again at each restart, and then every other host the shard is
+// placed on.
 // What the state machine reports and Dragonboat must not get goes to log.
 func newReplicaGuest(t stateMachineType, r Replica, log *slog.Logger) (g replicaGuest, err error) {
 	defer func() {
@@ -31,13 +33,29 @@ func newReplicaGuest(t stateMachineType, r Replica, log *slog.Logger) (g replica
 	}()
 	log = log.With("shard", r.ShardID, "replica", r.ID)
 	if t.disk != nil {
-		if s := t.disk(r.ShardID, r.ID); s != nil {
+		if s := t.disk(r.ShardID, r.ID); !isNil(s) {
 			return replicaGuest{disk: newDiskGuest(s, log)}, nil
 		}
-	} else if s := t.memory(r.ShardID, r.ID); s != nil {
+	} else if s := t.memory(r.ShardID, r.ID); !isNil(s) {
 		return replicaGuest{memory: newMemoryGuest(s, log)}, nil
 	}
 	return replicaGuest{}, fmt.Errorf("%w: state machine factory returned nil", ErrInvalidConfig)
+}
+
+// isNil reports whether a factory's state machine is nil: a nil interface,
+// or one that holds a nil pointer (or map, slice, func or chan), as a
+// factory that returns its constructor's result after a failure does. The
+// first call to its methods would panic in Dragonboat's workers, as with
+// a nil interface.
+func isNil(s any) bool {
+	if s == nil {
+		return true
+	}
+	switch v := reflect.ValueOf(s); v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan:
+		return v.IsNil()
+	}
+	return false
 }
 
 func (g replicaGuest) guest() *guest {

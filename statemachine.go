@@ -75,8 +75,9 @@ type StateMachine interface {
 // StateMachineFactory builds the state machine of one replica, empty: the
 // replica restores it from snapshots and the log. It is called each time
 // a replica starts on this host, and again when a first start is retried.
-// A nil state machine is refused: the replica does not start, and the host
-// logs why at each attempt. So is a call that panics.
+// A nil state machine, or one that holds a nil pointer, is refused: the
+// replica does not start, and the host logs why at each attempt. So is a
+// call that panics.
 type StateMachineFactory func(shardID, replicaID uint64) StateMachine
 
 // StateMachinePersistent is an on-disk guest state machine: it owns its
