@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lni/dragonboat/v4"
 	sm "github.com/lni/dragonboat/v4/statemachine"
@@ -30,10 +31,11 @@ type guestQuery struct {
 // guest adapts a StateMachine or StateMachinePersistent to Dragonboat. It
 // tracks the applied index and reuses one entry buffer across updates, which
 // Dragonboat never makes concurrently. closed is done once Close is called:
-// the watches on the state machine end, and no other starts. done is
-// closed once the state machine's Close has returned, and onClose, unless
-// nil, is called then. log gets what the state machine reports and
-// Dragonboat must not (see closeResult).
+// the watches on the state machine end, and no other starts. The state
+// machine's Close comes once the queries and watches running on it have
+// returned (inUse). done is closed once the state machine's Close has
+// returned, and onClose, unless nil, is called then. log gets what the
+// state machine reports and Dragonboat must not (see closeResult).
 type guest struct {
 	update  func([]Entry) []Entry
 	query   func(context.Context, []byte) *Result
@@ -45,7 +47,7 @@ type guest struct {
 	watchMu sync.Mutex
 	closed  context.Context
 	close   context.CancelFunc
-	closing atomic.Bool // Close was called: no query starts
+	users   inUse // the queries and watches running
 
 	done      chan struct{}
 	onClose   func()
@@ -76,11 +78,12 @@ func (g *guest) closeDone() {
 func (g *guest) startWatch(ctx context.Context, query []byte, results chan<- *Result) bool {
 	g.watchMu.Lock()
 	defer g.watchMu.Unlock()
-	if g.closed.Err() != nil {
+	if g.closed.Err() != nil || !g.users.enter() {
 		return false
 	}
 	go func() {
 		defer close(results)
+		defer g.users.leave()
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		defer context.AfterFunc(g.closed, cancel)()
@@ -90,13 +93,68 @@ func (g *guest) startWatch(ctx context.Context, query []byte, results chan<- *Re
 }
 
 // closeWatches ends the watches on the state machine before it closes,
-// and keeps queries from starting.
+// keeps queries and watches from starting, and waits for those running to
+// return, for up to usersWait.
 func (g *guest) closeWatches() {
-	g.closing.Store(true)
+	idle := g.users.close()
 	g.watchMu.Lock()
-	defer g.watchMu.Unlock()
 	g.close()
+	g.watchMu.Unlock()
+	select {
+	case <-idle:
+	case <-time.After(usersWait):
+		g.log.Warn("zongzi: closing a state machine while queries or watches still run on it",
+			"running", g.users.n.Load(), "waited", usersWait)
+	}
 }
+
+// usersWait bounds how long a state machine's Close waits for the queries
+// and watches running on it. A query ends with its read's deadline, and a
+// watch once its context, which closing ends, is done; one that does not
+// would hold the replica's stop, and the host's, for good.
+const usersWait = 10 * time.Second
+
+// inUse counts the queries and watches running on a state machine, so that
+// its Close comes after them. It takes no lock: a query costs two atomic
+// additions.
+type inUse struct {
+	n       atomic.Int64
+	closing atomic.Bool
+	idle    chan struct{} // made by close; closed once n is 0 after it
+	made    sync.Once     // idle
+	once    sync.Once     // idle's close
+}
+
+// enter counts one more user, and reports false, counting none, once close
+// was called.
+func (u *inUse) enter() bool {
+	u.n.Add(1)
+	if u.closing.Load() {
+		u.leave()
+		return false
+	}
+	return true
+}
+
+// leave counts one user fewer.
+func (u *inUse) leave() {
+	if u.n.Add(-1) == 0 && u.closing.Load() {
+		u.done()
+	}
+}
+
+// close keeps users from entering, and returns a channel closed once none
+// is left.
+func (u *inUse) close() <-chan struct{} {
+	u.made.Do(func() { u.idle = make(chan struct{}) })
+	u.closing.Store(true)
+	if u.n.Load() == 0 {
+		u.done()
+	}
+	return u.idle
+}
+
+func (u *inUse) done() { u.once.Do(func() { close(u.idle) }) }
 
 // closeResult is what Dragonboat gets from the Close of a state machine that
 // returned err: nil, the error logged. Dragonboat panics on an error from
@@ -138,19 +196,22 @@ func (g *guest) Update(ents []sm.Entry) ([]sm.Entry, error) {
 func (g *guest) Lookup(q any) (any, error) {
 	switch q := q.(type) {
 	case guestQuery:
-		if g.closing.Load() {
-			return nil, dragonboat.ErrShardClosed
-		}
-		return g.query(q.ctx, q.query), nil
+		return g.runQuery(q.ctx, q.query)
 	case []byte:
-		if g.closing.Load() {
-			return nil, dragonboat.ErrShardClosed
-		}
-		return g.query(context.Background(), q), nil
+		return g.runQuery(context.Background(), q)
 	case indexQuery:
 		return g.applied.Load(), nil
 	}
 	return nil, fmt.Errorf("zongzi: unknown query type %T", q)
+}
+
+// runQuery runs the state machine's Query, unless its Close was called.
+func (g *guest) runQuery(ctx context.Context, query []byte) (any, error) {
+	if !g.users.enter() {
+		return nil, dragonboat.ErrShardClosed
+	}
+	defer g.users.leave()
+	return g.query(ctx, query), nil
 }
 
 // memoryGuest runs an in-memory StateMachine as a concurrent Dragonboat state machine.

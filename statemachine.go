@@ -25,9 +25,10 @@ type Result struct {
 
 // StateMachine is an in-memory guest state machine. Update, PrepareSnapshot,
 // RecoverFromSnapshot and Close are called one at a time. Query and Watch
-// may run concurrently with every method and with each other (none starts
-// once Close was called), and SaveSnapshot with Update, so the
-// implementation synchronises its own state. Update must be deterministic:
+// may run concurrently with every method but Close and with each other,
+// and SaveSnapshot with Update, so the implementation synchronises its own
+// state. None starts once Close was called, and Close waits for those
+// running to return, for up to 10 s: a Query should end with its ctx. Update must be deterministic:
 // every replica applies the same entries and must reach the same state and
 // results.
 //
@@ -50,8 +51,9 @@ type StateMachine interface {
 	// Data (see Result).
 	Query(ctx context.Context, query []byte) *Result
 	// Watch streams results for query to results until ctx is done. ctx
-	// also ends when the replica stops, and Close may come before Watch
-	// has returned. A nil result is skipped. Watch must not close results.
+	// also ends when the replica stops, and Close comes once Watch has
+	// returned (or 10 s after ctx ended, with a warning logged). A nil
+	// result is skipped. Watch must not close results.
 	Watch(ctx context.Context, query []byte, results chan<- *Result)
 	// PrepareSnapshot captures a point-in-time cursor while updates are
 	// paused. An error stops the process: Dragonboat panics on it.
@@ -101,8 +103,9 @@ type StateMachinePersistent interface {
 	// Query answers a read-only query; a nil result reads as a zero one.
 	Query(ctx context.Context, query []byte) *Result
 	// Watch streams results for query to results until ctx is done. ctx
-	// also ends when the replica stops, and Close may come before Watch
-	// has returned. A nil result is skipped. Watch must not close results.
+	// also ends when the replica stops, and Close comes once Watch has
+	// returned (or 10 s after ctx ended, with a warning logged). A nil
+	// result is skipped. Watch must not close results.
 	Watch(ctx context.Context, query []byte, results chan<- *Result)
 	// Sync makes every applied entry durable. An error stops the
 	// process: Dragonboat panics on it.
