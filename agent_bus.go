@@ -41,6 +41,7 @@ var busErrors = []struct {
 	{ErrInvalidConfig, codes.InvalidArgument},
 	{ErrShardTypeUnknown, codes.Unimplemented},
 	{ErrTooLarge, codes.ResourceExhausted},
+	{ErrResultTooLarge, codes.OutOfRange}, // the bus's answer to an Apply whose result it cannot send
 	{context.Canceled, codes.Canceled},
 }
 

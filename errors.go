@@ -35,8 +35,15 @@ var (
 	// ErrTooLarge: a command, query or result is over a size limit: the
 	// message bus's, just under 4 MiB, for a request sent to another host,
 	// or Dragonboat's for an entry. A command that fails with it was not
-	// proposed.
+	// proposed; a write whose result is over the bus's limit fails with
+	// ErrResultTooLarge instead.
 	ErrTooLarge = errors.New("zongzi: too large")
+	// ErrResultTooLarge: a write applied, but its result is over the
+	// message bus's limit, so the host that served it could not send it
+	// back to this one: the outcome is known, the result is not. Unlike
+	// ErrTooLarge, it does not mean that nothing was proposed: the write
+	// must not be made again.
+	ErrResultTooLarge = errors.New("zongzi: write applied, result too large to return")
 	// ErrBootstrap: the agent could not form or join the cluster.
 	ErrBootstrap = errors.New("zongzi: bootstrap failed")
 )

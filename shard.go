@@ -49,7 +49,9 @@ func (c *ShardClient) ShardID() uint64 { return c.shardID }
 // only then is it tried on another host, and again after a pause (10 ms,
 // growing to 100) while ctx's deadline leaves time. A host without a
 // replica sends it to the leader's host first: every write goes through
-// the leader.
+// the leader. A result over the message bus's limit (see ErrTooLarge)
+// cannot come back from another host: the command applied, and the call
+// fails with ErrResultTooLarge.
 func (c *ShardClient) Apply(ctx context.Context, cmd []byte) (value uint64, data []byte, err error) {
 	if err := c.guestOnly("Apply"); err != nil {
 		return 0, nil, err

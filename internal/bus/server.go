@@ -140,11 +140,16 @@ func (s *Server) Members(ctx context.Context, req *pb.MembersRequest) (*pb.Membe
 	return m, nil
 }
 
-// Apply implements pb.BusServer.
+// Apply implements pb.BusServer. A result over maxPayload is not sent:
+// the call is answered with OutOfRange, which says the command applied
+// (see Codes.TooLarge).
 func (s *Server) Apply(ctx context.Context, req *pb.ApplyRequest) (*pb.ShardResult, error) {
 	v, d, err := s.h.Apply(ctx, req.ShardId, req.Cmd)
 	if err != nil {
 		return nil, s.status(err)
+	}
+	if len(d) > maxPayload { // the caller could not receive it, and would take the outcome as unknown
+		return nil, answer(codes.OutOfRange, overLimit("result", len(d))+": the command applied")
 	}
 	return &pb.ShardResult{Value: v, Data: d}, nil
 }
