@@ -1,6 +1,7 @@
 package zongzi_test
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -14,6 +15,21 @@ import (
 // a leader (one host restarts after a while) instead of failing at once
 // with ErrShardNotReady; and the write must apply once.
 func TestRequestsWaitForLeader(t *testing.T) {
+	testRequestsWaitForLeader(t, []byte("while-leaderless"))
+}
+
+// TestLargeRequestsWaitForLeader is TestRequestsWaitForLeader with a
+// command and a query over the bus's message limit, which only the
+// replica here can serve: they too must wait for a leader, not fail at
+// once with ErrTooLarge as if the other hosts' replicas, which they could
+// not be sent to, were the only ones.
+func TestLargeRequestsWaitForLeader(t *testing.T) {
+	testRequestsWaitForLeader(t, bytes.Repeat([]byte{'x'}, 5<<20))
+}
+
+// testRequestsWaitForLeader is TestRequestsWaitForLeader with cmd as the
+// write and the read's query.
+func testRequestsWaitForLeader(t *testing.T, cmd []byte) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -49,11 +65,11 @@ func TestRequestsWaitForLeader(t *testing.T) {
 	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer rcancel()
 	go func() {
-		_, _, err := client.Apply(rctx, []byte("while-leaderless"))
+		_, _, err := client.Apply(rctx, cmd)
 		answers <- answer{"write", err}
 	}()
 	go func() {
-		_, _, err := client.Read(rctx, nil, false)
+		_, _, err := client.Read(rctx, cmd, false)
 		answers <- answer{"read", err}
 	}()
 	// With no leader anywhere, neither can be served yet: an answer now

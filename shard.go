@@ -264,18 +264,21 @@ const (
 // tried them (a Watch may have gone on for hours at the first), it takes
 // the route again and tries the hosts it has not tried yet: the shard's
 // replicas may have moved, or the shard been deleted (ErrShardNotFound).
+// A request, or a result, over the bus's limit (ErrTooLarge) is left to
+// the local replica, if any, which has no such limit: it serves it at
+// once, or, when it could not serve it first, its error
+// (ErrShardNotReady) is returned, which do tries again.
 func (c *ShardClient) attempt(ctx context.Context, t target, local func() error, remote func(ctx context.Context, addr string) error) error {
 	if c.a.Status() != AgentStatusReady {
 		return ErrAgentNotReady
 	}
 	first, last := c.localTurn(t == leaderOnly)
+	var err, localErr error
 	if first {
-		err := local()
-		if !errors.Is(err, ErrShardNotReady) {
-			return err
+		if localErr = local(); !errors.Is(localErr, ErrShardNotReady) {
+			return localErr
 		}
 	}
-	var err error
 	tried := make([]string, 0, 8) // on the stack while the shard has few hosts
 	for {
 		rt, rerr := c.a.route(c.shardID)
@@ -297,7 +300,19 @@ func (c *ShardClient) attempt(ctx context.Context, t target, local func() error,
 			}
 			tried, fresh = append(tried, addr), true
 			share := t.read() && (last || anyUntried(rt.addrs[i+1:], tried))
-			if err = c.forward(ctx, share, addr, remote); !errors.Is(err, ErrShardNotReady) || ctx.Err() != nil {
+			err = c.forward(ctx, share, addr, remote)
+			if errors.Is(err, ErrTooLarge) && c.hasLocal() {
+				// Over the bus's limit, it can be served by the replica
+				// here only, which has no such limit: now, or once it can.
+				if first {
+					return localErr
+				}
+				if ctx.Err() == nil {
+					return local()
+				}
+				return err
+			}
+			if !errors.Is(err, ErrShardNotReady) || ctx.Err() != nil {
 				return err
 			}
 		}
