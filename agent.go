@@ -68,6 +68,11 @@ type Agent struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// hostCalls is read-locked by each call into the Dragonboat host
+	// that hostCall makes, and locked by teardown before it closes the
+	// host.
+	hostCalls sync.RWMutex
+
 	life     sync.Mutex    // guards starting and stopped
 	starting chan struct{} // closed when Start has returned; nil until Start
 	stopped  bool          // Stop was called
@@ -348,6 +353,8 @@ func (a *Agent) teardown() {
 		a.wg.Wait()
 		nh := a.nh.Swap(nil)
 		a.local.Update(func(m map[uint64]*localReplica) { clear(m) })
+		a.hostCalls.Lock() // calls into nh made before the swap have returned
+		a.hostCalls.Unlock()
 		if nh != nil {
 			nh.Close()
 		}

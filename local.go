@@ -85,11 +85,30 @@ func (a *Agent) localPropose(ctx context.Context, shardID uint64, cmd []byte) (*
 	if err != nil {
 		return nil, err
 	}
-	rs, err := nh.Propose(nh.GetNoOPSession(shardID), cmd, timeout)
+	var rs *dragonboat.RequestState
+	err = a.hostCall(nh, func() (err error) {
+		rs, err = nh.Propose(nh.GetNoOPSession(shardID), cmd, timeout)
+		return err
+	})
 	if err != nil {
 		return nil, mapError(err)
 	}
 	return rs, nil
+}
+
+// hostCall runs f, a call into nh that does not wait for raft, unless the
+// agent has let go of nh (ErrAgentNotReady, as from a closed host):
+// teardown closes nh only once no such call runs. Dragonboat's Propose
+// and ReadIndex check that the host is open, then wake its engine, which
+// Close drops meanwhile: made while Agent.Stop runs, they would crash the
+// process.
+func (a *Agent) hostCall(nh *dragonboat.NodeHost, f func() error) error {
+	a.hostCalls.RLock()
+	defer a.hostCalls.RUnlock()
+	if a.nh.Load() != nh {
+		return fmt.Errorf("%w: the host is stopping", ErrAgentNotReady)
+	}
+	return f()
 }
 
 func (a *Agent) localRead(ctx context.Context, shardID uint64, query []byte, stale bool) (uint64, []byte, error) {

@@ -17,6 +17,7 @@ import (
 // one per small batch. After its round, a read queries the replica's
 // state directly: it has applied at least up to the read index.
 type readBarrier struct {
+	a       *Agent // whose host the rounds go to (Agent.hostCall)
 	mu      sync.Mutex
 	running bool
 	next    *readRound // the round new reads join; nil when none is waiting
@@ -36,7 +37,7 @@ func (a *Agent) barrier(shardID uint64) *readBarrier {
 	var b *readBarrier
 	a.barriers.Update(func(m map[uint64]*readBarrier) {
 		if b = m[shardID]; b == nil {
-			b = &readBarrier{}
+			b = &readBarrier{a: a}
 			m[shardID] = b
 		}
 	})
@@ -83,14 +84,18 @@ func (b *readBarrier) run(nh *dragonboat.NodeHost, shardID uint64) {
 		}
 		b.next = nil
 		b.mu.Unlock()
-		r.err = readIndex(nh, shardID)
+		r.err = b.readIndex(nh, shardID)
 		close(r.done)
 	}
 }
 
 // readIndex makes one ReadIndex attempt on the local replica.
-func readIndex(nh *dragonboat.NodeHost, shardID uint64) error {
-	rs, err := nh.ReadIndex(shardID, readAttempt)
+func (b *readBarrier) readIndex(nh *dragonboat.NodeHost, shardID uint64) error {
+	var rs *dragonboat.RequestState
+	err := b.a.hostCall(nh, func() (err error) {
+		rs, err = nh.ReadIndex(shardID, readAttempt)
+		return err
+	})
 	if err != nil {
 		return mapError(err)
 	}
