@@ -34,7 +34,8 @@ var (
 	ErrRejected = errors.New("zongzi: request rejected")
 	// ErrTooLarge: a command, query or result is over a size limit: the
 	// message bus's, just under 4 MiB, for a request sent to another host,
-	// or Dragonboat's for an entry. A command that fails with it was not
+	// or the raft transport's, just under 256 MiB, for a command (an entry
+	// must reach the followers whole). A command that fails with it was not
 	// proposed; a write whose result is over the bus's limit fails with
 	// ErrResultTooLarge instead.
 	ErrTooLarge = errors.New("zongzi: too large")

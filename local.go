@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4"
+
+	"github.com/zongzi-kv/zongzi/internal/raftnet"
 )
 
 // This file holds the operations on replicas running on this host. The
@@ -72,7 +74,8 @@ func (a *Agent) localCommit(ctx context.Context, shardID uint64, cmd []byte) err
 	}
 }
 
-// localPropose hands cmd to the local replica. When it fails, nothing was
+// localPropose hands cmd to the local replica, unless it is over the
+// raft transport's limit (ErrTooLarge). When it fails, nothing was
 // proposed; among its errors is ErrTimeout for a deadline less than a raft
 // tick away, which reads as unknown but is not. A proposal made reports
 // its outcome on the returned request's channels.
@@ -80,6 +83,9 @@ func (a *Agent) localPropose(ctx context.Context, shardID uint64, cmd []byte) (*
 	nh, err := a.localHost(shardID)
 	if err != nil {
 		return nil, err
+	}
+	if len(cmd) > raftnet.MaxCommand {
+		return nil, fmt.Errorf("%w: a command of %d bytes is over the raft transport's limit of %d bytes", ErrTooLarge, len(cmd), raftnet.MaxCommand)
 	}
 	timeout, err := timeoutOf(ctx)
 	if err != nil {

@@ -80,6 +80,13 @@ import (
 	pb "github.com/lni/dragonboat/v4/raftpb"
 )
 
+// MaxCommand is the largest command a replica may propose: a message
+// carries at least one entry whole, so a larger one could not be sent
+// (its frame would be over maxPayload, with room left for the message's
+// other fields). Proposed, it would stay in its leader's log, never
+// replicated nor committed, and hold back every entry after it.
+const MaxCommand = maxPayload - 1<<20
+
 // Frame kinds.
 const (
 	frameBatch byte = 1
@@ -92,9 +99,11 @@ const (
 	// headerSize is the size of a frame header.
 	headerSize = 9
 	// maxPayload bounds a frame's payload: a longer length is taken for a
-	// corrupt stream. Dragonboat's batches stay under 64 MiB plus one entry
-	// of up to 64 MiB. A payload is allocated as its bytes arrive, not
-	// from the length alone (readPayload).
+	// corrupt stream. Dragonboat's batches stay under 64 MiB plus one
+	// message, whose entries stay under 64 MiB but for the first, which
+	// goes whole: the agent proposes none over MaxCommand. A payload is
+	// allocated as its bytes arrive, not from the length alone
+	// (readPayload).
 	maxPayload = 256 << 20
 	// readBufferSize is the receiver's read buffer, made once a
 	// connection's first header came: most batches fit whole.
