@@ -64,11 +64,11 @@ func (s *sizedSM) Watch(ctx context.Context, q []byte, results chan<- *zongzi.Re
 // TestForwardedResultTooLarge: a result over the bus's message limit
 // (5 MiB here) cannot be carried back to a host that forwarded the call.
 // For a write the outcome is known, whatever the size: it applied, once,
-// and its caller hears so (ErrResultTooLarge), not that its outcome is
-// unknown (it would read the state to find out, or write again), nor that
-// it was too large (not proposed). A read or a watch is refused with
-// ErrTooLarge. On a host with a replica the same calls get the whole
-// result.
+// and its caller hears so (ErrResultTooLarge, with the result's value),
+// not that its outcome is unknown (it would read the state to find out,
+// or write again), nor that it was too large (not proposed). A read or a
+// watch is refused with ErrTooLarge. On a host with a replica the same
+// calls get the whole result.
 func TestForwardedResultTooLarge(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -107,13 +107,20 @@ func TestForwardedResultTooLarge(t *testing.T) {
 
 	before := count()
 	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
-	_, _, err := out.Client(s.ID).Apply(actx, big)
+	value, _, err := out.Client(s.ID).Apply(actx, big)
 	acancel()
 	if !errors.Is(err, zongzi.ErrResultTooLarge) || errors.Is(err, zongzi.ErrOutcomeUnknown) || errors.Is(err, zongzi.ErrTooLarge) {
 		t.Fatalf("forwarded apply with a 5 MiB result: %v, want ErrResultTooLarge, and neither ErrOutcomeUnknown nor ErrTooLarge", err)
 	}
 	if got := count(); got != before+1 {
 		t.Fatalf("%d commands applied by the forwarded apply, want 1", got-before)
+	}
+	// The result's value comes back: the entry's index, as sizedSM says.
+	ictx, icancel := context.WithTimeout(ctx, 10*time.Second)
+	index, err := out.Client(s.ID).Index(ictx)
+	icancel()
+	if err != nil || value != index {
+		t.Fatalf("the forwarded apply's value is %d, want its index %d (%v)", value, index, err)
 	}
 
 	// The commit of the same command has no result to carry.

@@ -51,7 +51,7 @@ func (c *ShardClient) ShardID() uint64 { return c.shardID }
 // replica sends it to the leader's host first: every write goes through
 // the leader. A result over the message bus's limit (see ErrTooLarge)
 // cannot come back from another host: the command applied, and the call
-// fails with ErrResultTooLarge.
+// fails with ErrResultTooLarge, with the result's value but no data.
 func (c *ShardClient) Apply(ctx context.Context, cmd []byte) (value uint64, data []byte, err error) {
 	if err := c.guestOnly("Apply"); err != nil {
 		return 0, nil, err

@@ -45,7 +45,7 @@ type Codes struct {
 	// TooLarge is wrapped by the error of a query or command over the
 	// bus's message limit, which is not sent. A result over it comes back
 	// as ResourceExhausted, which ToError maps; that of an Apply, which
-	// applied all the same, as OutOfRange.
+	// applied all the same, as OutOfRange, with the result's value.
 	TooLarge error
 	// Closed is wrapped by the error of a call made once the pool is
 	// closed, which is not sent.

@@ -344,7 +344,9 @@ func (p *Pool) Members(ctx context.Context, addr string, shardID uint64) (*pb.Me
 }
 
 // Apply forwards a proposal to the host at addr. If the call fails without
-// the host's answer, the error wraps Codes.Unknown (see writeErr).
+// the host's answer, the error wraps Codes.Unknown (see writeErr). A
+// command that applied with a result too large to send fails with the
+// error OutOfRange maps to, and the result's value.
 func (p *Pool) Apply(ctx context.Context, addr string, shardID uint64, cmd []byte) (uint64, []byte, error) {
 	if len(cmd) > maxPayload {
 		return 0, nil, p.tooLarge("command", len(cmd))
@@ -356,7 +358,11 @@ func (p *Pool) Apply(ctx context.Context, addr string, shardID uint64, cmd []byt
 	defer p.done(pe)
 	res, err := pe.client.Apply(ctx, &pb.ApplyRequest{ShardId: shardID, Cmd: cmd})
 	if err != nil {
-		return 0, nil, p.writeErr(addr, err)
+		var value uint64
+		if st, ok := status.FromError(err); ok && st.Code() == codes.OutOfRange && answered(st) {
+			value = appliedValue(st)
+		}
+		return value, nil, p.writeErr(addr, err)
 	}
 	return res.Value, res.Data, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/zongzi-kv/zongzi/internal/bus/pb"
@@ -97,6 +98,34 @@ func answer(c codes.Code, msg string) error {
 	return st.Err()
 }
 
+// valueKey is the ErrorInfo metadata key of the value of a command that
+// applied, whose result's data was too large to send (appliedTooLarge).
+const valueKey = "value"
+
+// appliedTooLarge is the answer to an Apply whose command applied with a
+// result too large to send: OutOfRange, with the result's value.
+func appliedTooLarge(value uint64, msg string) error {
+	st := status.New(codes.OutOfRange, msg)
+	info := &errdetails.ErrorInfo{Reason: answerInfo.Reason, Domain: answerDomain,
+		Metadata: map[string]string{valueKey: strconv.FormatUint(value, 10)}}
+	if marked, err := st.WithDetails(info); err == nil {
+		st = marked
+	}
+	return st.Err()
+}
+
+// appliedValue returns the value an appliedTooLarge answer carries, 0 if
+// st carries none.
+func appliedValue(st *status.Status) uint64 {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == answerDomain {
+			v, _ := strconv.ParseUint(info.GetMetadata()[valueKey], 10, 64)
+			return v
+		}
+	}
+	return 0
+}
+
 // answered says whether st is a Server's answer rather than a failure of
 // the call.
 func answered(st *status.Status) bool {
@@ -141,15 +170,15 @@ func (s *Server) Members(ctx context.Context, req *pb.MembersRequest) (*pb.Membe
 }
 
 // Apply implements pb.BusServer. A result over maxPayload is not sent:
-// the call is answered with OutOfRange, which says the command applied
-// (see Codes.TooLarge).
+// the call is answered with OutOfRange, which says the command applied,
+// and the result's value (see Codes.TooLarge and Pool.Apply).
 func (s *Server) Apply(ctx context.Context, req *pb.ApplyRequest) (*pb.ShardResult, error) {
 	v, d, err := s.h.Apply(ctx, req.ShardId, req.Cmd)
 	if err != nil {
 		return nil, s.status(err)
 	}
 	if len(d) > maxPayload { // the caller could not receive it, and would take the outcome as unknown
-		return nil, answer(codes.OutOfRange, overLimit("result", len(d))+": the command applied")
+		return nil, appliedTooLarge(v, overLimit("result", len(d))+": the command applied")
 	}
 	return &pb.ShardResult{Value: v, Data: d}, nil
 }
