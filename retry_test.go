@@ -3,10 +3,13 @@ package zongzi_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/zongzi-kv/zongzi"
 )
 
 // TestRequestsWaitForLeader stops two of a shard's three hosts, so that the
@@ -15,21 +18,24 @@ import (
 // a leader (one host restarts after a while) instead of failing at once
 // with ErrShardNotReady; and the write must apply once.
 func TestRequestsWaitForLeader(t *testing.T) {
-	testRequestsWaitForLeader(t, []byte("while-leaderless"))
+	testRequestsWaitForLeader(t, []byte("while-leaderless"), false)
 }
 
 // TestLargeRequestsWaitForLeader is TestRequestsWaitForLeader with a
 // command and a query over the bus's message limit, which only the
 // replica here can serve: they too must wait for a leader, not fail at
 // once with ErrTooLarge as if the other hosts' replicas, which they could
-// not be sent to, were the only ones.
+// not be sent to, were the only ones. The write may end with its outcome
+// unknown: a replica here that follows forwards it to the new leader in a
+// raft message, which may be lost while the hosts reconnect, and the
+// proposal then waits for its deadline (seen in about one run in eight).
 func TestLargeRequestsWaitForLeader(t *testing.T) {
-	testRequestsWaitForLeader(t, bytes.Repeat([]byte{'x'}, 5<<20))
+	testRequestsWaitForLeader(t, bytes.Repeat([]byte{'x'}, 5<<20), true)
 }
 
 // testRequestsWaitForLeader is TestRequestsWaitForLeader with cmd as the
-// write and the read's query.
-func testRequestsWaitForLeader(t *testing.T, cmd []byte) {
+// write and the read's query; lossy accepts a write of unknown outcome.
+func testRequestsWaitForLeader(t *testing.T, cmd []byte, lossy bool) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -81,13 +87,19 @@ func testRequestsWaitForLeader(t *testing.T, cmd []byte) {
 	}
 
 	c.startAll(ctx, c.nodes[1])
+	applied := true
 	for range 2 {
 		a := <-answers
+		if lossy && a.what == "write" && errors.Is(a.err, zongzi.ErrOutcomeUnknown) {
+			t.Logf("write once a leader is back: %v", a.err)
+			applied = false
+			continue
+		}
 		if a.err != nil {
 			t.Fatalf("%s once a leader is back: %v", a.what, a.err)
 		}
 	}
-	if got := count(); got != before+1 {
+	if got := count(); applied && got != before+1 || got > before+1 {
 		t.Errorf("%d commands applied after the write, want %d", got, before+1)
 	}
 }
