@@ -2,7 +2,6 @@ package zongzi_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -18,29 +17,13 @@ import (
 func TestBehindReplicaReadsLeaveSilentHost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
-	near, quiet := nearestFirst(t, c) // host a is the nearest from host d
-	for _, n := range c.nodes {
-		n.register = registerCatch(0, nil)
-	}
-	c.startAll(ctx, c.nodes...)
-	defer c.stop()
-	a1 := c.nodes[0].agent
-	s, _, err := a1.ShardCreate(ctx, testCatchType, zongzi.WithName("behind-silent"),
-		zongzi.WithPlacementMembers(3), zongzi.WithPlacementVary("geo:zone"), zongzi.WithPlacementCover("geo:zone=d"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, settle, "three active members", func() bool { return allActive(a1.State(), s.ID, 3) })
+	var near string
+	var quiet func()
+	c, s := catchCluster(ctx, t, "behind-silent", func(c *cluster) {
+		near, quiet = nearestFirst(t, c) // host a is the nearest from host d
+	})
 	const writes = 200 // 20 s for host d to apply
-	for i := range writes {
-		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
-		_, _, err := a1.Client(s.ID).Apply(actx, fmt.Appendf(nil, "w%d", i))
-		acancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	applyAll(ctx, t, c.nodes[0].agent, s.ID, writes)
 	d := c.addNode("d")
 	d.register = registerCatch(100*time.Millisecond, nil)
 	c.startAll(ctx, d)

@@ -37,15 +37,7 @@ func TestNonVotingCatchesUpAfterLeaderLoss(t *testing.T) {
 	writeEventually(ctx, t, a1, s.ID, "a write")
 
 	d.agent.Stop()
-	lead := leaderHost(c.nodes[:3], s.ID)
-	var live []*node
-	for _, n := range c.nodes[:3] {
-		if n.agent.HostID() == lead {
-			n.agent.Stop()
-		} else {
-			live = append(live, n)
-		}
-	}
+	lead, live := stopLeaderHost(t, c.nodes[:3], s.ID)
 	waitFor(t, settle, "a new leader", func() bool { h := leaderHost(live, s.ID); return h != "" && h != lead })
 	writeEventually(ctx, t, live[0].agent, s.ID, "a write to the new leader")
 	held.Store(false)
@@ -53,14 +45,7 @@ func TestNonVotingCatchesUpAfterLeaderLoss(t *testing.T) {
 	start := time.Now()
 	waitFor(t, settle, "the restarted non-voting replica caught up", func() bool { return zongzi.CaughtUp(d.agent, s.ID) })
 	t.Logf("caught up %v after restart", time.Since(start))
-	waitFor(t, settle, "the restarted non-voting replica marked active", func() bool {
-		for _, r := range live[0].agent.State().ShardReplicas(s.ID) {
-			if r.HostID == d.agent.HostID() {
-				return r.Status == zongzi.ReplicaStatusActive
-			}
-		}
-		return false
-	})
+	waitActiveOn(t, live[0].agent, s.ID, d.agent.HostID(), "the restarted non-voting replica marked active")
 	t.Logf("active %v after restart", time.Since(start))
 }
 
@@ -72,19 +57,8 @@ func TestNonVotingCatchesUpAfterLeaderLoss(t *testing.T) {
 func TestNonVotingCatchesUpThroughLeaderLoss(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
-	for _, n := range c.nodes {
-		n.register = registerCatch(0, nil)
-	}
-	c.startAll(ctx, c.nodes...)
-	defer c.stop()
+	c, s := catchCluster(ctx, t, "nv-lost", nil)
 	a1 := c.nodes[0].agent
-	s, _, err := a1.ShardCreate(ctx, testCatchType, zongzi.WithName("nv-lost"),
-		zongzi.WithPlacementMembers(3), zongzi.WithPlacementVary("geo:zone"), zongzi.WithPlacementCover("geo:zone=d"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, settle, "three active members", func() bool { return allActive(a1.State(), s.ID, 3) })
 	const writes = 60 // 6 s for host d to apply
 	for i := range writes {
 		writeEventually(ctx, t, a1, s.ID, fmt.Sprintf("write %d", i))
@@ -96,27 +70,12 @@ func TestNonVotingCatchesUpThroughLeaderLoss(t *testing.T) {
 		leader, _ := d.agent.Client(s.ID).Leader()
 		return zongzi.RunsReplica(d.agent, s.ID) && !zongzi.CaughtUp(d.agent, s.ID) && leader != 0
 	})
-	lead := leaderHost(c.nodes[:3], s.ID)
-	var live []*node
-	for _, n := range c.nodes[:3] {
-		if n.agent.HostID() == lead {
-			n.agent.Stop()
-		} else {
-			live = append(live, n)
-		}
-	}
+	_, live := stopLeaderHost(t, c.nodes[:3], s.ID)
 	if zongzi.CaughtUp(d.agent, s.ID) {
 		t.Fatal("host d's replica caught up before the leader's host stopped: the test shows nothing")
 	}
 	start := time.Now()
 	waitFor(t, settle, "host d's non-voting replica caught up", func() bool { return zongzi.CaughtUp(d.agent, s.ID) })
 	t.Logf("caught up %v after the leader's host stopped", time.Since(start))
-	waitFor(t, settle, "host d's non-voting replica marked active", func() bool {
-		for _, r := range live[0].agent.State().ShardReplicas(s.ID) {
-			if r.HostID == d.agent.HostID() {
-				return r.Status == zongzi.ReplicaStatusActive
-			}
-		}
-		return false
-	})
+	waitActiveOn(t, live[0].agent, s.ID, d.agent.HostID(), "host d's non-voting replica marked active")
 }

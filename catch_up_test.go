@@ -49,6 +49,76 @@ func registerCatch(pause time.Duration, made *atomic.Pointer[logSM]) func(*zongz
 	}
 }
 
+// catchCluster starts hosts in zones a, b and c with testCatchType
+// applying at once, and creates a shard of it with a member in each zone
+// and a cover replica on a host of zone d, once its members are active.
+// prepare, unless nil, gets the cluster before it starts.
+func catchCluster(ctx context.Context, t *testing.T, name string, prepare func(*cluster)) (*cluster, zongzi.Shard) {
+	t.Helper()
+	c := newCluster(t, "a", "b", "c")
+	if prepare != nil {
+		prepare(c)
+	}
+	for _, n := range c.nodes {
+		n.register = registerCatch(0, nil)
+	}
+	c.startAll(ctx, c.nodes...)
+	t.Cleanup(c.stop)
+	a1 := c.nodes[0].agent
+	s, _, err := a1.ShardCreate(ctx, testCatchType, zongzi.WithName(name),
+		zongzi.WithPlacementMembers(3), zongzi.WithPlacementVary("geo:zone"), zongzi.WithPlacementCover("geo:zone=d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "three active members", func() bool { return allActive(a1.State(), s.ID, 3) })
+	return c, s
+}
+
+// applyAll applies n commands to the shard through a, each within 5 s.
+func applyAll(ctx context.Context, t *testing.T, a *zongzi.Agent, shardID uint64, n int) {
+	t.Helper()
+	for i := range n {
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		_, _, err := a.Client(shardID).Apply(actx, fmt.Appendf(nil, "w%d", i))
+		acancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// stopLeaderHost stops the node whose replica leads the shard, as the
+// nodes agree, and returns its host ID and the nodes left running.
+func stopLeaderHost(t *testing.T, nodes []*node, shardID uint64) (lead string, live []*node) {
+	t.Helper()
+	waitFor(t, settle, "the nodes to agree on the shard's leader", func() bool {
+		lead = leaderHost(nodes, shardID)
+		return lead != ""
+	})
+	for _, n := range nodes {
+		if n.agent.HostID() == lead {
+			n.agent.Stop()
+		} else {
+			live = append(live, n)
+		}
+	}
+	return lead, live
+}
+
+// waitActiveOn waits until a's registry records the shard's replica on
+// host hostID as active.
+func waitActiveOn(t *testing.T, a *zongzi.Agent, shardID uint64, hostID, what string) {
+	t.Helper()
+	waitFor(t, settle, what, func() bool {
+		for _, r := range a.State().ShardReplicas(shardID) {
+			if r.HostID == hostID {
+				return r.Status == zongzi.ReplicaStatusActive
+			}
+		}
+		return false
+	})
+}
+
 // TestCatchingUpReplicaLeavesRequestsToOthers: a replica that starts on a
 // host and is still applying the shard's log leaves that host's requests
 // to the replicas of other hosts, which have applied it: a stale read
@@ -59,28 +129,10 @@ func registerCatch(pause time.Duration, made *atomic.Pointer[logSM]) func(*zongz
 func TestCatchingUpReplicaLeavesRequestsToOthers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := newCluster(t, "a", "b", "c")
-	for _, n := range c.nodes {
-		n.register = registerCatch(0, nil)
-	}
-	c.startAll(ctx, c.nodes...)
-	defer c.stop()
+	c, s := catchCluster(ctx, t, "catch", nil)
 	a1 := c.nodes[0].agent
-	s, _, err := a1.ShardCreate(ctx, testCatchType, zongzi.WithName("catch"),
-		zongzi.WithPlacementMembers(3), zongzi.WithPlacementCover("geo:zone=d"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, settle, "three active members", func() bool { return allActive(a1.State(), s.ID, 3) })
 	const writes = 30
-	for i := range writes {
-		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
-		_, _, err := a1.Client(s.ID).Apply(actx, fmt.Appendf(nil, "w%d", i))
-		acancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	applyAll(ctx, t, a1, s.ID, writes)
 
 	n4 := c.addNode("d")
 	var sm4 atomic.Pointer[logSM]
