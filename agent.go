@@ -353,11 +353,13 @@ func (a *Agent) teardown() {
 		a.wg.Wait()
 		nh := a.nh.Swap(nil)
 		a.local.Update(func(m map[uint64]*localReplica) { clear(m) })
-		a.hostCalls.Lock() // calls into nh made before the swap have returned
-		a.hostCalls.Unlock()
+		// Calls into nh made before the swap return before nh closes;
+		// those after it fail (hostCall).
+		a.hostCalls.Lock()
 		if nh != nil {
 			nh.Close()
 		}
+		a.hostCalls.Unlock()
 		a.releaseDirs() // once Dragonboat let go of them
 		if a.pool != nil {
 			a.pool.Close()
