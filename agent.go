@@ -40,6 +40,7 @@ type Agent struct {
 	holdActive             func(Replica) bool        // tests: replicas kept from being marked active
 	holdLeader             func(shardID uint64) bool // tests: shards whose new leaders are not recorded
 	beforeReady            func()                    // tests: runs as Start is about to succeed
+	holdPromotion          func(shardID uint64) bool // tests: shards whose learners wait to be promoted
 
 	status   atomic.Int32
 	store    *registry.Store
@@ -129,8 +130,12 @@ type localReplica struct {
 	stop    context.CancelFunc
 	// joined: the replica started empty, joining its shard's members.
 	joined bool
-	// caughtUp is set once a read barrier passed on the replica (catchUp):
-	// it has applied what its shard had committed when it started.
+	// learner: the replica joined its shard as a learner, to be promoted
+	// to a voting member once it has caught up (promote).
+	learner bool
+	// caughtUp is set once a read barrier passed on the replica (catchUp),
+	// and a learner was promoted: it has applied what its shard had
+	// committed when it started.
 	caughtUp atomic.Bool
 }
 

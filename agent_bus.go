@@ -156,7 +156,8 @@ func (h busHandler) Membership(ctx context.Context, req *pb.MembershipRequest) e
 		_, ok := st.Replica(req.ReplicaId)
 		return ok || req.ReplicaId <= st.LastReplicaID()
 	})
-	if r, ok := st.Replica(req.ReplicaId); ok && r.ShardID == req.ShardId && r.HostID == req.HostId && r.IsNonVoting == req.NonVoting {
+	// A voting member joins as a learner, non-voting (see promote).
+	if r, ok := st.Replica(req.ReplicaId); ok && r.ShardID == req.ShardId && r.HostID == req.HostId && (req.NonVoting || !r.IsNonVoting) {
 		return h.a.changeMembership(ctx, req)
 	}
 	return fmt.Errorf("%w: shard %d: replica %d of host %s is not in this host's registry",
@@ -345,6 +346,14 @@ func (a *Agent) changeMembership(ctx context.Context, req *pb.MembershipRequest)
 			errRemovalHeld, req.ShardId, req.ReplicaId)
 	case req.Remove && (voting || nonVoting || witness):
 		err = nh.SyncRequestDeleteReplica(ctx, req.ShardId, req.ReplicaId, m.ConfigChangeID)
+	case !req.Remove && !req.NonVoting && nonVoting && req.ShardId != 0:
+		// A learner's promotion: Dragonboat adds a non-voting replica
+		// as a voter with the same ID and target (see promote).
+		target, terr := a.hostTarget(req.HostId)
+		if terr != nil {
+			return terr
+		}
+		err = nh.SyncRequestAddReplica(ctx, req.ShardId, req.ReplicaId, target, m.ConfigChangeID)
 	case req.Remove || removed || voting || nonVoting || witness:
 		return nil
 	default:

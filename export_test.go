@@ -43,6 +43,16 @@ func StopCalled(a *Agent) bool {
 	return a.stopped
 }
 
+// WithPromotionHeld keeps this host's learners of the shards for which
+// held returns true from being promoted to voting members, so that a test
+// can act while a joining member does not vote yet.
+func WithPromotionHeld(held func(shardID uint64) bool) AgentOption {
+	return func(a *Agent) error {
+		a.holdPromotion = held
+		return nil
+	}
+}
+
 // WithSweep sets how often the agent's host and shard controllers
 // reconcile when nothing changes, so that a test can show that something
 // happens without a sweep.

@@ -222,10 +222,16 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 	}
 	var members map[uint64]dragonboat.Target
 	join := false
+	learner := !fresh && !r.IsNonVoting && a.isLearner(r.ShardID, r.ID) // its promotion may not have come
 	if fresh {
 		if members = a.initialMembers(st, r); members == nil {
-			join = true
-			err = a.requestJoin(ctx, st, r)
+			join, learner = true, !r.IsNonVoting
+			if learner {
+				err = a.markLearner(r.ShardID, r.ID)
+			}
+			if err == nil {
+				err = a.requestJoin(ctx, st, r, learner)
+			}
 		}
 		if err == nil { // from here on it may hold data: lost, it is replaced
 			err = a.setReplicaStatus(ctx, r, registry.ReplicaStatusStarted)
@@ -234,7 +240,7 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 			return errors.Join(err, g.discard())
 		}
 	}
-	return a.runReplica(nh, r, g, members, join)
+	return a.runReplica(nh, r, g, members, join, learner)
 }
 
 // shardType returns the registered state machine type of a shard.
@@ -286,11 +292,14 @@ func (a *Agent) waitClosed(ctx context.Context, shardID uint64) error {
 }
 
 // runReplica starts replica r on nh with state machine g and records it
-// as running here.
-func (a *Agent) runReplica(nh *dragonboat.NodeHost, r Replica, g replicaGuest, members map[uint64]dragonboat.Target, join bool) error {
+// as running here. A replica that joined its shard as a learner starts
+// as non-voting (see promote); learner: it is to be promoted once it has
+// caught up.
+func (a *Agent) runReplica(nh *dragonboat.NodeHost, r Replica, g replicaGuest, members map[uint64]dragonboat.Target, join, learner bool) error {
 	cfg := a.replicaConfig
-	cfg.ShardID, cfg.ReplicaID, cfg.IsNonVoting = r.ShardID, r.ID, r.IsNonVoting
-	lr := &localReplica{replicaID: r.ID, nonVoting: r.IsNonVoting, guest: g.guest(), joined: join}
+	cfg.ShardID, cfg.ReplicaID = r.ShardID, r.ID
+	cfg.IsNonVoting = r.IsNonVoting || a.isLearner(r.ShardID, r.ID)
+	lr := &localReplica{replicaID: r.ID, nonVoting: r.IsNonVoting, guest: g.guest(), joined: join, learner: learner}
 	lr.guest.onClose = func() {
 		a.closing.CompareAndDelete(r.ShardID, lr.guest)
 		kick(a.hostKick) // a start that waitClosed held can go on
@@ -318,6 +327,9 @@ func (a *Agent) runReplica(nh *dragonboat.NodeHost, r Replica, g replicaGuest, m
 func (a *Agent) catchUp(nh *dragonboat.NodeHost, shardID uint64, lr *localReplica) {
 	for lr.stopped.Err() == nil {
 		if a.barrier(shardID).wait(lr.stopped, nh, shardID) == nil {
+			if lr.learner {
+				a.promote(shardID, lr)
+			}
 			lr.caughtUp.Store(true)
 			kick(a.hostKick) // markActive can act now
 			if a.leaderAffinity {
@@ -400,9 +412,10 @@ func (a *Agent) initialMembers(st *State, r Replica) map[uint64]dragonboat.Targe
 	return members
 }
 
-// requestJoin asks a host running the shard to add r to its membership.
-func (a *Agent) requestJoin(ctx context.Context, st *State, r Replica) error {
-	req := &pb.MembershipRequest{ShardId: r.ShardID, ReplicaId: r.ID, HostId: r.HostID, NonVoting: r.IsNonVoting}
+// requestJoin asks a host running the shard to add r to its membership:
+// non-voting when it is a learner (see promote).
+func (a *Agent) requestJoin(ctx context.Context, st *State, r Replica, learner bool) error {
+	req := &pb.MembershipRequest{ShardId: r.ShardID, ReplicaId: r.ID, HostId: r.HostID, NonVoting: r.IsNonVoting || learner}
 	return a.askShardHosts(ctx, st, r.ShardID, func(ctx context.Context, addr string) error {
 		return a.pool.Membership(ctx, addr, req)
 	})

@@ -63,6 +63,7 @@ func (a *Agent) removeDeletedData(ctx context.Context, st *State, logInfo []raft
 		err := nh.SyncRemoveData(rctx, ni.ShardID, ni.ReplicaID)
 		cancel()
 		if err == nil {
+			a.unmarkLearner(ni.ShardID, ni.ReplicaID)
 			a.log.Info("zongzi: replica removed", "shard", ni.ShardID, "replica", ni.ReplicaID)
 		}
 		a.logErr(mapError(err), fmt.Sprintf("remove the data of deleted replica %d", ni.ReplicaID), ni.ShardID)
@@ -152,7 +153,7 @@ func (a *Agent) restartHeld(ctx context.Context, nh *dragonboat.NodeHost, st *St
 	}
 	a.log.Info("zongzi: deleted replica is still a voting member; starting it again until it can leave",
 		"shard", shardID, "replica", replicaID)
-	return a.runReplica(nh, r, g, nil, false)
+	return a.runReplica(nh, r, g, nil, false, false)
 }
 
 // Members implements bus.Handler: the shard's membership, read
