@@ -21,7 +21,10 @@
 // snapshot chunk that Dragonboat's chunk handler would panic on, or one
 // past what its stream's first chunk declared (handChunk). Batches,
 // retries, connection reuse and snapshot chunking stay Dragonboat's; this
-// module only moves bytes.
+// module only moves bytes, but for one thing: a batch for a message
+// connection that its receiver closed (its host stopped, and may have
+// restarted) is sent on a new connection to the same address rather than
+// lost (Connection).
 //
 // A connection the receiver closes for what its peer sent or failed to
 // send (a TLS handshake that failed, no first frame in time, a bad frame,
@@ -607,7 +610,8 @@ func readPayload(r io.Reader, buf []byte, n int) ([]byte, error) {
 
 // GetConnection implements raftio.ITransport. The connection starts with
 // a hello that says where this host listens. It is closed when ctx ends
-// (newConnection).
+// (newConnection). When the target closes it (its host stopped, or
+// restarted), the next batch is sent on a new connection (SendMessageBatch).
 func (t *Transport) GetConnection(ctx context.Context, target string) (raftio.IConnection, error) {
 	c, err := t.dial(ctx, target, true)
 	if err != nil {
@@ -618,6 +622,17 @@ func (t *Transport) GetConnection(ctx context.Context, target string) (raftio.IC
 		conn.Close()
 		return nil, err
 	}
+	conn.redial = func() (net.Conn, func() bool, error) {
+		dctx, cancel := context.WithTimeout(ctx, t.write)
+		defer cancel()
+		c, err := t.dial(dctx, target, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, closeWhenDone(ctx, c), nil
+	}
+	conn.advertise = t.advertise
+	conn.watch()
 	return conn, nil
 }
 
@@ -682,11 +697,31 @@ func (t *Transport) dial(ctx context.Context, target string, retryRefused bool) 
 
 // Connection sends message batches to one host. Dragonboat uses each from
 // one goroutine at a time.
+//
+// The receiver never writes on a message connection, so a message
+// connection is watched by a goroutine blocked in a read (watch): when
+// the read returns, the receiver closed the connection. Nothing else would
+// tell the sender: a batch written after the receiver's host stopped is
+// taken by the sender's kernel and lost (the new host's kernel answers
+// it with a reset), and only the write after it fails. Dragonboat resends
+// the raft log's entries, but neither a proposal a follower forwarded to
+// its leader nor a ReadIndex request: they would wait for their whole
+// deadline.
 type Connection struct {
 	c       net.Conn
 	buf     []byte        // header and payload of the frame being sent
 	stop    func() bool   // stops closing c when the dial's context ends
 	timeout time.Duration // writeTimeout
+	// gone, for a message connection, is closed once the receiver closed
+	// c (or c was closed): the watcher's read returned. Nil for a
+	// snapshot connection, whose sender reads the answer to frameEnd.
+	gone chan struct{}
+	// redial, for a message connection, dials the target again, as
+	// GetConnection did, within the write timeout, and returns the new
+	// connection with the function that stops closing it when the dial's
+	// context ends; advertise is the address its hello names.
+	redial    func() (net.Conn, func() bool, error)
+	advertise string
 }
 
 var _ raftio.IConnection = (*Connection)(nil)
@@ -698,7 +733,53 @@ var _ raftio.IConnection = (*Connection)(nil)
 // once instead of at writeTimeout, and so does a snapshot connection's
 // Close, which sends frameEnd, instead of at twice that.
 func newConnection(ctx context.Context, c net.Conn, timeout time.Duration) *Connection {
-	return &Connection{c: c, stop: context.AfterFunc(ctx, func() { _ = c.Close() }), timeout: timeout}
+	return &Connection{c: c, stop: closeWhenDone(ctx, c), timeout: timeout}
+}
+
+// closeWhenDone closes c when ctx ends, until the returned function is
+// called.
+func closeWhenDone(ctx context.Context, c net.Conn) func() bool {
+	return context.AfterFunc(ctx, func() { _ = c.Close() })
+}
+
+// watch starts the goroutine that closes c.gone once c's read returns: a
+// byte, an end of stream or an error, all of which mean the receiver
+// closed the connection, or c was closed. Under TLS, the read handles the
+// handshake messages a server may send after it (session tickets) and
+// returns only on application data, an alert or the end of the stream.
+func (c *Connection) watch() {
+	conn, gone := c.c, make(chan struct{})
+	c.gone = gone
+	go func() {
+		defer close(gone)
+		var b [1]byte
+		_, _ = conn.Read(b[:])
+	}()
+}
+
+// peerClosed says whether the receiver closed the message connection (or
+// it was closed): a batch written on it would be lost.
+func (c *Connection) peerClosed() bool {
+	select {
+	case <-c.gone:
+		return true
+	default:
+		return false
+	}
+}
+
+// reconnect replaces the message connection, which the receiver closed,
+// with a new one to the same target, which starts with a hello.
+func (c *Connection) reconnect() error {
+	c.stop()
+	_ = c.c.Close()
+	conn, stop, err := c.redial()
+	if err != nil {
+		return fmt.Errorf("raftnet: connection closed, and no new one: %w", err)
+	}
+	c.c, c.stop = conn, stop
+	c.watch()
+	return c.hello(c.advertise)
 }
 
 // hello sends frameHello with addr, where this host listens.
@@ -711,10 +792,22 @@ func (c *Connection) hello(addr string) error {
 func (c *Connection) Close() {
 	c.stop()
 	_ = c.c.Close()
+	if c.gone != nil {
+		<-c.gone // the watcher returns once c.c is closed
+	}
 }
 
-// SendMessageBatch implements raftio.IConnection.
+// SendMessageBatch implements raftio.IConnection. When the receiver
+// closed the connection, the batch is sent on a new one to the same
+// target (reconnect): its host stopped, and may listen again. If no new
+// connection can be made within the write timeout, or the connection's
+// context ended, the send fails, and Dragonboat drops its connection.
 func (c *Connection) SendMessageBatch(b pb.MessageBatch) error {
+	if c.peerClosed() {
+		if err := c.reconnect(); err != nil {
+			return err
+		}
+	}
 	c.grow(b.SizeUpperLimit())
 	n, err := b.MarshalTo(c.buf[headerSize:])
 	if err != nil {

@@ -21,6 +21,8 @@ import (
 	"github.com/lni/dragonboat/v4/raftio"
 	pb "github.com/lni/dragonboat/v4/raftpb"
 	"go.uber.org/goleak"
+
+	"github.com/zongzi-kv/zongzi/internal/testcert"
 )
 
 // receiver is a started Transport that records what it is handed.
@@ -52,8 +54,15 @@ func startReceiverOf(t *testing.T, f Factory, idle time.Duration) *receiver {
 	t.Helper()
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	return startReceiverAt(t, f, idle, "127.0.0.1:0")
+}
+
+// startReceiverAt is startReceiverOf listening on addr, without the check
+// for leaked goroutines.
+func startReceiverAt(t *testing.T, f Factory, idle time.Duration, addr string) *receiver {
+	t.Helper()
 	r := &receiver{got: make(chan struct{}, 1000)}
-	nhc := config.NodeHostConfig{RaftAddress: "127.0.0.1:0", DeploymentID: 7}
+	nhc := config.NodeHostConfig{RaftAddress: addr, DeploymentID: 7}
 	learn := func(source, addr string) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -819,6 +828,88 @@ func TestDialWaitsForARestartingHost(t *testing.T) {
 		t.Fatalf("connection to a restarting host: %v, want it made once the host listens", err)
 	}
 	conn.Close()
+}
+
+// TestBatchesReachARestartedHost sends batches on a connection whose
+// receiver's host stopped, and restarted on the same address. The old
+// connection got the receiver's FIN, but a write on it still succeeds: the
+// batch would be lost (the new host's kernel answers it with a reset), and
+// Dragonboat does not resend a forwarded proposal or a ReadIndex request,
+// which would wait for their deadline. The batches must reach the new
+// host, in order, on a new connection that starts with a hello; and once
+// the host stays down, the send must fail.
+func TestBatchesReachARestartedHost(t *testing.T) {
+	for _, name := range []string{"tcp", "tls"} {
+		t.Run(name, func(t *testing.T) {
+			var cfg *tls.Config
+			if name == "tls" {
+				cfg = testcert.NewCA(t, "cluster").Config(t)
+			}
+			old := startReceiverWith(t, cfg, idleTimeout)
+			addr := old.address()
+			sender := tlsSender(cfg) // plain TCP without cfg
+			sender.write = time.Second
+			conn, err := sender.GetConnection(context.Background(), addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			send := func(i int) error {
+				b := testBatch(i, []byte{byte(i)})
+				b.SourceAddress = "host-a"
+				return conn.SendMessageBatch(b)
+			}
+			for i := range 3 {
+				if err := send(i); err != nil {
+					t.Fatal(err)
+				}
+			}
+			old.await(t, 3)
+			_ = old.Close()
+			awaitPeerClosed(t, conn)
+
+			restarted := startReceiverAt(t, Factory{TLS: cfg}, idleTimeout, addr)
+			const n = 5
+			for i := 3; i < 3+n; i++ {
+				if err := send(i); err != nil {
+					t.Fatalf("batch %d, to the restarted host: %v", i, err)
+				}
+			}
+			restarted.await(t, n)
+			for _, r := range []*receiver{old, restarted} {
+				r.mu.Lock()
+				if !slices.Equal(r.learnt, []string{"host-a 127.0.0.1:4242"}) {
+					t.Errorf("learnt %q, want one connection with a hello", r.learnt)
+				}
+				r.mu.Unlock()
+			}
+			restarted.mu.Lock()
+			for i, b := range restarted.batches {
+				if m := b.Requests[0]; m.LogIndex != uint64(3+i) || !bytes.Equal(m.Entries[0].Cmd, []byte{byte(3 + i)}) {
+					t.Errorf("batch %d of the restarted host: %+v, want the batch %d", i, m, 3+i)
+				}
+			}
+			restarted.mu.Unlock()
+
+			// The host stops for good: the send fails, within the write
+			// timeout, rather than losing the batch.
+			_ = restarted.Close()
+			awaitPeerClosed(t, conn)
+			if err := send(3 + n); !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Fatalf("a batch to a stopped host: %v, want it refused", err)
+			}
+		})
+	}
+}
+
+// awaitPeerClosed waits until conn saw its receiver close it.
+func awaitPeerClosed(t *testing.T, conn raftio.IConnection) {
+	t.Helper()
+	for start := time.Now(); !conn.(*Connection).peerClosed(); time.Sleep(time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the connection did not see its receiver close it in 10 s")
+		}
+	}
 }
 
 // TestCancelEndsSendsToAStuckPeer sends to a peer that accepted the
