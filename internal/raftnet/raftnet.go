@@ -623,7 +623,7 @@ func (t *Transport) GetConnection(ctx context.Context, target string) (raftio.IC
 		return nil, err
 	}
 	conn.redial = func() (net.Conn, func() bool, error) {
-		dctx, cancel := context.WithTimeout(ctx, t.write)
+		dctx, cancel := context.WithTimeout(ctx, min(t.write, dialTimeout))
 		defer cancel()
 		c, err := t.dial(dctx, target, true)
 		if err != nil {
@@ -717,9 +717,11 @@ type Connection struct {
 	// snapshot connection, whose sender reads the answer to frameEnd.
 	gone chan struct{}
 	// redial, for a message connection, dials the target again, as
-	// GetConnection did, within the write timeout, and returns the new
-	// connection with the function that stops closing it when the dial's
-	// context ends; advertise is the address its hello names.
+	// GetConnection did, within the write timeout or dialTimeout,
+	// whichever is shorter (Dragonboat's queue for the host fills
+	// meanwhile), and returns the new connection with the function that
+	// stops closing it when the dial's context ends; advertise is the
+	// address its hello names.
 	redial    func() (net.Conn, func() bool, error)
 	advertise string
 }
@@ -800,7 +802,7 @@ func (c *Connection) Close() {
 // SendMessageBatch implements raftio.IConnection. When the receiver
 // closed the connection, the batch is sent on a new one to the same
 // target (reconnect): its host stopped, and may listen again. If no new
-// connection can be made within the write timeout, or the connection's
+// connection can be made in time (see redial), or the connection's
 // context ended, the send fails, and Dragonboat drops its connection.
 func (c *Connection) SendMessageBatch(b pb.MessageBatch) error {
 	if c.peerClosed() {
