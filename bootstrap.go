@@ -605,7 +605,9 @@ func (a *Agent) awaitPrime(ctx context.Context, peersChecked <-chan struct{}) er
 		_, found := st.Host(a.hostID)
 		deleted := !found && rejoining && st.Index() > 0
 		removed := deleted && errors.Is(err, dragonboat.ErrShardNotFound)
-		if rejoining && !ok && !removed && st.Index() > 0 && time.Since(asked) >= time.Second {
+		// Asked with a leader known too: a removed replica may have heard
+		// from the leader (what it had queued for it) and learn no more.
+		if rejoining && !removed && st.Index() > 0 && time.Since(asked) >= time.Second {
 			// The registry is replayed from the log meanwhile: what it says
 			// of this host counts once it stayed the same for a second.
 			settled := st.Index() == askedIndex
@@ -619,7 +621,7 @@ func (a *Agent) awaitPrime(ctx context.Context, peersChecked <-chan struct{}) er
 				removed = true
 			}
 		}
-		if checked && (removed || ok && (found || deleted) && a.barrier(0).wait(ctx, nh, 0) == nil) {
+		if checked && (removed || ok && (found || deleted) && a.primeBarrier(ctx, nh) == nil) {
 			if removed {
 				a.log.Warn("zongzi: this host was deleted from the registry and its prime replica left the prime shard; " +
 					"it runs its deleted members that are still voters until they may leave, and must be wiped to join again")
@@ -633,6 +635,16 @@ func (a *Agent) awaitPrime(ctx context.Context, peersChecked <-chan struct{}) er
 			return fmt.Errorf("%w: waiting for the prime shard: %w", ErrBootstrap, context.Cause(ctx))
 		}
 	}
+}
+
+// primeBarrier waits, for up to a second, for a read barrier on the prime
+// replica. awaitPrime tries again: its replica may have been removed from
+// the prime shard while it knew a leader, whose ReadIndex then never
+// completes, for it gets no entry any more (see leftElsewhere).
+func (a *Agent) primeBarrier(ctx context.Context, nh *dragonboat.NodeHost) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return a.barrier(0).wait(ctx, nh, 0)
 }
 
 // leftElsewhere reports whether a linearizable read of the shard's

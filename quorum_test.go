@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -390,6 +391,11 @@ func TestHostDeletedWhileDownFailsToStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPrimeReplicaOut(ctx, t, a, dPrime, "D")
+	// The others' raft connections to D dial it again for up to 5 s to send
+	// what they had for it (raftnet): D, back sooner, would get the entries
+	// that delete it, and learn the deletion, which Start takes in its
+	// stride (a warning). This test is of a host that never learns it.
+	time.Sleep(6 * time.Second)
 	d, err := c.newAgent(D)
 	if err != nil {
 		t.Fatal(err)
@@ -400,6 +406,50 @@ func TestHostDeletedWhileDownFailsToStart(t *testing.T) {
 	err = d.Start(sctx)
 	if !errors.Is(err, zongzi.ErrBootstrap) || sctx.Err() != nil || !strings.Contains(err.Error(), "was deleted from the cluster") {
 		t.Fatalf("Start of a host deleted while down: %v (ctx %v), want ErrBootstrap saying it was deleted", err, sctx.Err())
+	}
+}
+
+// TestHostDeletedWhileDownRestartsAtOnce: a host deleted while down
+// that comes back at once may get, from the others' raft connections, what
+// they had queued for it: the entries that delete it, and a leader it
+// then knows though it gets nothing more. Its Start ends all the same,
+// within settle: with ErrBootstrap saying it was deleted, or, once it
+// applied its deletion, ready, its registry without it. Start used to wait
+// on its prime replica's read barrier until its ctx ended.
+func TestHostDeletedWhileDownRestartsAtOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := newCluster(t, "a", "b", "c")
+	D := c.addNode("d")
+	defer c.stop()
+	c.startAll(ctx, c.nodes...)
+	a := c.nodes[0].agent
+	for round := range 3 {
+		dPrime := primeReplicaOf(a.State(), D.agent.HostID())
+		D.agent.Stop()
+		if err := a.HostDelete(ctx, D.agent.HostID()); err != nil {
+			t.Fatal(err)
+		}
+		waitPrimeReplicaOut(ctx, t, a, dPrime, "D")
+		d, err := c.newAgent(D)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sctx, scancel := context.WithTimeout(ctx, settle)
+		err = d.Start(sctx)
+		scancel()
+		_, listed := d.State().Host(d.HostID())
+		switch {
+		case err == nil && !listed:
+		case errors.Is(err, zongzi.ErrBootstrap) && strings.Contains(err.Error(), "was deleted from the cluster"):
+		default:
+			t.Fatalf("round %d: Start of a host deleted while down, back at once: %v (listed %v), want it "+
+				"to say it was deleted, or to be ready knowing it", round, err, listed)
+		}
+		d.Stop()
+		// A new host in D's place, for the next round.
+		D.dir = filepath.Join(t.TempDir(), "raft")
+		c.startAll(ctx, D)
 	}
 }
 
