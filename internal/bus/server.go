@@ -376,10 +376,20 @@ func (s *Server) Index(ctx context.Context, req *pb.IndexRequest) (*pb.IndexResp
 	return &pb.IndexResponse{Index: i}, nil
 }
 
-// Watch implements pb.BusServer.
+// Watch implements pb.BusServer. A result over maxPayload ends the watch
+// with ResourceExhausted, as Read answers one, instead of being sent for
+// the caller's gRPC to refuse once it came whole.
 func (s *Server) Watch(req *pb.ReadRequest, stream grpc.ServerStreamingServer[pb.ShardResult]) error {
+	var tooLarge error
 	err := s.h.Watch(stream.Context(), req.ShardId, req.Query, req.Stale, func(v uint64, d []byte) error {
+		if len(d) > maxPayload { // the caller could not receive it: say so rather than send it
+			tooLarge = answer(codes.ResourceExhausted, overLimit("result", len(d)))
+			return tooLarge
+		}
 		return stream.Send(&pb.ShardResult{Value: v, Data: d})
 	})
+	if tooLarge != nil {
+		return tooLarge
+	}
 	return s.status(err)
 }
