@@ -15,9 +15,12 @@ type Entry struct {
 
 // Result is what a state machine returns for a command or a query. Value is
 // a small code or number chosen by the state machine; Data is its payload.
-// Both cross the network unchanged when a call is forwarded to another host.
-// A local call hands Data to its caller without a copy: once returned or
-// sent, neither the state machine nor the caller may change it.
+// Both cross the network unchanged when a call is forwarded to another host,
+// but for an empty Data, which arrives nil whether it was nil or not, and
+// a Data over the message bus's limit (see ErrTooLarge and
+// ErrResultTooLarge). A local call hands Data to its caller without a copy:
+// once returned or sent, neither the state machine nor the caller may
+// change it.
 type Result struct {
 	Value uint64
 	Data  []byte
