@@ -328,7 +328,7 @@ func (a *Agent) catchUp(nh *dragonboat.NodeHost, shardID uint64, lr *localReplic
 	for lr.stopped.Err() == nil {
 		if a.barrier(shardID).wait(lr.stopped, nh, shardID) == nil {
 			if lr.learner {
-				a.promote(shardID, lr)
+				a.promote(nh, shardID, lr)
 			}
 			lr.caughtUp.Store(true)
 			kick(a.hostKick) // markActive can act now

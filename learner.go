@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/lni/dragonboat/v4"
+
 	"github.com/zongzi-kv/zongzi/internal/bus/pb"
 )
 
@@ -58,9 +60,11 @@ func (a *Agent) unmarkLearner(shardID, replicaID uint64) {
 
 // promote makes lr, this host's learner of shardID, a voting member,
 // asking a host with an active replica of the shard, again until one
-// does or the replica stops. A replica that is a voter already, or that
-// the registry no longer lists as a voting member, is left as it is.
-func (a *Agent) promote(shardID uint64, lr *localReplica) {
+// does or the replica stops. A replica that is a voter already, as its
+// own replica reads the membership, or that the registry no longer lists
+// as a voting member, is left as it is: a promoted learner restarted
+// asks nobody, as there may be nobody to ask (the shard's only member).
+func (a *Agent) promote(nh *dragonboat.NodeHost, shardID uint64, lr *localReplica) {
 	for lr.stopped.Err() == nil {
 		for a.holdPromotion != nil && a.holdPromotion(shardID) && lr.stopped.Err() == nil {
 			_ = sleep(lr.stopped, 10*time.Millisecond)
@@ -71,6 +75,12 @@ func (a *Agent) promote(shardID uint64, lr *localReplica) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(lr.stopped, 5*time.Second)
+		if m, err := nh.SyncGetShardMembership(ctx, shardID); err == nil {
+			if _, voting := m.Nodes[lr.replicaID]; voting {
+				cancel()
+				return
+			}
+		}
 		req := &pb.MembershipRequest{ShardId: shardID, ReplicaId: r.ID, HostId: r.HostID}
 		err := a.askShardHosts(ctx, st, shardID, func(ctx context.Context, addr string) error {
 			return a.pool.Membership(ctx, addr, req)

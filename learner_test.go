@@ -107,3 +107,34 @@ func nodeOf(c *cluster, hostID string) (*node, bool) {
 	}
 	return nil, false
 }
+
+// TestMovedMemberRestartsAlone: a shard's only member moves from zone a
+// to zone b, so the member in b joined as a learner and was promoted.
+// Restarted, it is the shard's only replica: it must catch up and serve
+// the requests other hosts forward to it. Its promotion used to be asked
+// again at every start, of a host with another active replica of the
+// shard: there is none, so it was asked every second forever, the
+// replica never caught up, and every request forwarded to it was refused.
+func TestMovedMemberRestartsAlone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	a, b := c.nodes[0], c.nodes[1] // zones a and b
+	s, _, err := a.agent.ShardCreate(ctx, testType, zongzi.WithName("moving"), zongzi.WithPlacementMembers(1, "geo:zone=a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "the shard active", func() bool { return allActive(a.agent.State(), s.ID, 1) })
+	if _, err := a.agent.ShardUpdate(ctx, s.ID, zongzi.WithPlacementMembers(1, "geo:zone=b")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "the member moved to zone b", func() bool {
+		reps := a.agent.State().ShardReplicas(s.ID)
+		return len(reps) == 1 && reps[0].HostID == b.agent.HostID() && reps[0].Status == zongzi.ReplicaStatusActive
+	})
+	b.agent.Stop()
+	c.startAll(ctx, b)
+	waitFor(t, settle, "the restarted member caught up", func() bool { return zongzi.CaughtUp(b.agent, s.ID) })
+	writeEventually(ctx, t, a.agent, s.ID, "a write forwarded from zone a")
+}
