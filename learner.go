@@ -60,11 +60,14 @@ func (a *Agent) unmarkLearner(shardID, replicaID uint64) {
 
 // promote makes lr, this host's learner of shardID, a voting member,
 // asking a host with an active replica of the shard, again until one
-// does or the replica stops. A replica that is a voter already, as its
-// own replica reads the membership, or that the registry no longer lists
-// as a voting member, is left as it is: a promoted learner restarted
-// asks nobody, as there may be nobody to ask (the shard's only member).
+// does or the replica stops. It returns once its own replica reads the
+// membership with it as a voter: asked for its leadership before it
+// applied its promotion (WithLeaderAffinity), it would drop the request.
+// A replica that is a voter already, or that the registry no longer lists
+// as a voting member, is left as it is: a promoted learner restarted asks
+// nobody, as there may be nobody to ask (the shard's only member).
 func (a *Agent) promote(nh *dragonboat.NodeHost, shardID uint64, lr *localReplica) {
+	asked := false // a host promoted it: its own replica has yet to apply that
 	for lr.stopped.Err() == nil {
 		for a.holdPromotion != nil && a.holdPromotion(shardID) && lr.stopped.Err() == nil {
 			_ = sleep(lr.stopped, 10*time.Millisecond)
@@ -81,13 +84,18 @@ func (a *Agent) promote(nh *dragonboat.NodeHost, shardID uint64, lr *localReplic
 				return
 			}
 		}
+		if asked {
+			cancel()
+			_ = sleep(lr.stopped, 20*time.Millisecond)
+			continue
+		}
 		req := &pb.MembershipRequest{ShardId: shardID, ReplicaId: r.ID, HostId: r.HostID}
 		err := a.askShardHosts(ctx, st, shardID, func(ctx context.Context, addr string) error {
 			return a.pool.Membership(ctx, addr, req)
 		})
 		cancel()
-		if err == nil {
-			return
+		if asked = err == nil; asked {
+			continue
 		}
 		a.logErr(err, "promote learner", shardID)
 		_ = sleep(lr.stopped, time.Second)
