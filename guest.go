@@ -59,6 +59,7 @@ func (g *guest) init(update func([]Entry) []Entry, query func(context.Context, [
 	g.update, g.query, g.watch, g.log = update, query, watch, log
 	g.closed, g.close = context.WithCancel(context.Background())
 	g.done = make(chan struct{})
+	g.users.idle = make(chan struct{})
 }
 
 // closeDone records that the state machine's Close has returned.
@@ -120,8 +121,7 @@ const usersWait = 10 * time.Second
 type inUse struct {
 	n       atomic.Int64
 	closing atomic.Bool
-	idle    chan struct{} // made by close; closed once n is 0 after it
-	made    sync.Once     // idle
+	idle    chan struct{} // closed once n is 0 after close
 	once    sync.Once     // idle's close
 }
 
@@ -146,7 +146,6 @@ func (u *inUse) leave() {
 // close keeps users from entering, and returns a channel closed once none
 // is left.
 func (u *inUse) close() <-chan struct{} {
-	u.made.Do(func() { u.idle = make(chan struct{}) })
 	u.closing.Store(true)
 	if u.n.Load() == 0 {
 		u.done()

@@ -222,10 +222,10 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 	}
 	var members map[uint64]dragonboat.Target
 	join := false
-	learner := !fresh && !r.IsNonVoting && a.isLearner(r.ShardID, r.ID) // its promotion may not have come
 	if fresh {
 		if members = a.initialMembers(st, r); members == nil {
-			join, learner = true, !r.IsNonVoting
+			join = true
+			learner := !r.IsNonVoting
 			if learner {
 				err = a.markLearner(r.ShardID, r.ID)
 			}
@@ -240,7 +240,7 @@ func (a *Agent) startReplica(ctx context.Context, st *State, r Replica) error {
 			return errors.Join(err, g.discard())
 		}
 	}
-	return a.runReplica(nh, r, g, members, join, learner)
+	return a.runReplica(nh, r, g, members, join, true)
 }
 
 // shardType returns the registered state machine type of a shard.
@@ -293,13 +293,16 @@ func (a *Agent) waitClosed(ctx context.Context, shardID uint64) error {
 
 // runReplica starts replica r on nh with state machine g and records it
 // as running here. A replica that joined its shard as a learner starts
-// as non-voting (see promote); learner: it is to be promoted once it has
-// caught up.
-func (a *Agent) runReplica(nh *dragonboat.NodeHost, r Replica, g replicaGuest, members map[uint64]dragonboat.Target, join, learner bool) error {
+// as non-voting (see promote); promote: if it is a voting member of the
+// registry, it asks for its promotion once it has caught up (its
+// promotion may not have come before it stopped).
+func (a *Agent) runReplica(nh *dragonboat.NodeHost, r Replica, g replicaGuest, members map[uint64]dragonboat.Target, join, promote bool) error {
+	marked := a.isLearner(r.ShardID, r.ID)
 	cfg := a.replicaConfig
 	cfg.ShardID, cfg.ReplicaID = r.ShardID, r.ID
-	cfg.IsNonVoting = r.IsNonVoting || a.isLearner(r.ShardID, r.ID)
-	lr := &localReplica{replicaID: r.ID, nonVoting: r.IsNonVoting, guest: g.guest(), joined: join, learner: learner}
+	cfg.IsNonVoting = r.IsNonVoting || marked
+	lr := &localReplica{replicaID: r.ID, nonVoting: r.IsNonVoting, guest: g.guest(), joined: join,
+		learner: promote && marked && !r.IsNonVoting}
 	lr.guest.onClose = func() {
 		a.closing.CompareAndDelete(r.ShardID, lr.guest)
 		kick(a.hostKick) // a start that waitClosed held can go on
