@@ -41,6 +41,7 @@ type Agent struct {
 	holdLeader             func(shardID uint64) bool // tests: shards whose new leaders are not recorded
 	beforeReady            func()                    // tests: runs as Start is about to succeed
 	holdPromotion          func(shardID uint64) bool // tests: shards whose learners wait to be promoted
+	beforeRemoval          func()                    // tests: runs before a voting member's removal is proposed
 
 	status   atomic.Int32
 	store    *registry.Store
@@ -103,7 +104,7 @@ type Agent struct {
 	// deletedLogged: registerSelf warned that this host was deleted.
 	deletedLogged atomic.Bool
 	// apiAddrs: where hosts answer the bus, deleted ones too
-	// (upMajorityWithout).
+	// (upVotersWithout).
 	apiAddrs apiBook
 	// warned holds the failures logErr last warned of, by what failed and
 	// shard, until that succeeds again.

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lni/dragonboat/v4"
@@ -340,11 +339,23 @@ func (a *Agent) changeMembership(ctx context.Context, req *pb.MembershipRequest)
 	_, nonVoting := m.NonVotings[req.ReplicaId]
 	_, witness := m.Witnesses[req.ReplicaId]
 	_, removed := m.Removed[req.ReplicaId]
+	var up []uint64 // the other voting members that run, when req removes a voter
+	if req.Remove && (voting || witness) {
+		up = a.upVotersWithout(ctx, req.ShardId, m, req.ReplicaId)
+	}
 	switch {
-	case req.Remove && (voting || witness) && !a.upMajorityWithout(ctx, req.ShardId, m, req.ReplicaId):
+	case req.Remove && (voting || witness) && !majorityUp(m, up):
 		return fmt.Errorf("%w: shard %d: removing replica %d would leave no majority of voting members up",
 			errRemovalHeld, req.ShardId, req.ReplicaId)
 	case req.Remove && (voting || nonVoting || witness):
+		if voting {
+			if err := a.handOver(ctx, nh, req.ShardId, m, req.ReplicaId, up); err != nil {
+				return err
+			}
+			if a.beforeRemoval != nil {
+				a.beforeRemoval()
+			}
+		}
 		err = nh.SyncRequestDeleteReplica(ctx, req.ShardId, req.ReplicaId, m.ConfigChangeID)
 	case !req.Remove && !req.NonVoting && nonVoting && req.ShardId != 0:
 		// A learner's promotion: Dragonboat adds a non-voting replica
@@ -373,41 +384,50 @@ func (a *Agent) changeMembership(ctx context.Context, req *pb.MembershipRequest)
 	return nil
 }
 
-// upMajorityWithout reports whether the voting members (and witnesses)
-// of m other than id have a majority on hosts that answer now, so that the shard can
-// still commit once id is removed: its next removal too. Placement does
-// not know which hosts are down; it may drop a member that is up while
-// another is down (ShardUpdate with fewer members, HostDelete of a host
-// that still runs). Removed then, it would leave, of three members, two
-// of which one is down: a shard that commits nothing and can remove no
-// one until that host comes back, and never if it lost its data. Such a
-// removal waits. A member is up when its replica runs on its host, as the
-// bus's Info call reaches the agent of that host ID and says (runsReplica):
-// a host that answers but does not run the member (its state machine type
-// is not registered there, or Dragonboat unloaded it) does not count.
-func (a *Agent) upMajorityWithout(ctx context.Context, shardID uint64, m *dragonboat.Membership, id uint64) bool {
+// upVotersWithout returns the voting members (and witnesses) of m other
+// than id that run on hosts that answer now. When they are no majority of
+// those members, the shard could not commit once id is removed: its next
+// removal neither. Placement does not know which hosts are down; it may
+// drop a member that is up while another is down (ShardUpdate with fewer
+// members, HostDelete of a host that still runs). Removed then, it would
+// leave, of three members, two of which one is down: a shard that commits
+// nothing and can remove no one until that host comes back, and never if
+// it lost its data. Such a removal waits. A member is up when its replica
+// runs on its host, as the bus's Info call reaches the agent of that host
+// ID and says (runsReplica): a host that answers but does not run the
+// member (its state machine type is not registered there, or Dragonboat
+// unloaded it) does not count.
+func (a *Agent) upVotersWithout(ctx context.Context, shardID uint64, m *dragonboat.Membership, id uint64) []uint64 {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	st := a.store.State()
-	var up atomic.Int64
+	var mu sync.Mutex
+	var up []uint64
 	var wg sync.WaitGroup
-	left := 0
 	for _, voters := range []map[uint64]string{m.Nodes, m.Witnesses} {
 		for rid, target := range voters {
 			if rid == id {
 				continue
 			}
-			left++
 			host := targetHost(st, target)
 			wg.Go(func() {
 				if a.runsReplica(ctx, st, host, shardID, rid) {
-					up.Add(1)
+					mu.Lock()
+					up = append(up, rid)
+					mu.Unlock()
 				}
 			})
 		}
 	}
 	wg.Wait()
-	return int(up.Load()) > left/2
+	slices.Sort(up)
+	return up
+}
+
+// majorityUp reports whether up, the voting members that run other than
+// the one being removed (upVotersWithout), are a majority of the others.
+func majorityUp(m *dragonboat.Membership, up []uint64) bool {
+	return len(up) > (len(m.Nodes)+len(m.Witnesses)-1)/2
 }
 
 // runsReplica reports whether replica rid of shardID runs on host: this

@@ -53,6 +53,16 @@ func WithPromotionHeld(held func(shardID uint64) bool) AgentOption {
 	}
 }
 
+// WithBeforeRemoval runs f before the agent proposes the removal of a
+// voting member, once the member handed its leadership over if it led: a
+// test can widen that window.
+func WithBeforeRemoval(f func()) AgentOption {
+	return func(a *Agent) error {
+		a.beforeRemoval = f
+		return nil
+	}
+}
+
 // WithSweep sets how often the agent's host and shard controllers
 // reconcile when nothing changes, so that a test can show that something
 // happens without a sweep.
@@ -111,7 +121,7 @@ func RegistrySessionID(a *Agent) uint64 {
 // UpMajorityWithout is the check the agent makes before it removes the
 // voting member id from m, the membership of shardID.
 func UpMajorityWithout(ctx context.Context, a *Agent, shardID uint64, m *dragonboat.Membership, id uint64) bool {
-	return a.upMajorityWithout(ctx, shardID, m, id)
+	return majorityUp(m, a.upVotersWithout(ctx, shardID, m, id))
 }
 
 // RouteOf returns the API addresses of the hosts that a's requests to the

@@ -37,7 +37,7 @@ func (a *Agent) runLeaderAffinity(ctx context.Context) {
 
 // gatherLeaders asks, while this host leads the prime shard, for the
 // leadership of every guest shard of which it runs a voting replica that
-// does not lead and has caught up (catchUp, which wakes it then). Dragonboat
+// the registry lists, does not lead and has caught up (catchUp, which wakes it then). Dragonboat
 // hands each request to the shard's leader. A replica still applying
 // committed entries skips the campaign a transfer asks of it, and the
 // leader drops every proposal until the transfer times out, an election
@@ -48,9 +48,13 @@ func (a *Agent) gatherLeaders() {
 	if nh == nil || !ok || prime.leader != a.primeID.Load() {
 		return
 	}
+	st := a.store.State()
 	for shardID, lr := range a.local.Snapshot() {
 		if lr.nonVoting || !lr.caughtUp.Load() {
 			continue
+		}
+		if r, ok := st.Replica(lr.replicaID); !ok || r.HostID != a.hostID {
+			continue // deleted: it hands its leadership over (handOver)
 		}
 		if li, ok := a.localLeader(shardID); !ok || li.leader == lr.replicaID {
 			continue // no leader to hand over yet, or this replica leads
