@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,8 +24,12 @@ import (
 )
 
 // hostEnv, set, makes TestNodeHostProcess run a Dragonboat host with this
-// module in the directory it names.
-const hostEnv = "RAFTNET_TEST_HOST_DIR"
+// module in the directory it names; minFreeEnv, set, is the module's
+// free-space margin there, in bytes.
+const (
+	hostEnv    = "RAFTNET_TEST_HOST_DIR"
+	minFreeEnv = "RAFTNET_TEST_MIN_FREE"
+)
 
 // TestNodeHostProcess is the host startHostProcess runs: it prints the raft
 // address it listens on and serves until its stdin closes.
@@ -44,9 +49,15 @@ func TestNodeHostProcess(t *testing.T) {
 		nh := host.Load()
 		return nh != nil && nh.HasNodeInfo(shardID, replicaID)
 	}
+	f := Factory{Hosts: hosts}
+	if s := os.Getenv(minFreeEnv); s != "" {
+		if f.minFree, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatal(err)
+		}
+	}
 	nh, err := dragonboat.NewNodeHost(config.NodeHostConfig{
 		NodeHostDir: dir, RTTMillisecond: 10, RaftAddress: addr, DeploymentID: 7,
-		Expert: config.ExpertConfig{TransportFactory: Factory{Hosts: hosts}},
+		Expert: config.ExpertConfig{TransportFactory: f},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -78,8 +89,18 @@ func (*nopSM) Close() error                                                     
 // says whether it ended well: not if the host panicked.
 func startHostProcess(t *testing.T) (addr string, stop func() error) {
 	t.Helper()
+	return startHostProcessIn(t, t.TempDir(), 0)
+}
+
+// startHostProcessIn is startHostProcess with the host dir in dir, and
+// minFree, unless 0, as the module's free-space margin.
+func startHostProcessIn(t *testing.T, dir string, minFree uint64) (addr string, stop func() error) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestNodeHostProcess$", "-test.v")
-	cmd.Env = append(os.Environ(), hostEnv+"="+t.TempDir())
+	cmd.Env = append(os.Environ(), hostEnv+"="+dir)
+	if minFree > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", minFreeEnv, minFree))
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -257,6 +278,40 @@ func TestChunkStreamsSendNoMoreThanTheyDeclare(t *testing.T) {
 		if got := streamAccepted(t, sender, addr, s.chunks); got != s.taken {
 			t.Errorf("a stream %s: taken %v, want %v", s.name, got, s.taken)
 		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("the host process: %v, want it to end well", err)
+	}
+}
+
+// TestChunksBeyondTheDiskAreRefused sends a real host, whose host dir is
+// on a file system of 48 MiB, a snapshot of 64 MiB for a replica that
+// runs on it: the host refuses the chunk that would leave less than its
+// margin free, and lives. Dragonboat's chunk handler panics when it cannot
+// write a chunk, and a host whose disk the snapshot filled crashed, at
+// every try. It mounts a tmpfs, which takes root.
+func TestChunksBeyondTheDiskAreRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounts a tmpfs, which takes root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() }) // before TempDir's cleanup
+	addr, stop := startHostProcessIn(t, dir, 8<<20)
+	const size, count = 1 << 20, 64
+	var chunks []pb.Chunk
+	for id := range uint64(count) {
+		chunks = append(chunks, pb.Chunk{
+			ShardID: 5, ReplicaID: 1, From: 2, Index: 100, Term: 2, DeploymentId: 7, BinVer: raftio.TransportBinVersion,
+			ChunkId: id, ChunkCount: count, FileChunkId: id, FileChunkCount: count, FileSize: size * count,
+			HasFileInfo: true, Filepath: "snapshot.gbsnap", Data: make([]byte, size), ChunkSize: size,
+		})
+	}
+	sender := Factory{}.Create(config.NodeHostConfig{RaftAddress: "127.0.0.1:1"}, nil, nil).(*Transport)
+	if streamAccepted(t, sender, addr, chunks) {
+		t.Error("a snapshot larger than the host's disk was taken")
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("the host process: %v, want it to end well", err)

@@ -18,8 +18,9 @@
 // idleTimeout is closed; a frame whose header promises too much is
 // refused before its payload is read; a batch that Dragonboat's decoder
 // would panic or loop forever on is refused (decodeBatch), and so is a
-// snapshot chunk that Dragonboat's chunk handler would panic on, or one
-// past what its stream's first chunk declared (handChunk). Batches,
+// snapshot chunk that Dragonboat's chunk handler would panic on, one past
+// what its stream's first chunk declared (handChunk), or one that would
+// leave the host's disk less than minFree free (room). Batches,
 // retries, connection reuse and snapshot chunking stay Dragonboat's; this
 // module only moves bytes, but for one thing: a batch for a message
 // connection that its receiver closed (its host stopped, and may have
@@ -200,10 +201,11 @@ type Factory struct {
 	// connections it refuses; slog.Default() when nil.
 	Log *slog.Logger
 
-	// hello and pending, when set, replace helloTimeout and maxPending
-	// (tests).
+	// hello, pending and minFree, when set, replace helloTimeout,
+	// maxPending and minFree (tests).
 	hello   time.Duration
 	pending int
+	minFree uint64
 }
 
 var _ config.TransportFactory = Factory{}
@@ -222,7 +224,7 @@ func (f Factory) Create(nhc config.NodeHostConfig, onBatch raftio.MessageHandler
 	t := &Transport{
 		addr: nhc.GetListenAddress(), advertise: nhc.RaftAddress, learn: f.Learn, deployment: nhc.GetDeploymentID(),
 		onBatch: onBatch, onChunk: onChunk, idle: idleTimeout, hello: helloTimeout, maxPending: maxPending,
-		write: writeTimeout, tls: tlsConfig, hosts: f.Hosts, log: log,
+		write: writeTimeout, tls: tlsConfig, hosts: f.Hosts, log: log, dir: nhc.NodeHostDir, minFree: minFree,
 		conns: map[net.Conn]*list.Element{}, owners: map[chunkKey]*chunkOwner{}, warned: map[warning]time.Time{},
 	}
 	if f.hello > 0 {
@@ -230,6 +232,9 @@ func (f Factory) Create(nhc config.NodeHostConfig, onBatch raftio.MessageHandler
 	}
 	if f.pending > 0 {
 		t.maxPending = f.pending
+	}
+	if f.minFree > 0 {
+		t.minFree = f.minFree
 	}
 	return t
 }
@@ -262,6 +267,8 @@ type Transport struct {
 	tls        *tls.Config   // nil: plain TCP
 	hosts      func(shardID, replicaID uint64) bool
 	log        *slog.Logger
+	dir        string // Dragonboat's host dir, where snapshot chunks are written
+	minFree    uint64 // minFree; tests change it
 
 	mu sync.Mutex
 	ln net.Listener
@@ -483,6 +490,10 @@ func (t *Transport) serve(raw net.Conn) {
 			ch, err := decodeChunk(payload)
 			if err != nil {
 				t.warn(raw, "bad frame", err)
+				return
+			}
+			if err := t.room(len(ch.Data)); err != nil {
+				t.warn(raw, "snapshot chunk refused: the disk is full", err)
 				return
 			}
 			if !t.handChunk(&chunks, ch) {
