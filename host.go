@@ -82,6 +82,7 @@ func (a *Agent) reconcileHost(ctx context.Context) {
 	}
 	stops.Wait()
 	a.removeDeletedData(ctx, st, logInfo) // before a new replica of the same shard starts
+	a.sweepLearnerMarks(st, logInfo)
 	a.pruneMembers(ctx, running)
 	for _, shardID := range shards {
 		if late[shardID] {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/raftio"
 
 	"github.com/zongzi-kv/zongzi/internal/bus/pb"
 )
@@ -30,10 +32,14 @@ import (
 // follower). A marker file in the host dir records that it joined so,
 // written before the join is asked for.
 
+// learnerFormat names the marker of a replica that joined its shard as a
+// learner, by shard and replica ID.
+const learnerFormat = "zongzi-learner-%d-%d"
+
 // learnerFile is the marker of a replica that joined its shard as a
 // learner.
 func (a *Agent) learnerFile(shardID, replicaID uint64) string {
-	return filepath.Join(a.hostConfig.NodeHostDir, fmt.Sprintf("zongzi-learner-%d-%d", shardID, replicaID))
+	return filepath.Join(a.hostConfig.NodeHostDir, fmt.Sprintf(learnerFormat, shardID, replicaID))
 }
 
 // isLearner reports whether the replica joined its shard as a learner
@@ -55,6 +61,30 @@ func (a *Agent) markLearner(shardID, replicaID uint64) error {
 func (a *Agent) unmarkLearner(shardID, replicaID uint64) {
 	if err := os.Remove(a.learnerFile(shardID, replicaID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		a.log.Warn("zongzi: remove learner marker", "shard", shardID, "replica", replicaID, "err", err)
+	}
+}
+
+// sweepLearnerMarks removes the markers of replicas the registry deleted
+// that left no data here (logInfo lists the replicas with data): the
+// marker is written before the join is asked for, and a replica deleted
+// after its join failed, before it ever started, has no data whose
+// removal (removeDeletedData) would remove its marker too. Replica IDs
+// only grow, so one allocated but no longer listed is gone for good.
+func (a *Agent) sweepLearnerMarks(st *State, logInfo []raftio.NodeInfo) {
+	if a.NodeHost() == nil { // logInfo was not read
+		return
+	}
+	names, _ := filepath.Glob(filepath.Join(a.hostConfig.NodeHostDir, "zongzi-learner-*")) // only a bad pattern fails
+	for _, name := range names {
+		var ni raftio.NodeInfo
+		_, err := fmt.Sscanf(filepath.Base(name), learnerFormat, &ni.ShardID, &ni.ReplicaID)
+		if err != nil || name != a.learnerFile(ni.ShardID, ni.ReplicaID) { // a temporary file, say
+			continue
+		}
+		if _, listed := st.Replica(ni.ReplicaID); listed || ni.ReplicaID > st.LastReplicaID() || slices.Contains(logInfo, ni) {
+			continue
+		}
+		a.unmarkLearner(ni.ShardID, ni.ReplicaID)
 	}
 }
 

@@ -2,6 +2,8 @@ package zongzi_test
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -137,4 +139,40 @@ func TestMovedMemberRestartsAlone(t *testing.T) {
 	c.startAll(ctx, b)
 	waitFor(t, settle, "the restarted member caught up", func() bool { return zongzi.CaughtUp(b.agent, s.ID) })
 	writeEventually(ctx, t, a.agent, s.ID, "a write forwarded from zone a")
+}
+
+// TestLearnerMarkerOfDeletedReplicaGoes: a member placed on a host writes
+// its learner marker before it asks to join; the join fails (the shard's
+// only member is down) and the shard is deleted before the member ever
+// started. Its marker must go: it left no data, so removing the data of
+// deleted replicas, which removes the markers too, never came to it, and
+// the marker stayed for good.
+func TestLearnerMarkerOfDeletedReplicaGoes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	a, b := c.nodes[0], c.nodes[1]
+	s, _, err := b.agent.ShardCreate(ctx, testType, zongzi.WithName("marked"), zongzi.WithPlacementMembers(1, "geo:zone=a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "the shard active", func() bool { return allActive(b.agent.State(), s.ID, 1) })
+	a.agent.Stop()
+	if _, err := b.agent.ShardUpdate(ctx, s.ID, zongzi.WithPlacementMembers(2), zongzi.WithPlacementVary("geo:zone")); err != nil {
+		t.Fatal(err)
+	}
+	markers := func() []string {
+		var all []string
+		for _, n := range c.nodes[1:] {
+			m, _ := filepath.Glob(filepath.Join(n.dir, fmt.Sprintf("zongzi-learner-%d-*", s.ID)))
+			all = append(all, m...)
+		}
+		return all
+	}
+	waitFor(t, settle, "a learner marker for the joining member", func() bool { return len(markers()) > 0 })
+	if err := b.agent.ShardDelete(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "the learner marker removed", func() bool { return len(markers()) == 0 })
 }
