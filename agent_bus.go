@@ -436,7 +436,7 @@ func (a *Agent) runsReplica(ctx context.Context, st *State, host string, shardID
 	var info *pb.InfoResponse
 	if host == a.hostID {
 		info, _ = busHandler{a}.Info(ctx, shardID)
-	} else if addr := a.apiAddrs.lookup(st, host); addr != "" {
+	} else if addr := a.hostAddr(ctx, st, host); addr != "" {
 		info, _ = a.pool.InfoShard(ctx, addr, shardID)
 	}
 	switch {
@@ -446,6 +446,31 @@ func (a *Agent) runsReplica(ctx context.Context, st *State, host string, shardID
 		return info.PrimeReplicaId == rid
 	}
 	return info.ShardReplicaId == rid
+}
+
+// hostAddr returns the API address of the host hostID (apiAddrs), or,
+// for a host the registry deleted before this agent started, which
+// apiAddrs never listed, the address of the peer that answers with that
+// ID: deleted while it runs, a host is up as long as it answers (see
+// apiBook), and the prime shard's voters are the peers.
+func (a *Agent) hostAddr(ctx context.Context, st *State, hostID string) string {
+	if addr := a.apiAddrs.lookup(st, hostID); addr != "" {
+		return addr
+	}
+	listed := map[string]bool{}
+	for _, h := range st.Hosts() {
+		listed[h.ApiAddress] = true
+	}
+	for _, p := range a.peers {
+		if p == a.apiAddr || listed[p] { // another host answers there
+			continue
+		}
+		if info, err := a.pool.Info(ctx, p); err == nil && info.HostId == hostID {
+			a.apiAddrs.learn(st, hostID, p)
+			return p
+		}
+	}
+	return ""
 }
 
 // targetHost returns the ID of the host a membership target names: the
@@ -466,7 +491,8 @@ func targetHost(st *State, target string) string {
 
 // apiBook is where hosts answer the bus, by host ID: as the registry
 // lists them, and, for at most maxUnregistered hosts it deleted, as it
-// last listed them. A host deleted while it runs (HostDelete) keeps its
+// last listed them, or, deleted before this agent started, as a peer
+// answered with their ID (hostAddr). A host deleted while it runs (HostDelete) keeps its
 // members, and runs them, until their removal leaves a majority up; it
 // is up as long as it answers, and taken as down it would keep another
 // host's members too: with A and C up, B down, and B and C deleted,
@@ -503,6 +529,17 @@ func (b *apiBook) update(st *State) {
 		}
 	}
 	b.state, b.addrs = st, next
+}
+
+// learn records addr as the API address of hostID, a host st does not
+// list, among those it keeps (hostAddr).
+func (b *apiBook) learn(st *State, hostID, addr string) {
+	b.update(st)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.addrs[hostID]; !ok {
+		b.addrs[hostID] = addr
+	}
 }
 
 // lookup returns the API address of the host hostID, "" if unknown.

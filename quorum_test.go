@@ -213,6 +213,55 @@ func TestHostDeletesOfADownAndARunningHostLeaveOneMember(t *testing.T) {
 	}
 }
 
+// TestHostDeletesAcrossARestartLeaveOneMember is
+// TestHostDeletesOfADownAndARunningHostLeaveOneMember with A restarted
+// between the deletes, and leading the prime shard when B is deleted. A
+// restarted knew the API address of no host the registry had deleted
+// before, so C, deleted while it runs, was down to it: B's prime replica
+// (A and C left, C "down") never left while A led, nor C's (A and B left,
+// B down), and the prime shard lost its quorum as soon as C stopped.
+func TestHostDeletesAcrossARestartLeaveOneMember(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	A, B, C := c.nodes[0], c.nodes[1], c.nodes[2]
+	bID, cID := B.agent.HostID(), C.agent.HostID()
+	var pa uint64 // A's prime replica
+	for _, r := range A.agent.State().HostReplicas(A.agent.HostID()) {
+		if r.ShardID == 0 {
+			pa = r.ID
+		}
+	}
+	B.agent.Stop()
+	if err := A.agent.HostDelete(ctx, cID); err != nil {
+		t.Fatal(err)
+	}
+	A.agent.Stop()
+	c.startAll(ctx, A)
+	a := A.agent
+	waitFor(t, settle, "A leading the prime shard", func() bool {
+		if leader, _, ok, _ := a.NodeHost().GetLeaderID(0); ok && leader == pa {
+			return true
+		}
+		_ = a.NodeHost().RequestLeaderTransfer(0, pa)
+		return false
+	})
+	if err := a.HostDelete(ctx, bID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "the prime shard down to A's replica", func() bool {
+		mctx, mcancel := context.WithTimeout(ctx, time.Second)
+		defer mcancel()
+		m, err := a.NodeHost().SyncGetShardMembership(mctx, 0)
+		if err != nil {
+			return false
+		}
+		_, self := m.Nodes[pa]
+		return len(m.Nodes) == 1 && self
+	})
+}
+
 // TestMembersByRaftAddressCountAsUp: in data written before replicas were
 // addressed by host ID, a member's target is its host's raft address
 // (Resolve still sends to it). Such members whose hosts answer are up:
