@@ -492,12 +492,12 @@ func targetHost(st *State, target string) string {
 // apiBook is where hosts answer the bus, by host ID: as the registry
 // lists them, and, for at most maxUnregistered hosts it deleted, as it
 // last listed them, or, deleted before this agent started, as a peer
-// answered with their ID (hostAddr). A host deleted while it runs (HostDelete) keeps its
-// members, and runs them, until their removal leaves a majority up; it
-// is up as long as it answers, and taken as down it would keep another
-// host's members too: with A and C up, B down, and B and C deleted,
-// neither B's members (leaving A and C) nor C's (leaving A and B) could
-// leave.
+// answered with their ID (hostAddr). A host deleted while it runs
+// (HostDelete) keeps its members, and runs them, until their removal
+// leaves a majority up; it is up as long as it answers, and taken as down
+// it would keep another host's members too: with A and C up, B down, and
+// B and C deleted, neither B's members (leaving A and C) nor C's (leaving
+// A and B) could leave.
 type apiBook struct {
 	mu    sync.Mutex
 	state *State // the registry view addrs was last updated from
