@@ -72,7 +72,10 @@ func (t *tx) apply(c Command, nested bool) (Result, error) {
 		}
 		return one(t.edit(c, removeTag(c.Key)))
 	case OpStatusSet:
-		return one(t.edit(c, setStatus(c.Status)))
+		if err := t.edit(c, setStatus(c.Status)); err != nil || c.Kind != KindReplica {
+			return one(err)
+		}
+		return one(t.noteFormed(c.ReplicaID))
 	case OpShardLeader:
 		return one(t.setLeader(c.ShardID, c.Leader, c.Term))
 	case OpBatch:
@@ -126,7 +129,7 @@ func (t *tx) init(c Command) error {
 	if prime.Type == "" {
 		prime.Type = PrimeShardType
 	}
-	prime.Leader, prime.Term = 0, 0
+	prime.Leader, prime.Term, prime.Formed = 0, 0, 0
 	if err := checkShard(&prime); err != nil {
 		return err
 	}

@@ -47,7 +47,7 @@ func (t *tx) putShard(s Shard) (uint64, bool, error) {
 		if err := t.checkShardName(&s); err != nil {
 			return 0, false, err
 		}
-		s.Leader, s.Term = old.Leader, old.Term
+		s.Leader, s.Term, s.Formed = old.Leader, old.Term, old.Formed
 		return s.ID, false, t.write(tableShards, old, &s)
 	}
 	if t.shard(0) == nil {
@@ -64,7 +64,7 @@ func (t *tx) putShard(s Shard) (uint64, bool, error) {
 		return 0, false, fmt.Errorf("registry: shard IDs exhausted")
 	}
 	t.meta.LastShardID++
-	s.ID, s.Leader, s.Term = t.meta.LastShardID, 0, 0
+	s.ID, s.Leader, s.Term, s.Formed = t.meta.LastShardID, 0, 0, 0
 	return s.ID, true, t.write(tableShards, nil, &s)
 }
 
@@ -96,7 +96,10 @@ func (t *tx) putReplica(r Replica) (uint64, error) {
 			if old.HostID != r.HostID || old.ShardID != r.ShardID {
 				return 0, fmt.Errorf("registry: replica %d: host and shard cannot change", r.ID)
 			}
-			return r.ID, t.write(tableReplicas, old, &r)
+			if err := t.write(tableReplicas, old, &r); err != nil {
+				return 0, err
+			}
+			return r.ID, t.noteFormed(r.ID)
 		}
 	}
 	if err := t.checkReplicaSlot(&r); err != nil {
@@ -114,7 +117,35 @@ func (t *tx) putReplica(r Replica) (uint64, error) {
 	default:
 		t.meta.LastReplicaID = max(t.meta.LastReplicaID, r.ID)
 	}
-	return r.ID, t.write(tableReplicas, nil, &r)
+	if err := t.write(tableReplicas, nil, &r); err != nil {
+		return 0, err
+	}
+	return r.ID, t.noteFormed(r.ID)
+}
+
+// noteFormed records the Created index of replica id as its shard's
+// Formed (see Shard) when it is a voting replica marked started or active,
+// created no later than any other voting replica of the shard, and the
+// shard has no Formed yet. A voting replica created later than another is
+// a joiner: its shard was formed before Formed was kept, and keeps none.
+func (t *tx) noteFormed(id uint64) error {
+	r := t.replica(id)
+	if r == nil || r.ShardID == 0 || r.IsNonVoting || r.IsWitness ||
+		r.Status != ReplicaStatusStarted && r.Status != ReplicaStatusActive {
+		return nil
+	}
+	s := t.shard(r.ShardID)
+	if s == nil || s.Formed != 0 {
+		return nil
+	}
+	for _, o := range all[Replica](t.txn, tableReplicas, indexShard, r.ShardID) {
+		if !o.IsNonVoting && !o.IsWitness && o.Created < r.Created {
+			return nil
+		}
+	}
+	formed := copyOf(s)
+	formed.Formed = r.Created
+	return t.write(tableShards, s, &formed)
 }
 
 // deleteReplica deletes a replica.

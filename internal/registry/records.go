@@ -16,7 +16,8 @@ type Host struct {
 }
 
 // Shard is one Raft group. Shard 0 is the prime shard holding the registry.
-// Leader and Term record the last leader reported by a replica of the shard.
+// Leader and Term record the last leader reported by a replica of the shard;
+// Formed, when its initial members were formed. Only the registry sets them.
 type Shard struct {
 	ID      uint64 `json:"id"`      // the raft shard ID; 0 is the prime shard
 	Created uint64 `json:"created"` // raft index of the entry that added the record
@@ -31,6 +32,13 @@ type Shard struct {
 	Name   string            `json:"name"`             // unique in the cluster
 	Leader uint64            `json:"leader,omitempty"` // the leader's replica ID, last reported
 	Term   uint64            `json:"term,omitempty"`   // the term of that report
+	// Formed is the Created index of the shard's initial voting members,
+	// recorded when the first of them was marked started or active: from
+	// then on the shard may hold data, and a member created later joins it
+	// rather than start a new group, even once every initial member is gone
+	// (their hosts were deleted). 0 until then, and in shards formed before
+	// the registry kept it.
+	Formed uint64 `json:"formed,omitempty"`
 }
 
 // Replica is one member of a shard on one host. Replica IDs are unique
