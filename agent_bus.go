@@ -542,6 +542,22 @@ func (b *apiBook) learn(st *State, hostID, addr string) {
 	}
 }
 
+// unlisted returns the API addresses the book keeps of hosts st does not
+// list, sorted.
+func (b *apiBook) unlisted(st *State) []string {
+	b.update(st)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var addrs []string
+	for id, addr := range b.addrs {
+		if _, listed := st.Host(id); !listed {
+			addrs = append(addrs, addr)
+		}
+	}
+	slices.Sort(addrs)
+	return addrs
+}
+
 // lookup returns the API address of the host hostID, "" if unknown.
 func (b *apiBook) lookup(st *State, hostID string) string {
 	b.update(st)

@@ -385,10 +385,17 @@ func (a *Agent) deleteLostReplica(ctx context.Context, r Replica) error {
 // shard controller keeps a shard's members until their replacements are
 // active, so a member added later is never among the oldest and joins.
 // Hosts deleted from the registry take their members at once, though, so a
-// member placed later, that never ran, can become the oldest: once any
-// replica of the shard is active the shard runs, and r joins it rather
-// than start a second, empty group.
+// member placed later can become the oldest. Once one of the first members
+// was marked started (the shard's Formed), the shard may hold data, and a
+// member created later joins it, through the deleted hosts that still run
+// the first members if no other has them (askShardHosts), rather than
+// start a second, empty group; so does one when any replica of the shard
+// is active. Only a member placed after first members that never started
+// starts the shard anew.
 func (a *Agent) initialMembers(st *State, r Replica) map[uint64]dragonboat.Target {
+	if s, ok := st.Shard(r.ShardID); ok && s.Formed != 0 && r.Created != s.Formed {
+		return nil
+	}
 	reps := st.ShardReplicas(r.ShardID)
 	first := r.Created
 	for _, o := range reps {
@@ -426,25 +433,34 @@ func (a *Agent) requestJoin(ctx context.Context, st *State, r Replica, learner b
 }
 
 // askShardHosts makes call to the hosts of the shard's active replicas
-// other than this host, one after another, until one call succeeds. It
+// other than this host, one after another, until one call succeeds. When
+// the registry lists none, it asks the hosts it deleted that still answer
+// (apiBook): one deleted while it runs keeps its members until their
+// removal leaves a majority up, and may run the shard's only members. It
 // returns the last call's error, or ErrShardNotReady when there is no
 // such host.
 func (a *Agent) askShardHosts(ctx context.Context, st *State, shardID uint64, call func(ctx context.Context, addr string) error) error {
 	var last error = fmt.Errorf("%w: shard %d has no active replica on another host", ErrShardNotReady, shardID)
+	var addrs []string
 	for _, o := range st.ShardReplicas(shardID) {
 		if o.HostID == a.hostID || o.Status != registry.ReplicaStatusActive {
 			continue
 		}
-		h, ok := st.Host(o.HostID)
-		if !ok {
-			continue
+		if h, ok := st.Host(o.HostID); ok {
+			addrs = append(addrs, h.ApiAddress)
 		}
+	}
+	if len(addrs) == 0 {
+		addrs = a.apiAddrs.unlisted(st)
+	}
+	for _, addr := range addrs {
 		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		last = call(rctx, h.ApiAddress)
+		err := call(rctx, addr)
 		cancel()
-		if last == nil {
+		if err == nil {
 			return nil
 		}
+		last = err
 	}
 	return last
 }

@@ -593,3 +593,47 @@ func TestHeldRemovalWarnsOnce(t *testing.T) {
 		t.Fatalf("C's held removal was warned of %d times, want once", n)
 	}
 }
+
+// TestOnlyMemberOfADeletedHostMoves: HostDelete of a running host that
+// holds a shard's only member. The member placed instead joins the shard
+// through the deleted host, which runs its member until it may leave, and
+// the writes made before are there. It used to start a second, empty
+// group under the shard's ID, as no replica the registry listed was
+// active: the acknowledged writes were gone, and reads said so without an
+// error.
+func TestOnlyMemberOfADeletedHostMoves(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startThreeZones(ctx, t)
+	defer c.stop()
+	s, _, err := c.nodes[0].agent.ShardCreate(ctx, testType, zongzi.WithName("only"), zongzi.WithPlacementMembers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "the shard active", func() bool { return allActive(c.nodes[0].agent.State(), s.ID, 1) })
+	deleted := c.nodes[0].agent.State().ShardReplicas(s.ID)[0].HostID
+	other := c.nodes[0]
+	if other.agent.HostID() == deleted {
+		other = c.nodes[1]
+	}
+	const writes = 5
+	applyAll(ctx, t, other.agent, s.ID, writes)
+	if err := other.agent.HostDelete(ctx, deleted); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, settle, "the member moved off the deleted host", func() bool {
+		reps := other.agent.State().ShardReplicas(s.ID)
+		return len(reps) == 1 && reps[0].HostID != deleted && reps[0].Status == zongzi.ReplicaStatusActive
+	})
+	var count uint64
+	waitFor(t, settle, "a read of the moved shard", func() bool {
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer rcancel()
+		n, _, err := other.agent.Client(s.ID).Read(rctx, nil, false)
+		count = n
+		return err == nil
+	})
+	if count < writes {
+		t.Fatalf("the shard has %d entries after its member moved, want the %d written before", count, writes)
+	}
+}
