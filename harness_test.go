@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lni/dragonboat/v4"
+
 	"github.com/zongzi-kv/zongzi"
 	"github.com/zongzi-kv/zongzi/internal/freeport"
 )
@@ -340,6 +342,15 @@ func createMembers(ctx context.Context, t testing.TB, a *zongzi.Agent, name stri
 	}
 	waitFor(t, settle, fmt.Sprintf("%d active members of %s", n, name), func() bool { return allActive(a.State(), s.ID, n) })
 	return s
+}
+
+// membership reads the shard's Raft membership on nh linearizably, within
+// a second; ok is false when it could not.
+func membership(ctx context.Context, nh *dragonboat.NodeHost, shardID uint64) (m *dragonboat.Membership, ok bool) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	m, err := nh.SyncGetShardMembership(ctx, shardID)
+	return m, err == nil
 }
 
 // writeEventually waits for one acknowledged write to the shard through

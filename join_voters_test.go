@@ -64,10 +64,8 @@ func TestWipedPeerJoinsThroughAFollower(t *testing.T) {
 		}
 		c.startAll(ctx, low)
 		waitFor(t, settle, "the prime shard back to 3 voters", func() bool {
-			mctx, mcancel := context.WithTimeout(ctx, time.Second)
-			defer mcancel()
-			m, err := high.agent.NodeHost().SyncGetShardMembership(mctx, 0)
-			return err == nil && len(m.Nodes) == 3 && len(m.NonVotings) == 0
+			m, ok := membership(ctx, high.agent.NodeHost(), 0)
+			return ok && len(m.Nodes) == 3 && len(m.NonVotings) == 0
 		})
 		stopWatch()
 		<-watched

@@ -71,10 +71,8 @@ func testRemovedLeaderHandsOver(t *testing.T, affinity bool) {
 	nh := to.agent.NodeHost()
 	var removal uint64
 	waitFor(t, settle, "the old member removed", func() bool {
-		mctx, mcancel := context.WithTimeout(ctx, time.Second)
-		defer mcancel()
-		m, err := nh.SyncGetShardMembership(mctx, s.ID)
-		if err != nil {
+		m, ok := membership(ctx, nh, s.ID)
+		if !ok {
 			return false
 		}
 		_, removed := m.Removed[leader]

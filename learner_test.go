@@ -55,10 +55,8 @@ func TestJoiningMemberIsALearner(t *testing.T) {
 		return false
 	})
 	role := func(a *zongzi.Agent) (voting, nonVoting bool) {
-		mctx, mcancel := context.WithTimeout(ctx, time.Second)
-		defer mcancel()
-		m, err := a.NodeHost().SyncGetShardMembership(mctx, s.ID)
-		if err != nil {
+		m, ok := membership(ctx, a.NodeHost(), s.ID)
+		if !ok {
 			return false, false
 		}
 		_, voting = m.Nodes[id]

@@ -53,10 +53,8 @@ func TestShrinkWithAMemberDownKeepsQuorum(t *testing.T) {
 	// Once B is back, C leaves the membership.
 	c.startAll(ctx, B)
 	waitFor(t, settle, "the membership down to A and B", func() bool {
-		mctx, mcancel := context.WithTimeout(ctx, time.Second)
-		defer mcancel()
-		m, err := a.NodeHost().SyncGetShardMembership(mctx, s.ID)
-		return err == nil && len(m.Nodes) == 2 && len(m.NonVotings) == 0
+		m, ok := membership(ctx, a.NodeHost(), s.ID)
+		return ok && len(m.Nodes) == 2 && len(m.NonVotings) == 0
 	})
 	write("a write after C left")
 }
@@ -83,10 +81,8 @@ func TestShrinkToOneWithAMemberDownRecovers(t *testing.T) {
 	c.startAll(ctx, B)
 	writeEventually(ctx, t, a, s.ID, "a write with B back")
 	waitFor(t, settle, "the membership down to A", func() bool {
-		mctx, mcancel := context.WithTimeout(ctx, time.Second)
-		defer mcancel()
-		m, err := a.NodeHost().SyncGetShardMembership(mctx, s.ID)
-		return err == nil && len(m.Nodes) == 1 && len(m.NonVotings) == 0
+		m, ok := membership(ctx, a.NodeHost(), s.ID)
+		return ok && len(m.Nodes) == 1 && len(m.NonVotings) == 0
 	})
 }
 
@@ -201,10 +197,8 @@ func TestHostDeletesOfADownAndARunningHostLeaveOneMember(t *testing.T) {
 	}
 	for shardID, id := range bReplicas {
 		waitFor(t, settle, fmt.Sprintf("B's replica %d out of shard %d", id, shardID), func() bool {
-			mctx, mcancel := context.WithTimeout(ctx, time.Second)
-			defer mcancel()
-			m, err := a.NodeHost().SyncGetShardMembership(mctx, shardID)
-			if err != nil {
+			m, ok := membership(ctx, a.NodeHost(), shardID)
+			if !ok {
 				return false
 			}
 			_, voting := m.Nodes[id]
@@ -251,10 +245,8 @@ func TestHostDeletesAcrossARestartLeaveOneMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, settle, "the prime shard down to A's replica", func() bool {
-		mctx, mcancel := context.WithTimeout(ctx, time.Second)
-		defer mcancel()
-		m, err := a.NodeHost().SyncGetShardMembership(mctx, 0)
-		if err != nil {
+		m, ok := membership(ctx, a.NodeHost(), 0)
+		if !ok {
 			return false
 		}
 		_, self := m.Nodes[pa]
@@ -520,10 +512,8 @@ func checkHeldRestart(ctx context.Context, t *testing.T, c *cluster, a *zongzi.A
 
 	c.startAll(ctx, down)
 	waitFor(t, settle, name+" out of the membership", func() bool {
-		mctx, mcancel := context.WithTimeout(ctx, time.Second)
-		defer mcancel()
-		m, err := a.NodeHost().SyncGetShardMembership(mctx, shardID)
-		if err != nil {
+		m, ok := membership(ctx, a.NodeHost(), shardID)
+		if !ok {
 			return false
 		}
 		_, member := m.Nodes[id]
@@ -542,10 +532,8 @@ func waitPrimeReplicaOut(ctx context.Context, t *testing.T, a *zongzi.Agent, id 
 		t.Fatalf("%s has no prime replica", name)
 	}
 	waitFor(t, settle, name+"'s prime replica out of the prime shard", func() bool {
-		mctx, mcancel := context.WithTimeout(ctx, time.Second)
-		defer mcancel()
-		m, err := a.NodeHost().SyncGetShardMembership(mctx, 0)
-		if err != nil {
+		m, ok := membership(ctx, a.NodeHost(), 0)
+		if !ok {
 			return false
 		}
 		_, voting := m.Nodes[id]

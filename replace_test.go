@@ -52,10 +52,8 @@ func TestHostDeleteReplacesReplicas(t *testing.T) {
 			slices.Contains(hosts, spare.agent.HostID()) && !slices.Contains(hosts, goneID)
 	})
 	waitFor(t, settle, "dead member removed from the Raft membership", func() bool {
-		mctx, mcancel := context.WithTimeout(ctx, time.Second)
-		defer mcancel()
-		m, err := a2.NodeHost().SyncGetShardMembership(mctx, s.ID)
-		return err == nil && len(m.Nodes) == 3 && len(m.NonVotings) == 0
+		m, ok := membership(ctx, a2.NodeHost(), s.ID)
+		return ok && len(m.Nodes) == 3 && len(m.NonVotings) == 0
 	})
 	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
 	defer acancel()
@@ -89,10 +87,8 @@ func TestWipedPeerRejoins(t *testing.T) {
 	}
 	waitReplacedSelf(t, a1, oldID, s.ID)
 	waitFor(t, settle, "prime shard back to 3 voters", func() bool {
-		mctx, mcancel := context.WithTimeout(ctx, time.Second)
-		defer mcancel()
-		m, err := a1.NodeHost().SyncGetShardMembership(mctx, 0)
-		return err == nil && len(m.Nodes) == 3 && len(m.NonVotings) == 0
+		m, ok := membership(ctx, a1.NodeHost(), 0)
+		return ok && len(m.Nodes) == 3 && len(m.NonVotings) == 0
 	})
 }
 
@@ -125,10 +121,8 @@ func TestShardUpdateAddsNonVotingCover(t *testing.T) {
 		return false
 	})
 	waitFor(t, settle, "the spare host in the shard's membership as non-voting", func() bool {
-		mctx, mcancel := context.WithTimeout(ctx, time.Second)
-		defer mcancel()
-		m, err := c.nodes[1].agent.NodeHost().SyncGetShardMembership(mctx, s.ID)
-		return err == nil && len(m.Nodes) == 3 && len(m.NonVotings) == 1
+		m, ok := membership(ctx, c.nodes[1].agent.NodeHost(), s.ID)
+		return ok && len(m.Nodes) == 3 && len(m.NonVotings) == 1
 	})
 	waitFor(t, settle, "the spare host's own replica to catch up", func() bool {
 		if _, _, ok, _ := spare.agent.NodeHost().GetLeaderID(s.ID); !ok {
@@ -405,10 +399,8 @@ func TestWipedPinnedPeerGetsANewPrimeReplica(t *testing.T) {
 		t.Fatalf("the wiped peer's prime replica kept its ID %d", id)
 	}
 	waitFor(t, settle, "the prime shard's voters without the wiped replica", func() bool {
-		mctx, mcancel := context.WithTimeout(ctx, time.Second)
-		defer mcancel()
-		m, err := a1.NodeHost().SyncGetShardMembership(mctx, 0)
-		if err != nil {
+		m, ok := membership(ctx, a1.NodeHost(), 0)
+		if !ok {
 			return false
 		}
 		_, stale := m.Nodes[old]
