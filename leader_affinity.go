@@ -37,11 +37,11 @@ func (a *Agent) runLeaderAffinity(ctx context.Context) {
 
 // gatherLeaders asks, while this host leads the prime shard, for the
 // leadership of every guest shard of which it runs a voting replica that
-// the registry lists, does not lead and has caught up (catchUp, which wakes it then). Dragonboat
-// hands each request to the shard's leader. A replica still applying
-// committed entries skips the campaign a transfer asks of it, and the
-// leader drops every proposal until the transfer times out, an election
-// timeout later.
+// the registry lists, does not lead and has caught up (catchUp, which
+// wakes it then). Dragonboat hands each request to the shard's leader. A
+// replica still applying committed entries skips the campaign a transfer
+// asks of it, and the leader drops every proposal until the transfer
+// times out, an election timeout later.
 func (a *Agent) gatherLeaders() {
 	nh := a.NodeHost()
 	prime, ok := a.localLeader(0)

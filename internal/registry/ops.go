@@ -86,8 +86,17 @@ func (t *tx) deleteShard(id uint64) error {
 // putReplica inserts r with a new ID when r.ID is 0; else it updates the
 // stored replica (whose host and shard cannot change) or inserts r with
 // its ID, which must be above every ID assigned so far. It returns the
-// replica's ID.
+// replica's ID, and records its shard's Formed (noteFormed).
 func (t *tx) putReplica(r Replica) (uint64, error) {
+	id, err := t.storeReplica(r)
+	if err != nil {
+		return 0, err
+	}
+	return id, t.noteFormed(id)
+}
+
+// storeReplica is putReplica but for Formed.
+func (t *tx) storeReplica(r Replica) (uint64, error) {
 	if err := t.checkReplica(&r); err != nil {
 		return 0, err
 	}
@@ -96,10 +105,7 @@ func (t *tx) putReplica(r Replica) (uint64, error) {
 			if old.HostID != r.HostID || old.ShardID != r.ShardID {
 				return 0, fmt.Errorf("registry: replica %d: host and shard cannot change", r.ID)
 			}
-			if err := t.write(tableReplicas, old, &r); err != nil {
-				return 0, err
-			}
-			return r.ID, t.noteFormed(r.ID)
+			return r.ID, t.write(tableReplicas, old, &r)
 		}
 	}
 	if err := t.checkReplicaSlot(&r); err != nil {
@@ -117,10 +123,7 @@ func (t *tx) putReplica(r Replica) (uint64, error) {
 	default:
 		t.meta.LastReplicaID = max(t.meta.LastReplicaID, r.ID)
 	}
-	if err := t.write(tableReplicas, nil, &r); err != nil {
-		return 0, err
-	}
-	return r.ID, t.noteFormed(r.ID)
+	return r.ID, t.write(tableReplicas, nil, &r)
 }
 
 // noteFormed records the Created index of replica id as its shard's
